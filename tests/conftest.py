@@ -1,0 +1,30 @@
+"""Shared fixtures: the generated dSprites set, rendered once into the default cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def dsprites_path() -> Path:
+    """The default generated file (`make run` and the tests share it; rendered if missing)."""
+    from trainables import data
+
+    path = data.default_path()
+    if not path.exists():
+        from trainables import render
+
+        render.write_hdf5(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def dsprites(dsprites_path):
+    """The generated set in memory (packed bits), loaded and validated once per session."""
+    from trainables import data
+
+    return data.load(dsprites_path)

@@ -1,0 +1,230 @@
+"""dSprites in memory: loading and validating files, the packed form, splits and sampling.
+
+The whole set is held as packed bits (737,280 × 512 bytes ≈ 377 MB), once per machine: the
+study puts the array in Ray's object store and every trial wraps it without copying. Batches
+are unpacked on the training device (`unpack_rows`).
+
+Three files load: the official `.npz` (its pickled `metadata` is never read: the grid is
+known), the official `.hdf5`, and the file `wae-study data generate` writes (same layout).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainables import factors
+
+PACKED_BYTES = factors.IMAGE_SIZE * factors.IMAGE_SIZE // 8  # 512 bytes per image
+_CHUNK = 40_960  # images per read while loading: 160 MB of uint8 at a time
+SUFFIXES = (".npz", ".hdf5", ".h5")
+
+
+class DataError(ValueError):
+    """A data file is missing, unreadable or not dSprites; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """A seeded train/test split of image indices (both sorted)."""
+
+    seed: int
+    test_fraction: float
+    train: np.ndarray
+    test: np.ndarray
+
+
+class DSprites:
+    """The dSprites images in packed-bit form, indexed in the official order."""
+
+    factor_names: tuple[str, ...] = factors.FACTOR_NAMES
+    factor_sizes: tuple[int, ...] = factors.FACTOR_SIZES
+
+    def __init__(self, packed: np.ndarray, source: str = "") -> None:
+        if packed.shape != (factors.N_IMAGES, PACKED_BYTES) or packed.dtype != np.uint8:
+            raise DataError(
+                f"packed dSprites must be uint8 {(factors.N_IMAGES, PACKED_BYTES)}, got "
+                f"{packed.dtype} {packed.shape}: build it with trainables.data.load()"
+            )
+        self.packed = packed
+        self.source = source
+
+    @property
+    def n(self) -> int:
+        return int(self.packed.shape[0])
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 images (n, 64, 64) with values {0, 1} for flat indices."""
+        rows = self.packed[np.asarray(indices, dtype=np.int64)]
+        return np.unpackbits(rows, axis=-1).reshape(-1, factors.IMAGE_SIZE, factors.IMAGE_SIZE)
+
+    def images_for(self, classes: np.ndarray) -> np.ndarray:
+        """uint8 images (n, 64, 64) for rows of factor classes (n, 6)."""
+        return self.images(self.index_of(classes))
+
+    def sample_classes(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n factor-class vectors drawn uniformly over the grid, (n, 6) int64."""
+        return np.stack([rng.integers(0, size, n) for size in self.factor_sizes], axis=1)
+
+    @staticmethod
+    def index_of(classes: np.ndarray) -> np.ndarray:
+        return factors.index_of(classes)
+
+    @staticmethod
+    def classes_of(indices: np.ndarray) -> np.ndarray:
+        return factors.classes_of(indices)
+
+    def split(self, seed: int, test_fraction: float = 0.1) -> Split:
+        """The seeded random train/test split of all images (the paper: 90/10)."""
+        if not 0.0 < test_fraction < 1.0:
+            raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        order = np.random.default_rng(seed).permutation(self.n)
+        n_test = int(round(self.n * test_fraction))
+        return Split(seed, test_fraction, np.sort(order[n_test:]), np.sort(order[:n_test]))
+
+
+def unpack_rows(rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Unpack (B, 512) uint8 bit rows into (B, 4096) pixels of 0/1, on the rows' device."""
+    shifts = torch.arange(7, -1, -1, device=rows.device, dtype=torch.uint8)
+    bits = (rows.unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(rows.shape[0], -1).to(dtype)
+
+
+def default_path() -> Path:
+    """Where the generated file lives: `$WAE_STUDY_DATA`, else the user cache folder."""
+    if os.environ.get("WAE_STUDY_DATA"):
+        return Path(os.environ["WAE_STUDY_DATA"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "wae-study" / "dsprites_generated.h5"
+
+
+def load(path: str | os.PathLike | None = None) -> DSprites:
+    """Load and validate dSprites; `None` means the default generated file (rendered if missing)."""
+    if path is None:
+        path = default_path()
+        if not path.exists():
+            from trainables import render
+
+            render.write_hdf5(path)
+    path = Path(path)
+    return DSprites(read_packed(path), source=str(path))
+
+
+def read_packed(path: Path) -> np.ndarray:
+    """Read a dSprites file into packed bits, validating the grid, ordering and pixel values."""
+    if not path.exists():
+        raise DataError(
+            f"data file not found: {path}; run `wae-study data generate` or pass the path "
+            "of the official dSprites .npz/.hdf5"
+        )
+    if path.suffix not in SUFFIXES:
+        raise DataError(
+            f"unknown data file extension '{path.suffix}' ({path}); expected one of "
+            f"{', '.join(SUFFIXES)}"
+        )
+    try:
+        if path.suffix == ".npz":
+            return _read_npz(path)
+        return _read_hdf5(path)
+    except DataError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(
+            f"cannot read {path} ({type(err).__name__}: {err}); the file is truncated or "
+            "corrupt: download it again or run `wae-study data generate --force`"
+        ) from None
+
+
+def _read_hdf5(path: Path) -> np.ndarray:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        for key in ("imgs", "latents/classes", "latents/values"):
+            if key not in f:
+                raise DataError(f"{path} has no dataset '{key}': not a dSprites HDF5 file")
+        _check_latents(path, f["latents/classes"][()], f["latents/values"][()])
+        imgs = f["imgs"]
+        _check_images_header(path, imgs.shape, imgs.dtype)
+        return _pack_chunks(path, (imgs[i : i + _CHUNK] for i in range(0, imgs.shape[0], _CHUNK)))
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    # Streams `imgs.npy` out of the zip so the 3 GB uint8 array is never held whole, and never
+    # touches `metadata` (the only pickle in the official file).
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        for key in ("imgs", "latents_classes", "latents_values"):
+            if f"{key}.npy" not in names:
+                raise DataError(f"{path} has no array '{key}': not a dSprites .npz file")
+        with archive.open("latents_classes.npy") as f:
+            classes = np.lib.format.read_array(f, allow_pickle=False)
+        with archive.open("latents_values.npy") as f:
+            values = np.lib.format.read_array(f, allow_pickle=False)
+        _check_latents(path, classes, values)
+        with archive.open("imgs.npy") as f:
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(
+                np.lib.format.read_magic(f))
+            if read_header is None:
+                raise DataError(f"{path}: imgs.npy has an unsupported .npy format version")
+            shape, fortran, dtype = read_header(f)
+            _check_images_header(path, shape, dtype)
+            if fortran:
+                raise DataError(f"{path}: imgs is stored in Fortran order; expected C order")
+            return _pack_chunks(path, _npy_chunks(f, shape[0]))
+
+
+def _npy_chunks(f, n: int):
+    size = factors.IMAGE_SIZE * factors.IMAGE_SIZE
+    for start in range(0, n, _CHUNK):
+        count = min(_CHUNK, n - start)
+        buf = f.read(count * size)
+        if len(buf) != count * size:
+            raise DataError("imgs ends early: the file is truncated; download it again")
+        yield np.frombuffer(buf, dtype=np.uint8).reshape(count, factors.IMAGE_SIZE, -1)
+
+
+def _check_images_header(path: Path, shape: tuple, dtype: np.dtype) -> None:
+    want = (factors.N_IMAGES, factors.IMAGE_SIZE, factors.IMAGE_SIZE)
+    if tuple(shape) != want or np.dtype(dtype) != np.uint8:
+        raise DataError(
+            f"{path}: imgs is {np.dtype(dtype)} {tuple(shape)}, expected uint8 {want}: "
+            "not the full dSprites set"
+        )
+
+
+def _check_latents(path: Path, classes: np.ndarray, values: np.ndarray) -> None:
+    want = (factors.N_IMAGES, len(factors.FACTOR_SIZES))
+    if classes.shape != want or not np.issubdtype(classes.dtype, np.integer):
+        raise DataError(f"{path}: latents classes are {classes.dtype} {classes.shape}, "
+                        f"expected integer {want}")
+    if values.shape != want or not np.issubdtype(values.dtype, np.floating):
+        raise DataError(f"{path}: latents values are {values.dtype} {values.shape}, "
+                        f"expected float {want}")
+    if not np.array_equal(classes, factors.all_classes()):
+        first = int(np.argmax(np.any(classes != factors.all_classes(), axis=1)))
+        raise DataError(
+            f"{path}: latents classes differ from the official grid/ordering at image {first}; "
+            "the file is not dSprites in the official order"
+        )
+    if not np.allclose(values, factors.all_values(), rtol=0, atol=1e-6):
+        raise DataError(f"{path}: latents values differ from the official factor values")
+
+
+def _pack_chunks(path: Path, chunks) -> np.ndarray:
+    packed = np.empty((factors.N_IMAGES, PACKED_BYTES), dtype=np.uint8)
+    start = 0
+    for chunk in chunks:
+        if chunk.size and chunk.max() > 1:
+            bad = start + int(np.argmax(chunk.reshape(len(chunk), -1).max(axis=1) > 1))
+            raise DataError(f"{path}: image {bad} has pixel values outside {{0, 1}}")
+        packed[start : start + len(chunk)] = np.packbits(chunk.reshape(len(chunk), -1), axis=-1)
+        start += len(chunk)
+    if start != factors.N_IMAGES:
+        raise DataError(f"{path}: read {start} images, expected {factors.N_IMAGES}: truncated")
+    return packed
