@@ -33,7 +33,65 @@ def build_parser() -> argparse.ArgumentParser:
     show = data_commands.add_parser("show", help="write a picture of sample images")
     show.add_argument("path", type=Path)
     show.add_argument("--out", type=Path, required=True, help="output .png")
+
+    presets = commands.add_parser("presets", help="list the built-in study presets")
+    presets.add_argument("--show", metavar="NAME", help="print one preset as resolved TOML")
+
+    run = commands.add_parser("run", help="run a study (a preset name or a TOML spec)")
+    run.add_argument("spec", metavar="SPEC", help="preset name or TOML file")
+    run.add_argument("--name", help="experiment name (default: SPEC name + time stamp)")
+    run.add_argument("--storage", help="folder holding experiments, shared by all nodes on a "
+                     "cluster (default: $WAE_STUDY_STORAGE or ./experiments)")
+    run.add_argument("--address", help="join a Ray cluster: 'auto' or HOST:PORT "
+                     "(default: start Ray locally)")
+    run.add_argument("--gpus-per-trial", type=float, dest="gpus_per_trial",
+                     help="GPUs per trial, fractions allowed (default from the spec)")
+    run.add_argument("--cpus-per-trial", type=float, dest="cpus_per_trial",
+                     help="CPUs per trial (default from the spec)")
+    run.add_argument("--max-concurrent", type=int, dest="max_concurrent",
+                     help="most trials at once (0 = as resources allow)")
+    run.add_argument("--max-failures", type=int, dest="max_failures",
+                     help="retries per trial, each from its last checkpoint")
+    run.add_argument("--data", type=Path, help="dSprites file (official .npz/.hdf5 or "
+                     "generated); default: the generated file, rendered if missing")
+    run.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                     help="override a spec value, e.g. --set train.steps=500 (repeatable)")
+
+    resume = commands.add_parser("resume", help="continue an interrupted study")
+    resume.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    resume.add_argument("--address", help="join a Ray cluster: 'auto' or HOST:PORT")
+
+    status = commands.add_parser("status", help="trials by state, steps done, best so far")
+    status.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+
+    report = commands.add_parser("report", help="write the report of a (partial) study")
+    report.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    report.add_argument("--out", type=Path, help="report folder (default EXPERIMENT_DIR/report)")
+    report.add_argument("--data", type=Path, help="dSprites file for the reconstruction figure")
     return parser
+
+
+def list_presets(show: str | None) -> int:
+    from study import spec
+    from study.presets import PRESETS
+
+    if show is None:
+        width = max(map(len, PRESETS))
+        for name, preset in PRESETS.items():
+            print(f"{name:{width}s}  {preset.description}")
+        return 0
+    if show not in PRESETS:
+        raise BadInput(f"unknown preset '{show}'; choose one of {', '.join(PRESETS)}")
+    print(spec.dumps(spec.load(show)), end="")
+    return 0
+
+
+def experiment_folder(path: Path) -> Path:
+    path = path.expanduser().resolve()
+    if not (path / "study.toml").exists() and not path.is_dir():
+        raise BadInput(f"{path} does not exist; pass the experiment folder `wae-study run` "
+                       "printed")
+    return path
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -45,6 +103,27 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.data_command == "verify":
             return data_commands.verify(args.path)
         return data_commands.show(args.path, args.out)
+    if args.command == "presets":
+        return list_presets(args.show)
+    if args.command == "run":
+        from study import runner
+
+        flags = {key: getattr(args, key) for key in
+                 ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")}
+        return runner.run(args.spec, args.set, args.name, args.storage, args.address, flags,
+                          args.data)
+    if args.command == "resume":
+        from study import runner
+
+        return runner.resume(experiment_folder(args.experiment), args.address)
+    if args.command == "status":
+        from study.status import status
+
+        return status(experiment_folder(args.experiment))
+    if args.command == "report":
+        from study.report_command import report
+
+        return report(experiment_folder(args.experiment), args.out, args.data)
     raise AssertionError(f"unhandled command {args.command}")
 
 

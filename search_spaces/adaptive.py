@@ -1,0 +1,118 @@
+"""The adaptive search: Optuna over λ1 for the WAE families, stored in `optuna.db` (SQLite).
+
+Multi-objective by default: maximise 5-variable disentanglement, minimise `recon_test`
+(the Pareto set is `study.best_trials`). The option `objective = "constrained"` maximises
+5-variable disentanglement subject to `recon_test <= max_recon_test`, scored as
+`disentanglement_5var - max(0, recon_test / max_recon_test - 1)` so infeasible points rank
+below every feasible one that scores above the excess.
+
+Samplers (seeded with `[adaptive].seed`): `tpe` (Optuna's TPESampler, multi-objective
+capable; default), `nsga2` (NSGAIISampler), `random`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+OBJECTIVE_METRICS = ["disentanglement_5var", "recon_test"]
+OBJECTIVE_MODES = ["max", "min"]
+CONSTRAINED_METRIC = "constrained_score"
+STUDY_NAME = "wae-study"
+
+
+def storage_url(experiment_dir: Path) -> str:
+    return f"sqlite:///{Path(experiment_dir).resolve() / 'optuna.db'}"
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def constrained_score(result: dict[str, Any], max_recon_test: float) -> float | None:
+    d5, recon = result.get("disentanglement_5var"), result.get("recon_test")
+    if d5 is None or recon is None or not math.isfinite(d5) or not math.isfinite(recon):
+        return None
+    return float(d5) - max(0.0, float(recon) / max_recon_test - 1.0)
+
+
+class ConstrainedOptunaSearch(OptunaSearch):
+    """OptunaSearch on the constrained score, derived from each trial's final result."""
+
+    def __init__(self, *args: Any, max_recon_test: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_recon_test = max_recon_test
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if result is not None:
+            result = {**result,
+                      CONSTRAINED_METRIC: constrained_score(result, self._max_recon_test)}
+        super().on_trial_complete(trial_id, result, error)
+
+
+def make_searcher(adaptive: dict[str, Any], experiment_dir: Path) -> OptunaSearch:
+    """The Optuna searcher for an `[adaptive]` table, its study in `<experiment>/optuna.db`."""
+    space = {
+        "family": optuna.distributions.CategoricalDistribution(list(adaptive["families"])),
+        "value": optuna.distributions.FloatDistribution(adaptive["lambda1_min"],
+                                                        adaptive["lambda1_max"]),
+    }
+    common = dict(
+        space=space,
+        sampler=make_sampler(adaptive["sampler"], adaptive["seed"]),
+        study_name=STUDY_NAME,
+        storage=optuna.storages.RDBStorage(storage_url(experiment_dir)),
+    )
+    if adaptive["objective"] == "constrained":
+        return ConstrainedOptunaSearch(metric=CONSTRAINED_METRIC, mode="max",
+                                       max_recon_test=adaptive["max_recon_test"], **common)
+    return OptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
+
+
+def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
+              adaptive: dict[str, Any]) -> dict[str, int]:
+    """After a crash and resume, make `optuna.db` hold one COMPLETE trial per finished Tune
+    trial and nothing RUNNING.
+
+    `finished` holds the final result of each finished Tune trial (with `family`, `value`
+    and the objective metrics). An Optuna trial left RUNNING by a killed driver is completed
+    from the matching Tune result when one exists (same family and value) and no COMPLETE
+    trial has it yet, and marked FAIL otherwise. Call it only when no trial is running.
+    """
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(experiment_dir))
+    complete = {(t.params.get("family"), t.params.get("value"))
+                for t in study.get_trials(deepcopy=False,
+                                          states=[optuna.trial.TrialState.COMPLETE])}
+    by_point = {(r["family"], float(r["value"])): r for r in finished}
+    fixed = failed = 0
+    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
+        point = (trial.params.get("family"), trial.params.get("value"))
+        result = by_point.get(point)
+        values = _objective_values(result, adaptive) if result else None
+        if values is not None and point not in complete:
+            study.tell(trial.number, values)
+            complete.add(point)
+            fixed += 1
+        else:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            failed += 1
+    return {"completed": fixed, "failed": failed}
+
+
+def _objective_values(result: dict[str, Any], adaptive: dict[str, Any]) -> list[float] | None:
+    if adaptive["objective"] == "constrained":
+        score = constrained_score(result, adaptive["max_recon_test"])
+        return None if score is None else [score]
+    values = [result.get(m) for m in OBJECTIVE_METRICS]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return None
+    return [float(v) for v in values]

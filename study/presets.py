@@ -1,0 +1,96 @@
+"""The built-in study presets: plain data, resolved against `study.spec.DEFAULTS`.
+
+quick / quick-adaptive are sized for minutes on a 2-core laptop CPU (narrow networks, short
+schedules, a shortened Higgins classifier); paper / adaptive are the seed protocol (paper
+architecture, the authors' optimiser schedule and metric protocol, 10 replicates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from search_spaces.grids import PAPER_GRID
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    spec: dict[str, dict[str, Any]]
+
+
+# Small networks and a short compressed version of the authors' schedule: minutes on a CPU.
+QUICK_TRAIN: dict[str, Any] = {
+    "steps": 1500,
+    "batch_size": 64,
+    "encoder_width": 256,
+    "decoder_width": 256,
+    "latent_dim": 10,
+    "lr_schedule": "authors",
+    "report_every": 100,
+    "checkpoint_every": 500,
+    "eval_every": 0,
+    "recon_eval_images": 2000,
+    "higgins_classifier_steps": 3000,
+    "precision": "fp32",
+}
+
+# The seed protocol: paper architecture, batch 100, 60,000 steps, the authors' schedule,
+# λ_MMD = 400, the authors' MMD estimator, the authors' Higgins protocol (100,000 steps).
+PAPER_TRAIN: dict[str, Any] = {
+    "steps": 60_000,
+    "batch_size": 100,
+    "encoder_width": 1200,
+    "decoder_width": 1200,
+    "latent_dim": 16,
+    "lr_schedule": "authors",
+    "report_every": 500,
+    "checkpoint_every": 5000,
+    "eval_every": 0,
+    "recon_eval_images": 10_000,
+}
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        "all three families at two values each, 2 replicates, small nets, 1,500 steps: "
+        "minutes on a laptop CPU",
+        {
+            "study": {"name": "quick", "search": "grid", "replicates": 2,
+                      "description": "quick end-to-end check of the whole pipeline"},
+            "grid": {"beta_vae": [1, 16], "wae_gaussian": [0, 4], "wae_uniform": [0, 4]},
+            "train": QUICK_TRAIN,
+            "resources": {"max_failures": 1},
+        },
+    ),
+    "quick-adaptive": Preset(
+        "the adaptive Optuna search over λ1 at quick size (6 trials × 2 replicates): "
+        "minutes on a laptop CPU",
+        {
+            "study": {"name": "quick-adaptive", "search": "adaptive", "replicates": 2,
+                      "description": "quick check of the adaptive search"},
+            "adaptive": {"trials": 6},
+            "train": QUICK_TRAIN,
+            "resources": {"max_failures": 1},
+        },
+    ),
+    "paper": Preset(
+        "the seed protocol: 3 families × 9 values × 10 replicates = 270 models, paper "
+        "architecture, authors' schedule and metric protocol (GPU hours)",
+        {
+            "study": {"name": "paper", "search": "grid", "replicates": 10,
+                      "description": "Rubenstein et al. 2018, Figure 1"},
+            "grid": {family: list(values) for family, values in PAPER_GRID.items()},
+            "train": PAPER_TRAIN,
+        },
+    ),
+    "adaptive": Preset(
+        "Optuna search over λ1 for both WAE families (30 trials × 10 replicates, paper "
+        "protocol): 5-var disentanglement up, test reconstruction error down",
+        {
+            "study": {"name": "adaptive", "search": "adaptive", "replicates": 10,
+                      "description": "adaptive λ1 search, multi-objective"},
+            "adaptive": {"trials": 30, "objective": "pareto"},
+            "train": PAPER_TRAIN,
+        },
+    ),
+}

@@ -1,0 +1,60 @@
+"""One readable progress line per reporting interval, instead of Ray's verbose tables."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+SYMBOL = {"beta": "β", "lambda1": "λ1"}
+
+
+def flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A Tune trial config with the grid's nested "trial" dict merged in (top level wins)."""
+    return {**config.get("trial", {}), **{k: v for k, v in config.items() if k != "trial"}}
+
+
+def describe(config: dict[str, Any]) -> str:
+    """`wae_gaussian λ1=2` for a trial config (flat or nested under "trial")."""
+    flat = flat_config(config)
+    family = flat.get("family", "?")
+    param = "beta" if family == "beta_vae" else "lambda1"
+    return f"{family} {SYMBOL[param]}={flat.get('value', 0):g}"
+
+
+class ProgressLines(Callback):
+    """Prints a line per result at most every `min_interval_s` seconds, and every trial end."""
+
+    def __init__(self, total_trials: int | None, min_interval_s: float = 5.0) -> None:
+        self.total = total_trials
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+        self._done: set[str] = set()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self.min_interval_s and "evaluation" not in result:
+            return
+        self._last = now
+        running = sum(t.status == "RUNNING" for t in trials)
+        line = (f"[{time.strftime('%H:%M:%S')}] {len(self._done)}/{self.total or '?'} done, "
+                f"{running} running | {describe(trial.config)}: step {result.get('step')}, "
+                f"loss {result.get('loss', float('nan')):.1f}")
+        if "disentanglement_5var" in result:
+            line += (f", 4-var {result['disentanglement_4var']:.3f}, "
+                     f"5-var {result['disentanglement_5var']:.3f}, "
+                     f"recon_test {result['recon_test']:.1f}")
+        if result.get("n_diverged"):
+            line += f", {result['n_diverged']} diverged"
+        print(line, flush=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._done.add(trial.trial_id)
+        print(f"[{time.strftime('%H:%M:%S')}] finished {describe(trial.config)} "
+              f"({len(self._done)}/{self.total or '?'})", flush=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] trial {describe(trial.config)} failed; "
+              "it retries from its last checkpoint while retries remain", flush=True)

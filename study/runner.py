@@ -1,0 +1,249 @@
+"""`wae-study run` and `resume`: a validated spec → Ray Tune → the report.
+
+Order matters for "nothing written on bad input": the spec, flags, data file, storage and
+Ray's resources are all checked before the experiment folder is created.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from study import spec as specs
+from study.errors import BadInput
+
+DEFAULT_STORAGE = "experiments"
+LOCK_NAME = ".wae-study.lock"
+
+
+def storage_root(storage: str | None) -> Path:
+    """A local folder (or mounted shared file system) every node can reach."""
+    raw = storage or os.environ.get("WAE_STUDY_STORAGE") or DEFAULT_STORAGE
+    if "://" in raw and not raw.startswith("file://"):
+        raise BadInput(f"--storage {raw}: only folders are supported (a shared file system "
+                       "mounted on every node, e.g. NFS); mount the bucket and pass its path")
+    return Path(raw.removeprefix("file://")).expanduser().resolve()
+
+
+def check_writable(folder: Path) -> None:
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise BadInput(f"storage {folder} is not writable (checked {probe}); "
+                       "choose another --storage")
+
+
+@contextmanager
+def exclusive(experiment_dir: Path) -> Iterator[None]:
+    """Refuse a second run/resume on the same folder while one is in progress."""
+    handle = open(experiment_dir / LOCK_NAME, "a+")  # noqa: SIM115 (held for the context)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise BadInput(f"{experiment_dir} is in use by another wae-study run or resume; "
+                       "wait for it to finish or stop it first") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def check_address(address: str) -> None:
+    """Fail within seconds on a Ray address that does not answer (ray.init can wait long)."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInput(f"--address {address}: expected 'auto' or HOST:PORT (e.g. 10.0.0.1:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as err:
+        raise BadInput(f"--address {address}: no Ray head answers there ({err}); start one "
+                       "with `ray start --head` or fix the address") from None
+
+
+def start_ray(address: str | None) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    if address:
+        check_address(address)
+        try:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        except ConnectionError as err:
+            raise BadInput(f"--address {address}: cannot join the Ray cluster ({err})") from None
+    else:
+        ray.init(include_dashboard=False, logging_level="WARNING",
+                 runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+
+
+def check_resources(resources: dict[str, Any]) -> None:
+    """Refuse a per-trial request that no node can satisfy instead of pending forever."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    if resources["gpus_per_trial"] > most_gpus:
+        raise BadInput(f"--gpus-per-trial {resources['gpus_per_trial']:g} exceeds the most GPUs "
+                       f"on any node ({most_gpus:g}); lower it or add GPU nodes")
+    if resources["cpus_per_trial"] > most_cpus:
+        raise BadInput(f"--cpus-per-trial {resources['cpus_per_trial']:g} exceeds the most CPUs "
+                       f"on any node ({most_cpus:g}); lower it")
+
+
+def trainable(resources: dict[str, Any], packed: Any):
+    """train_trial with the data in the object store once and the per-trial resources."""
+    from ray import tune
+
+    from trainables.trainable import train_trial
+
+    with_data = tune.with_parameters(train_trial, packed=packed)
+    return tune.with_resources(with_data, {"cpu": resources["cpus_per_trial"],
+                                           "gpu": resources["gpus_per_trial"]})
+
+
+def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: Any):
+    from ray import tune
+
+    from study.progress import ProgressLines
+
+    resources = spec["resources"]
+    grid = spec["study"]["search"] == "grid"
+    if grid:
+        configs = specs.expand(spec)
+        param_space: dict[str, Any] = {"trial": tune.grid_search(configs)}
+        tune_config = tune.TuneConfig(
+            max_concurrent_trials=resources["max_concurrent"] or None)
+        total = len(configs)
+    else:
+        from search_spaces.adaptive import make_searcher
+
+        study = spec["study"]
+        param_space = {**spec["train"], "replicates": study["replicates"], "seed": study["seed"]}
+        searcher = make_searcher(spec["adaptive"], experiment_dir)
+        if resources["max_concurrent"]:
+            from ray.tune.search import ConcurrencyLimiter
+
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=resources["max_concurrent"])
+        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=spec["adaptive"]["trials"])
+        total = spec["adaptive"]["trials"]
+    run_config = tune.RunConfig(
+        name=experiment_dir.name,
+        storage_path=str(experiment_dir.parent),
+        failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[ProgressLines(total)],
+        verbose=0,
+    )
+    return tune.Tuner(trainable(resources, packed), param_space=param_space,
+                      tune_config=tune_config, run_config=run_config)
+
+
+def run(source: str, overrides: list[str], name: str | None, storage: str | None,
+        address: str | None, flags: dict[str, Any], data_path: Path | None) -> int:
+    """Validate everything, create the experiment folder, run the study, write the report."""
+    from trainables import data as dsdata
+
+    spec = specs.load(source, overrides)
+    for key, value in flags.items():
+        if value is not None:
+            spec["resources"][key] = value
+    if data_path is not None:
+        spec["train"]["data_path"] = str(Path(data_path).expanduser().resolve())
+    spec = specs.resolve(spec)
+    name = name or f"{spec['study']['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not specs.NAME_PATTERN.match(name):
+        raise BadInput(f"--name '{name}' must be 1-64 letters, digits, '_', '.' or '-', "
+                       "starting with a letter or digit")
+    root = storage_root(storage)
+    experiment_dir = root / name
+    if experiment_dir.exists():
+        raise BadInput(f"{experiment_dir} already exists; `wae-study resume {experiment_dir}` "
+                       "continues it, or pass another --name")
+    check_writable(root)
+    dataset = dsdata.load(spec["train"].get("data_path"))
+    start_ray(address)
+    check_resources(spec["resources"])
+    experiment_dir.mkdir(parents=True)
+    with exclusive(experiment_dir):
+        write_atomic(experiment_dir / "study.toml", specs.dumps(spec))
+        print(f"study {name}: {specs.n_models(spec)} models in "
+              f"{specs.n_models(spec) // spec['study']['replicates']} trials -> {experiment_dir}",
+              flush=True)
+        tuner = build_tuner(spec, experiment_dir, dataset.packed)
+        return finish(tuner.fit(), spec, experiment_dir, dataset)
+
+
+def resume(experiment_dir: Path, address: str | None = None) -> int:
+    """Continue a study: finished trials kept, unfinished from their checkpoints."""
+    from ray import tune
+
+    from trainables import data as dsdata
+
+    experiment_dir = Path(experiment_dir).expanduser().resolve()
+    spec_path = experiment_dir / "study.toml"
+    if not spec_path.exists():
+        raise BadInput(f"{experiment_dir} is not a wae-study experiment folder (no study.toml); "
+                       "pass the folder `wae-study run` printed")
+    spec = specs.load(str(spec_path))
+    with exclusive(experiment_dir):
+        dataset = dsdata.load(spec["train"].get("data_path"))
+        start_ray(address)
+        check_resources(spec["resources"])
+        if not tune.Tuner.can_restore(str(experiment_dir)):
+            tuner = build_tuner(spec, experiment_dir, dataset.packed)  # killed before Ray saved
+        else:
+            tuner = tune.Tuner.restore(
+                str(experiment_dir), trainable(spec["resources"], dataset.packed),
+                resume_unfinished=True, resume_errored=True)
+        print(f"resuming {experiment_dir}", flush=True)
+        return finish(tuner.fit(), spec, experiment_dir, dataset)
+
+
+def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
+           dataset: Any) -> int:
+    """Reconcile Optuna, write the report, and say how the study ended (exit code)."""
+    trials = results._experiment_analysis.trials
+    unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+    errored = [t for t in trials if t.status == "ERROR"]
+    if spec["study"]["search"] == "adaptive" and not unfinished:
+        from search_spaces.adaptive import reconcile
+        from study.progress import flat_config
+
+        finished = [{**flat_config(t.config), **(t.last_result or {})}
+                    for t in trials if t.status == "TERMINATED"]
+        reconcile(experiment_dir, finished, spec["adaptive"])
+    from analysis.report import write_report
+
+    report = write_report(experiment_dir, data=dataset)
+    if unfinished:
+        print(f"interrupted: {len(unfinished)} trials unfinished; continue with "
+              f"`wae-study resume {experiment_dir}`", file=sys.stderr)
+        print(report / "index.html")
+        return 130
+    if errored:
+        print(f"{len(errored)} trials failed after their retries; see their error.txt under "
+              f"{experiment_dir}; `wae-study resume {experiment_dir}` retries them",
+              file=sys.stderr)
+        print(report / "index.html")
+        return 1
+    print(report / "index.html")
+    return 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

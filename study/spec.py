@@ -1,0 +1,248 @@
+"""Study specs: TOML in, validated before Ray starts, expanded deterministically into trials.
+
+A spec has five tables:
+  [study]      name, search ("grid" | "adaptive"), families, replicates, seed, description
+  [grid]       the values swept per family (β for beta_vae, λ1 for the WAEs)
+  [adaptive]   the Optuna search over λ1 (WAE families only)
+  [train]      `trainables.config.TrainConfig` fields shared by every trial
+  [resources]  cpus_per_trial, gpus_per_trial, max_concurrent, max_failures
+
+`resolve` fills every default in; the result is what `study.toml` records and what
+`wae-study presets --show` prints. `expand` turns a grid spec into the same list of trial
+configs every time.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from search_spaces.grids import FAMILIES, PAPER_GRID, WAE_FAMILIES, grid_points
+from study import toml_out
+from study.errors import BadInput
+from trainables.config import TrainConfig
+
+SEARCHES = ("grid", "adaptive")
+SAMPLERS = ("tpe", "nsga2", "random")
+OBJECTIVES = ("pareto", "constrained")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Fields the study sets per trial; [train] may not set them.
+PER_TRIAL = ("family", "value", "replicates", "seed")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "study": {
+        "name": "study",
+        "description": "",
+        "search": "grid",
+        "families": list(FAMILIES),
+        "replicates": 10,
+        "seed": 0,
+    },
+    "grid": {family: list(values) for family, values in PAPER_GRID.items()},
+    "adaptive": {
+        "trials": 30,
+        "families": list(WAE_FAMILIES),
+        "lambda1_min": 0.0,
+        "lambda1_max": 12.0,
+        "sampler": "tpe",
+        "objective": "pareto",
+        "max_recon_test": 150.0,
+        "seed": 0,
+    },
+    "train": {},  # filled from TrainConfig's defaults in `resolve`
+    "resources": {
+        "cpus_per_trial": 1.0,
+        "gpus_per_trial": 0.0,
+        "max_concurrent": 0,
+        "max_failures": 2,
+    },
+}
+
+COMMENTS: dict[str, str] = {
+    "study.search": "grid | adaptive",
+    "study.replicates": "models per trial, trained together as one pack",
+    "study.seed": "trial i gets seed = study.seed * 1000 + i",
+    "adaptive.trials": "Tune trials the Optuna search runs",
+    "adaptive.sampler": "tpe | nsga2 | random (seeded with adaptive.seed)",
+    "adaptive.objective": "pareto: 5-var up, recon_test down | constrained: 5-var up "
+                          "subject to recon_test <= max_recon_test",
+    "resources.max_concurrent": "0 = as many as the cluster's resources allow",
+    "resources.max_failures": "retries per trial, each from its last checkpoint",
+}
+
+
+def _train_defaults() -> dict[str, Any]:
+    defaults = TrainConfig().to_dict()
+    return {k: v for k, v in defaults.items() if k not in PER_TRIAL}
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list"}.get(type(value), type(value).__name__)
+
+
+def _check_type(path: str, value: Any, default: Any) -> Any:
+    """Coerce ints to floats where a number is expected; refuse every other mismatch."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if default is None or type(value) is type(default):
+        return value
+    raise BadInput(f"{path} must be {_type_name(default)}, got {value!r}; fix the spec")
+
+
+def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Validate a parsed spec and fill every default in; raise BadInput naming the key."""
+    defaults = copy.deepcopy(DEFAULTS)
+    defaults["train"] = _train_defaults()
+    spec: dict[str, dict[str, Any]] = {}
+    for table in raw:
+        if table not in defaults:
+            raise BadInput(f"unknown table [{table}] in the spec; "
+                           f"known tables: {', '.join(defaults)}")
+        if not isinstance(raw[table], dict):
+            raise BadInput(f"{table} must be a table ([{table}]), got {raw[table]!r}")
+    for table, table_defaults in defaults.items():
+        given = raw.get(table, {})
+        body = dict(table_defaults)
+        for key, value in given.items():
+            path = f"{table}.{key}"
+            if table == "grid":
+                if key not in FAMILIES:
+                    raise BadInput(f"unknown family '{key}' in [grid]; "
+                                   f"known: {', '.join(FAMILIES)}")
+            elif key not in table_defaults:
+                hint = " (the study sets it per trial)" if key in PER_TRIAL else ""
+                raise BadInput(f"unknown key '{path}'{hint}; see `wae-study presets --show "
+                               "quick` for every key")
+            if table == "train":  # TrainConfig checks its own fields, below
+                body[key] = value
+                continue
+            body[key] = _check_type(path, value, table_defaults.get(key))
+        spec[table] = body
+    _check_ranges(spec)
+    return spec
+
+
+def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
+    study, grid, adaptive, res = spec["study"], spec["grid"], spec["adaptive"], spec["resources"]
+    if not NAME_PATTERN.match(study["name"]):
+        raise BadInput(f"study.name '{study['name']}' must be 1-64 letters, digits, '_', '.' "
+                       "or '-', starting with a letter or digit")
+    if study["search"] not in SEARCHES:
+        raise BadInput(f"study.search must be one of {', '.join(SEARCHES)}, "
+                       f"got '{study['search']}'")
+    families = study["families"] if study["search"] == "grid" else adaptive["families"]
+    table = "study" if study["search"] == "grid" else "adaptive"
+    if not families:
+        raise BadInput(f"{table}.families is empty; name at least one of {', '.join(FAMILIES)}")
+    allowed = FAMILIES if study["search"] == "grid" else WAE_FAMILIES
+    for family in families:
+        if family not in allowed:
+            raise BadInput(f"unknown family '{family}' in {table}.families; "
+                           f"choose from {', '.join(allowed)}")
+    if study["replicates"] < 1:
+        raise BadInput(f"study.replicates must be >= 1, got {study['replicates']}")
+    if study["seed"] < 0:
+        raise BadInput(f"study.seed must be >= 0, got {study['seed']}")
+    if study["search"] == "grid":
+        for family in families:
+            values = grid[family]
+            if not values:
+                raise BadInput(f"grid.{family} is empty; give at least one value")
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int | float)
+                   or v < 0]
+            if bad:
+                raise BadInput(f"grid.{family} must hold numbers >= 0, got {bad[0]!r}")
+            if len(set(values)) != len(values):
+                raise BadInput(f"grid.{family} repeats a value; list each value once")
+    else:
+        if adaptive["trials"] < 1:
+            raise BadInput(f"adaptive.trials must be >= 1, got {adaptive['trials']}")
+        if not 0 <= adaptive["lambda1_min"] < adaptive["lambda1_max"]:
+            raise BadInput("adaptive.lambda1_min must be >= 0 and below adaptive.lambda1_max")
+        if adaptive["sampler"] not in SAMPLERS:
+            raise BadInput(f"adaptive.sampler must be one of {', '.join(SAMPLERS)}")
+        if adaptive["objective"] not in OBJECTIVES:
+            raise BadInput(f"adaptive.objective must be one of {', '.join(OBJECTIVES)}")
+        if adaptive["max_recon_test"] <= 0:
+            raise BadInput("adaptive.max_recon_test must be > 0")
+    if res["cpus_per_trial"] <= 0:
+        raise BadInput("resources.cpus_per_trial must be > 0")
+    if res["gpus_per_trial"] < 0:
+        raise BadInput("resources.gpus_per_trial must be >= 0")
+    if res["max_concurrent"] < 0 or res["max_failures"] < 0:
+        raise BadInput("resources.max_concurrent and resources.max_failures must be >= 0")
+    try:
+        checked = TrainConfig.from_dict({**spec["train"], "family": families[0]}).to_dict()
+    except ValueError as err:
+        raise BadInput(f"[train] {err}") from None
+    spec["train"] = {k: v for k, v in checked.items() if k not in PER_TRIAL}
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """`table.key=VALUE` (VALUE in TOML syntax; bare words are strings)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise BadInput(f"--set expects TABLE.KEY=VALUE (e.g. train.steps=500), got '{text}'")
+    path, raw_value = text.split("=", 1)
+    table, key = path.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw_value}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value
+    return table, key, value
+
+
+def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """A preset name or a TOML file, plus `--set` overrides, resolved and validated."""
+    from study.presets import PRESETS
+
+    if source in PRESETS:
+        raw = copy.deepcopy(PRESETS[source].spec)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise BadInput(f"'{source}' is neither a preset ({', '.join(PRESETS)}) nor an "
+                           "existing TOML file")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise BadInput(f"{path} is not valid TOML ({err}); fix the syntax") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise BadInput(f"cannot read {path} ({err})") from None
+    for text in overrides or []:
+        table, key, value = parse_override(text)
+        raw.setdefault(table, {})
+        if not isinstance(raw[table], dict):
+            raise BadInput(f"--set {text}: {table} is not a table")
+        raw[table][key] = value
+    return resolve(raw)
+
+
+def dumps(spec: dict[str, dict[str, Any]]) -> str:
+    """The resolved spec as TOML (what `study.toml` holds), each train field with its help."""
+    comments = {f"train.{k}": v for k, v in TrainConfig.field_help().items()}
+    return toml_out.dumps(spec, {**comments, **COMMENTS})
+
+
+def trial_seed(study_seed: int, index: int) -> int:
+    return study_seed * 1000 + index
+
+
+def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A grid spec as its trial configs, in the same order every time."""
+    study = spec["study"]
+    return [
+        {**spec["train"], "family": family, "value": value,
+         "replicates": study["replicates"], "seed": trial_seed(study["seed"], i)}
+        for i, (family, value) in enumerate(grid_points(spec["grid"], study["families"]))
+    ]
+
+
+def n_models(spec: dict[str, dict[str, Any]]) -> int:
+    trials = (len(expand(spec)) if spec["study"]["search"] == "grid"
+              else spec["adaptive"]["trials"])
+    return trials * spec["study"]["replicates"]
+
