@@ -1,0 +1,89 @@
+"""Study specs: validation with the offending key named, deterministic expansion, round trip."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from study import spec
+from study.errors import BadInput
+from study.presets import PRESETS
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"studdy": {}}, r"unknown table \[studdy\]"),
+        ({"study": {"nme": "x"}}, "unknown key 'study.nme'"),
+        ({"train": {"stepz": 5}}, "stepz"),
+        ({"train": {"family": "beta_vae"}}, "the study sets it per trial"),
+        ({"study": {"replicates": "ten"}}, "study.replicates must be an integer"),
+        ({"study": {"replicates": 0}}, "study.replicates must be >= 1"),
+        ({"study": {"search": "bayes"}}, "study.search must be one of"),
+        ({"study": {"families": []}}, "study.families is empty"),
+        ({"study": {"families": ["vae"]}}, "unknown family 'vae'"),
+        ({"grid": {"wae_gaussian": []}}, "grid.wae_gaussian is empty"),
+        ({"grid": {"wae_gaussian": [1, -2]}}, "grid.wae_gaussian must hold numbers >= 0"),
+        ({"grid": {"wae_gaussian": [1, 1]}}, "repeats a value"),
+        ({"grid": {"vae": [1]}}, "unknown family 'vae' in \\[grid\\]"),
+        ({"study": {"name": "../escape"}}, "study.name"),
+        ({"study": {"search": "adaptive"}, "adaptive": {"families": ["beta_vae"]}},
+         "unknown family 'beta_vae' in adaptive.families"),
+        ({"study": {"search": "adaptive"}, "adaptive": {"lambda1_min": 5.0,
+                                                         "lambda1_max": 1.0}}, "lambda1_min"),
+        ({"train": {"steps": 0}}, "steps must be"),
+        ({"train": {"precision": "fp8"}}, "precision must be one of"),
+        ({"resources": {"gpus_per_trial": -1}}, "gpus_per_trial must be >= 0"),
+        ({"study": "x"}, "study must be a table"),
+    ],
+)
+def test_bad_specs_name_the_key(raw, message):
+    with pytest.raises(BadInput, match=message):
+        spec.resolve(raw)
+
+
+@pytest.mark.parametrize("name, trials, models", [("quick", 6, 12), ("paper", 27, 270),
+                                                  ("quick-adaptive", 6, 12),
+                                                  ("adaptive", 30, 300)])
+def test_presets_expand_to_the_documented_size(name, trials, models):
+    resolved = spec.load(name)
+    assert spec.n_models(resolved) == models
+    if resolved["study"]["search"] == "grid":
+        assert len(spec.expand(resolved)) == trials
+
+
+def test_expansion_is_deterministic_and_seeds_distinct():
+    a, b = spec.expand(spec.load("paper")), spec.expand(spec.load("paper"))
+    assert a == b
+    assert len({c["seed"] for c in a}) == len(a)
+    assert [(c["family"], c["value"]) for c in a[:2]] == [("beta_vae", 1.0), ("beta_vae", 3.0)]
+    assert all(c["replicates"] == 10 for c in a)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_resolved_toml_round_trips(name):
+    resolved = spec.load(name)
+    assert spec.resolve(tomllib.loads(spec.dumps(resolved))) == resolved
+
+
+def test_overrides_use_toml_values():
+    resolved = spec.load("quick", ["train.steps=42", "study.families=['beta_vae']",
+                                   "train.precision=bf16"])
+    assert resolved["train"]["steps"] == 42
+    assert resolved["train"]["precision"] == "bf16"
+    assert [c["family"] for c in spec.expand(resolved)] == ["beta_vae", "beta_vae"]
+    with pytest.raises(BadInput, match="TABLE.KEY=VALUE"):
+        spec.load("quick", ["steps=3"])
+
+
+def test_spec_files_are_read_and_bad_toml_refused(tmp_path):
+    good = tmp_path / "s.toml"
+    good.write_text('[study]\nname = "mine"\nreplicates = 3\n[grid]\nbeta_vae = [2]\n'
+                    '[train]\nsteps = 10\n')
+    resolved = spec.load(str(good), ["study.families=['beta_vae']"])
+    assert spec.n_models(resolved) == 3
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[study\nname=")
+    with pytest.raises(BadInput, match="not valid TOML"):
+        spec.load(str(bad))
