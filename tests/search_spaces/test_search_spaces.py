@@ -1,0 +1,64 @@
+"""The paper's grids as data, the Optuna searcher's set-up and the crash reconciliation."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from search_spaces import adaptive, grids
+
+ADAPTIVE = {"families": ["wae_gaussian", "wae_uniform"], "lambda1_min": 0.0,
+            "lambda1_max": 12.0, "sampler": "tpe", "objective": "pareto",
+            "max_recon_test": 100.0, "seed": 0}
+
+
+def test_paper_grid_is_the_seed_papers():
+    assert grids.PAPER_GRID["beta_vae"] == (1, 3, 10, 20, 30, 40, 50, 75, 100)
+    assert grids.PAPER_GRID["wae_uniform"] == (0, 0.1, 0.5, 1, 2, 3, 5, 8, 12)
+    points = grids.grid_points({k: list(v) for k, v in grids.PAPER_GRID.items()},
+                               list(grids.FAMILIES))
+    assert len(points) == 27 and points[9] == ("wae_gaussian", 0.0)
+
+
+@pytest.mark.parametrize("d5, recon, expected", [(0.9, 80.0, 0.9), (0.9, 100.0, 0.9),
+                                                 (0.9, 150.0, 0.4), (0.5, float("nan"), None)])
+def test_constrained_score(d5, recon, expected):
+    score = adaptive.constrained_score({"disentanglement_5var": d5, "recon_test": recon}, 100.0)
+    assert score == pytest.approx(expected) if expected is not None else score is None
+
+
+@pytest.mark.parametrize("objective", ["pareto", "constrained"])
+def test_searcher_uses_sqlite_storage(tmp_path, objective):
+    searcher = adaptive.make_searcher({**ADAPTIVE, "objective": objective}, tmp_path)
+    assert searcher.metric == (adaptive.OBJECTIVE_METRICS if objective == "pareto"
+                               else adaptive.CONSTRAINED_METRIC)
+    searcher.set_search_properties(None, None, {})  # creates the study in optuna.db
+    suggestion = searcher.suggest("t1")
+    assert suggestion["family"] in ADAPTIVE["families"]
+    assert 0.0 <= suggestion["value"] <= 12.0
+    assert (tmp_path / "optuna.db").exists()
+
+
+def test_reconcile_leaves_one_complete_per_finished_trial_and_nothing_running(tmp_path):
+    url = adaptive.storage_url(tmp_path)
+    study = optuna.create_study(study_name=adaptive.STUDY_NAME, storage=url,
+                                directions=["maximize", "minimize"])
+    space = {"family": optuna.distributions.CategoricalDistribution(ADAPTIVE["families"]),
+             "value": optuna.distributions.FloatDistribution(0.0, 12.0)}
+    done = study.ask(space)
+    study.tell(done, [0.8, 90.0])
+    orphan_finished = study.ask(space)  # the driver died before telling Optuna
+    orphan_lost = study.ask(space)  # the driver died before Tune saved this trial
+    finished = [
+        {"family": done.params["family"], "value": done.params["value"],
+         "disentanglement_5var": 0.8, "recon_test": 90.0},
+        {"family": orphan_finished.params["family"], "value": orphan_finished.params["value"],
+         "disentanglement_5var": 0.7, "recon_test": 70.0},
+    ]
+    outcome = adaptive.reconcile(tmp_path, finished, ADAPTIVE)
+    assert outcome == {"completed": 1, "failed": 1}
+    states = {t.number: t.state for t in optuna.load_study(
+        study_name=adaptive.STUDY_NAME, storage=url).trials}
+    assert states[orphan_finished.number] == optuna.trial.TrialState.COMPLETE
+    assert states[orphan_lost.number] == optuna.trial.TrialState.FAIL
+    assert optuna.trial.TrialState.RUNNING not in states.values()
