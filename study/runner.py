@@ -173,9 +173,9 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
         raise BadInput(f"{experiment_dir} already exists; `wae-study resume {experiment_dir}` "
                        "continues it, or pass another --name")
     check_writable(root)
-    dataset = dsdata.load(spec["train"].get("data_path"))
     start_ray(address)
     check_resources(spec["resources"])
+    dataset = dsdata.load(spec["train"].get("data_path"))
     experiment_dir.mkdir(parents=True)
     with exclusive(experiment_dir):
         write_atomic(experiment_dir / "study.toml", specs.dumps(spec))
@@ -199,9 +199,9 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
                        "pass the folder `wae-study run` printed")
     spec = specs.load(str(spec_path))
     with exclusive(experiment_dir):
-        dataset = dsdata.load(spec["train"].get("data_path"))
         start_ray(address)
         check_resources(spec["resources"])
+        dataset = dsdata.load(spec["train"].get("data_path"))
         if not tune.Tuner.can_restore(str(experiment_dir)):
             tuner = build_tuner(spec, experiment_dir, dataset.packed)  # killed before Ray saved
         else:
