@@ -1,0 +1,98 @@
+"""Trained members as plain numpy functions, for the figures that need a model.
+
+Figure 2 and the latent traversals only need "images → codes" and "codes → pixels" for one
+member of a pack; :class:`Codec` is that, so figures can be tested with any fake. The
+checkpoint loading (and the import of torch and ``trainables.checkpoint``) stays in
+:func:`load_codec`, the one place that touches a trial's files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGE_SHAPE = (64, 64)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One trained model: ``encode`` uint8 images (n, 64, 64) → encoder means (n, d);
+    ``decode`` codes (n, d) → pixel probabilities (n, 64, 64)."""
+
+    encode: Callable[[np.ndarray], np.ndarray]
+    decode: Callable[[np.ndarray], np.ndarray]
+
+
+def latest_checkpoint(trial_dir: Path) -> Path | None:
+    """The highest-numbered ``checkpoint_*`` folder of a trial (the final one when finished)."""
+    found = [p for p in Path(trial_dir).glob("checkpoint_*") if p.is_dir()]
+    return max(found, key=lambda p: p.name) if found else None
+
+
+def load_codec(trial_dir: Path, replicate: int) -> Codec:
+    """Member ``replicate`` of the trial's latest checkpoint; raises if there is none."""
+    checkpoint = latest_checkpoint(trial_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"no checkpoint in {trial_dir}")
+    from trainables.checkpoint import load_pack
+
+    model, config = load_pack(checkpoint)
+    model.eval()
+    if hasattr(model, "member"):  # a K = 1 view: no work spent on the other members
+        return pack_codec(model.member(replicate), 0, 1)
+    return pack_codec(model, replicate, int(config.replicates))
+
+
+def pack_codec(model: Any, member: int, n_members: int) -> Codec:
+    """Wrap a PackModel (``encode (K, B, 4096) → (mean, logvar)``, ``decode (K, B, d) →
+    logits``): the same input goes to every member and ``member``'s output is kept."""
+    import torch
+
+    first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    dtype = first.dtype if first is not None else torch.float32
+    device = first.device if first is not None else torch.device("cpu")
+
+    def run(fn: Callable, x: np.ndarray) -> np.ndarray:
+        batch = torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+        with torch.no_grad():
+            out = fn(batch.expand(n_members, *batch.shape))
+        out = out[0] if isinstance(out, tuple | list) else out
+        return out[member].float().cpu().numpy()
+
+    def encode(images: np.ndarray) -> np.ndarray:
+        return run(model.encode, np.asarray(images).reshape(len(images), -1))
+
+    def decode(codes: np.ndarray) -> np.ndarray:
+        logits = run(model.decode, codes)
+        return (1.0 / (1.0 + np.exp(-logits))).reshape(-1, *IMAGE_SHAPE)
+
+    return Codec(encode=encode, decode=decode)
+
+
+def traversal(
+    codec: Codec, image: np.ndarray, context: np.ndarray, steps: int = 9
+) -> tuple[np.ndarray, list[str]]:
+    """Decode ``image``'s code with one latent at a time swept across its range.
+
+    The range of each latent is the 2nd–98th percentile of the codes of ``context`` images,
+    so it fits any prior (Gaussian or the uniform WAE's box). Returns the pictures
+    (d, steps, 64, 64), rows ordered by that spread (most used latents first), and a label
+    per row naming the latent and its range.
+    """
+    codes = codec.encode(context)
+    low, high = np.percentile(codes, [2, 98], axis=0)
+    spread = high - low
+    order = np.argsort(-spread, kind="mergesort")
+    base = codec.encode(image[None])[0]
+    grid = np.linspace(0.0, 1.0, steps)
+    pictures = []
+    for dim in order:
+        z = np.repeat(base[None, :], steps, axis=0)
+        z[:, dim] = low[dim] + grid * spread[dim]
+        pictures.append(codec.decode(z))
+    labels = [f"z{dim}: {low[dim]:+.2f} … {high[dim]:+.2f}" for dim in order]
+    return np.stack(pictures), labels

@@ -1,0 +1,320 @@
+"""Read an experiment folder (Ray Tune's trial folders + our reports) into tidy tables.
+
+Everything downstream (aggregation, fronts, figures, the report) works on these tables, so a
+study can be re-analysed from its folder alone, finished or not. Unreadable pieces (a trial
+still writing its last line, a missing ``result.json``) are skipped and listed in
+``StudyResults.warnings`` rather than raised: a report of a half-run study must still work.
+
+Diverged members keep their rows (``diverged=True``); :func:`usable` is the one place that
+drops them (and rows with a missing score) before aggregation and Pareto fronts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FAMILIES: tuple[str, ...] = ("beta_vae", "wae_gaussian", "wae_uniform")
+PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1", "wae_uniform": "lambda1"}
+TASKS: tuple[str, ...] = ("4var", "5var")
+METRICS: tuple[str, ...] = (
+    "disentanglement_4var",
+    "disentanglement_5var",
+    "recon_test",
+    "recon_train",
+)
+CONTRACT_COLUMNS: tuple[str, ...] = (
+    "trial_id",
+    "family",
+    "param",
+    "value",
+    "replicate",
+    "seed",
+    "calculation",
+    "step",
+    *METRICS,
+)
+# Row keys that identify a row rather than measure something.
+_ROW_KEYS = frozenset({"replicate", "seed", "calculation", "step", "diverged"})
+_CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged")
+_TRIAL_COLUMNS = (
+    "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
+    "evaluated_step", "finished", "n_diverged", "path",
+)
+_RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
+
+
+@dataclass
+class StudyResults:
+    """One experiment folder, read: tidy tables plus what could not be read."""
+
+    experiment_dir: Path
+    name: str
+    spec_text: str | None
+    results: pd.DataFrame  # latest evaluation after step 0, one row per (trial, replicate, calc)
+    baseline: pd.DataFrame  # step-0 (untrained encoder) evaluation rows, same columns
+    curves: pd.DataFrame  # one row per report: trial_id, family, value, step, loss, recon, ...
+    trials: pd.DataFrame  # one row per trial folder
+    diverged: pd.DataFrame  # one row per diverged member
+    warnings: list[str] = field(default_factory=list)
+
+
+def metric_columns(table: pd.DataFrame) -> list[str]:
+    """Measured columns of an evaluation table: the CONTRACT metrics first, then extras."""
+    fixed = set(CONTRACT_COLUMNS) | {"diverged"}
+    return list(METRICS) + [c for c in table.columns if c not in fixed]
+
+
+def families_in(table: pd.DataFrame) -> list[str]:
+    """Families present in a table, in the CONTRACT order (unknown ones last, sorted)."""
+    present = set(table["family"])
+    return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
+
+
+def usable(table: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
+    """Rows that may enter aggregation and fronts: healthy members with finite scores."""
+    needed = ["recon_test", f"disentanglement_{task}"] if task else ["recon_test"]
+    keep = ~table["diverged"].astype(bool)
+    for col in needed:
+        keep &= np.isfinite(pd.to_numeric(table[col], errors="coerce"))
+    return table[keep]
+
+
+def load_results(experiment_dir: str | Path) -> StudyResults:
+    """Read every trial folder of an experiment into :class:`StudyResults`."""
+    root = Path(experiment_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"experiment folder {root} does not exist")
+    warnings: list[str] = []
+    spec_text, name = _read_spec(root, warnings)
+    finals, baselines, curves, trials, diverged = [], [], [], [], []
+    for trial_dir in sorted(p for p in root.iterdir() if _is_trial_dir(p)):
+        trial = _read_trial(trial_dir, warnings)
+        trials.append(trial.summary)
+        curves.extend(trial.curve)
+        finals.extend(trial.final_rows)
+        baselines.extend(trial.baseline_rows)
+        diverged.extend(trial.diverged)
+    return StudyResults(
+        experiment_dir=root,
+        name=name,
+        spec_text=spec_text,
+        results=_evaluation_table(finals),
+        baseline=_evaluation_table(baselines),
+        curves=pd.DataFrame(curves, columns=list(_CURVE_COLUMNS)),
+        trials=pd.DataFrame(trials, columns=list(_TRIAL_COLUMNS)).astype(
+            {"last_step": "Int64", "evaluated_step": "Int64", "n_diverged": int}
+        ),
+        diverged=pd.DataFrame(
+            diverged, columns=["trial_id", "family", "value", "replicate", "seed", "diverged_at"]
+        ),
+        warnings=warnings,
+    )
+
+
+def _read_spec(root: Path, warnings: list[str]) -> tuple[str | None, str]:
+    path = root / "study.toml"
+    if not path.is_file():
+        return None, root.name
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        name = tomllib.loads(text).get("name")
+    except tomllib.TOMLDecodeError as err:
+        warnings.append(f"study.toml could not be parsed ({err}); shown as text")
+        name = None
+    return text, str(name) if name else root.name
+
+
+def _is_trial_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "params.json").is_file() or (path / "result.json").is_file())
+
+
+@dataclass
+class _Trial:
+    summary: dict[str, Any]
+    curve: list[dict[str, Any]]
+    final_rows: list[dict[str, Any]]
+    baseline_rows: list[dict[str, Any]]
+    diverged: list[dict[str, Any]]
+
+
+def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
+    config = read_config(trial_dir, warnings)
+    reports = _read_reports(trial_dir, warnings)
+    # A resumed trial may re-report steps (a restored final checkpoint is reported again
+    # without its evaluation): per step the last line wins, the last evaluation separately.
+    by_step: dict[int, dict[str, Any]] = {}
+    evals: dict[int, dict[str, Any]] = {}
+    for line in reports:
+        if isinstance(line.get("step"), int | float):
+            by_step[int(line["step"])] = line
+            if isinstance(line.get("evaluation"), list):
+                evals[int(line["step"])] = line
+    ordered = [by_step[s] for s in sorted(by_step)]
+    evaluated = [evals[s] for s in sorted(evals)]
+    first = reports[0] if reports else {}
+    family = str(first.get("family") or config.get("family") or "unknown")
+    param = str(first.get("param") or config.get("param") or PARAM_OF.get(family, "value"))
+    value = _number(first.get("value", config.get("value")))
+    trial_id = str(first.get("trial_id") or _trial_id_from_name(trial_dir.name))
+    ident = {"trial_id": trial_id, "family": family, "param": param, "value": value}
+
+    latest = next((line for line in reversed(evaluated) if int(line["step"]) > 0), None)
+    step0 = next((line for line in evaluated if int(line["step"]) == 0), None)
+    last = ordered[-1] if ordered else {}
+    planned = _number(config.get("steps"))
+    last_step = int(last["step"]) if last else None
+    finished = bool(any(line.get("done") for line in reports)) or (
+        last_step is not None and not math.isnan(planned) and last_step >= planned
+    )
+    diverged = _diverged_members(ident, last, latest)
+    summary = {
+        **ident,
+        "replicates": config.get("replicates"),
+        "steps": planned,
+        "last_step": last_step,
+        "evaluated_step": int(latest["step"]) if latest else None,
+        "finished": finished,
+        "n_diverged": len(diverged),
+        "path": str(trial_dir),
+    }
+    curve = [
+        {
+            **{k: ident[k] for k in ("trial_id", "family", "value")},
+            "step": int(line["step"]),
+            "loss": _number(line.get("loss")),
+            "recon": _number(line.get("recon")),
+            "n_diverged": _number(line.get("n_diverged")),
+        }
+        for line in ordered
+    ]
+    return _Trial(
+        summary=summary,
+        curve=curve,
+        final_rows=_rows(ident, latest),
+        baseline_rows=_rows(ident, step0),
+        diverged=diverged,
+    )
+
+
+def read_config(trial_dir: Path, warnings: list[str] | None = None) -> dict[str, Any]:
+    """A trial's config from ``params.json``: keys nested under ``"trial"`` lifted to the top
+    level, top-level keys winning (as the trainable reads it); ``{}`` if unreadable."""
+    path = Path(trial_dir) / "params.json"
+    if not path.is_file():
+        return {}
+    try:
+        params = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        if warnings is not None:
+            warnings.append(f"{path.parent.name}/params.json unreadable ({err})")
+        return {}
+    if not isinstance(params, dict):
+        return {}
+    nested = params.get("trial")
+    top = {k: v for k, v in params.items() if k != "trial"}
+    return {**nested, **top} if isinstance(nested, dict) else top
+
+
+def _read_reports(trial_dir: Path, warnings: list[str]) -> list[dict[str, Any]]:
+    path = trial_dir / "result.json"
+    if not path.is_file():
+        return []
+    lines = []
+    for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            warnings.append(f"{trial_dir.name}/result.json line {number + 1} unreadable, skipped")
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
+
+
+def _trial_id_from_name(name: str) -> str:
+    match = _RAY_TRIAL_ID.search(name)
+    return match.group(1) if match else name
+
+
+def _number(value: Any) -> float:
+    """A float, NaN for anything missing or non-numeric (JSON null, strings, lists)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _rows(ident: dict[str, Any], line: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if line is None:
+        return []
+    rows = []
+    for raw in line["evaluation"]:
+        if not isinstance(raw, dict):
+            continue
+        row = {**ident, "step": int(raw.get("step", line["step"]))}
+        for key in ("replicate", "seed", "calculation"):
+            row[key] = raw.get(key)
+        row["diverged"] = bool(raw.get("diverged", False))
+        for key, val in raw.items():
+            if key not in _ROW_KEYS and (key in METRICS or _is_scalar(val)):
+                row[key] = _number(val)
+        rows.append(row)
+    return rows
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _diverged_members(
+    ident: dict[str, Any], last: dict[str, Any], latest: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Members flagged in the last report's ``diverged_at`` or in the latest evaluation."""
+    seeds = {}
+    flagged: dict[int, float] = {}
+    for raw in (latest or {}).get("evaluation", []):
+        if isinstance(raw, dict) and raw.get("replicate") is not None:
+            seeds[int(raw["replicate"])] = raw.get("seed")
+            if raw.get("diverged"):
+                flagged.setdefault(int(raw["replicate"]), math.nan)
+    for member, at in enumerate(last.get("diverged_at") or []):
+        if isinstance(at, int | float) and at >= 0:
+            flagged[member] = float(at)
+    return [
+        {
+            "trial_id": ident["trial_id"],
+            "family": ident["family"],
+            "value": ident["value"],
+            "replicate": member,
+            "seed": seeds.get(member),
+            "diverged_at": at,
+        }
+        for member, at in sorted(flagged.items())
+    ]
+
+
+def _evaluation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """CONTRACT columns first, then ``diverged``, then extra metrics in a stable order."""
+    table = pd.DataFrame(rows)
+    extras = sorted(c for c in table.columns if c not in CONTRACT_COLUMNS and c != "diverged")
+    columns = [*CONTRACT_COLUMNS, "diverged", *extras]
+    table = table.reindex(columns=columns)
+    table["diverged"] = table["diverged"].fillna(False).astype(bool)
+    for col in ("replicate", "calculation", "step"):
+        table[col] = table[col].astype("Int64")
+    table["seed"] = table["seed"].astype("Int64")
+    for col in ("value", *METRICS, *extras):
+        table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
+    return table.sort_values(
+        ["family", "value", "trial_id", "replicate", "calculation"], kind="mergesort"
+    ).reset_index(drop=True)

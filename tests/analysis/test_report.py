@@ -1,0 +1,176 @@
+"""The report folder from fixture experiments: files, escaping, offline HTML, figures, atomicity."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis import figures, models
+from analysis.report import write_report
+from analysis.results import CONTRACT_COLUMNS
+from tests.analysis.fixtures import make_experiment
+
+CONTRACT_FILES = {
+    "index.html", "report.md", "summary.json", "results.csv", "pareto_4var.csv",
+    "pareto_5var.csv", "figure1_4var.png", "figure1_5var.png", "figure2_reconstructions.png",
+}
+N_BOOT = 50
+
+
+class FakeData:
+    """The two methods of ``trainables.data.DSprites`` the report uses, on 400 images."""
+
+    def split(self, seed: int, test_fraction: float = 0.1):
+        order = np.random.default_rng(seed).permutation(400)
+        cut = int(400 * test_fraction)
+        return SimpleNamespace(train=np.sort(order[cut:]), test=np.sort(order[:cut]))
+
+    def images(self, indices):
+        out = np.zeros((len(indices), 64, 64), dtype=np.uint8)
+        for i, k in enumerate(np.asarray(indices)):
+            out[i, 20 + k % 20 : 32 + k % 20, k % 48 : k % 48 + 12] = 1
+        return out
+
+
+class FakePack(torch.nn.Module):
+    """PackModel's interface: encode (K, B, 4096) → (mean, logvar); decode (K, B, d) → logits."""
+
+    def __init__(self, members: int, latent: int = 3) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.enc = torch.nn.Parameter(torch.randn(members, 4096, latent, generator=generator))
+        self.dec = torch.nn.Parameter(torch.randn(members, latent, 4096, generator=generator))
+
+    def encode(self, x):
+        mean = torch.tanh(torch.bmm(x, self.enc) / 20)
+        return mean, torch.zeros_like(mean)
+
+    def decode(self, z):
+        return torch.bmm(z, self.dec)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return write_report(make_experiment(tmp_path_factory.mktemp("report")), n_boot=N_BOOT)
+
+
+def test_every_contract_file_is_written(report):
+    names = {p.name for p in report.iterdir()}
+    assert CONTRACT_FILES | {"training_curves.png"} <= names
+    assert not list(report.parent.glob(".report.*"))  # no temporary folder left behind
+
+
+def test_csv_layouts(report):
+    results = pd.read_csv(report / "results.csv")
+    assert list(results.columns[: len(CONTRACT_COLUMNS)]) == list(CONTRACT_COLUMNS)
+    assert results["diverged"].sum() == 3
+    for task in ("4var", "5var"):
+        front = pd.read_csv(report / f"pareto_{task}.csv")
+        assert list(front.columns) == [*results.columns, "front"]
+        assert set(front["front"]) == {"beta_vae", "wae_gaussian", "wae_uniform", "all"}
+        assert not front["diverged"].any()
+
+
+def test_html_is_offline_and_escaped(report):
+    html = (report / "index.html").read_text(encoding="utf-8")
+    assert "http://" not in html and "https://" not in html
+    assert not re.search(r"""(?:src|href)\s*=\s*["'](?!data:)""", html)
+    assert html.count('src="data:image/png;base64,') >= 4
+    assert "<script" not in html.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>bold</b>" not in html and "a &amp; b &lt;b&gt;bold&lt;/b&gt;" in html
+    markdown = (report / "report.md").read_text(encoding="utf-8")
+    assert "<script>alert" not in markdown.split("```")[0]  # escaped outside the spec block
+
+
+def test_summary_answers_the_question(report):
+    summary = json.loads((report / "summary.json").read_text())
+    assert {"study", "answer", "counts", "headline", "hypervolume", "domination_share",
+            "baseline", "diverged", "notes", "paper"} <= set(summary)
+    assert summary["counts"] == {
+        "trials": 8, "trials_finished": 6, "trials_evaluated": 6,
+        "trials_unfinished_evaluated": 0, "models": 12, "healthy_models": 11, "rows": 36,
+        "diverged_members": 1,
+    }
+    assert summary["hypervolume"]["reference_point"]["disentanglement"] == 0.0
+    fronts = summary["hypervolume"]["5var"]["fronts"]
+    assert fronts["wae_gaussian"]["hypervolume"] > fronts["beta_vae"]["hypervolume"]
+    assert summary["answer"]["5var"].startswith("5-variable task: wae_gaussian has the largest")
+    assert "Figure 2" in " ".join(summary["notes"])  # skipped: no dataset given
+    html = (report / "index.html").read_text(encoding="utf-8")
+    assert html.index("4-variable task: wae_gaussian") < html.index("Headline numbers")
+
+
+def test_empty_study_still_gives_a_valid_report(tmp_path):
+    exp = tmp_path / "empty"
+    exp.mkdir()
+    out = write_report(exp, n_boot=N_BOOT)
+    assert CONTRACT_FILES <= {p.name for p in out.iterdir()}
+    assert "No finished trials yet" in (out / "index.html").read_text(encoding="utf-8")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["rows"] == 0
+    assert list(pd.read_csv(out / "results.csv").columns[:12]) == list(CONTRACT_COLUMNS)
+
+
+def test_partial_study_without_any_evaluation(tmp_path):
+    exp = make_experiment(tmp_path)
+    for trial in sorted(exp.glob("train_trial_*"))[:6]:
+        shutil.rmtree(trial)
+    out = write_report(exp, tmp_path / "elsewhere", n_boot=N_BOOT)
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "No finished trials yet" in html and "Untrained baseline" in html
+
+
+def test_figure2_and_traversals_with_loaded_models(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        models, "load_codec", lambda _dir, replicate: models.pack_codec(FakePack(2), replicate, 2)
+    )
+    exp = make_experiment(tmp_path)
+    for trial in exp.glob("train_trial_*family=wae_uniform*"):  # fewer figures, faster test
+        shutil.rmtree(trial)
+    out = write_report(exp, data=FakeData(), n_boot=N_BOOT)
+    assert {p.name for p in out.glob("traversals_*.png")} == {
+        "traversals_beta_vae.png", "traversals_wae_gaussian.png"
+    }
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "Latent traversals of wae_gaussian" in html
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    assert not any("skipped" in note for note in notes)
+
+
+def test_pack_codec_keeps_one_member():
+    model = FakePack(3)
+    codec = models.pack_codec(model, member=1, n_members=3)
+    images = FakeData().images(np.arange(5))
+    codes = codec.encode(images)
+    x = torch.as_tensor(images.reshape(5, -1), dtype=torch.float32)
+    expected = torch.tanh(x @ model.enc[1] / 20).detach().numpy()
+    np.testing.assert_allclose(codes, expected, rtol=1e-5)
+    pictures = codec.decode(codes)
+    assert pictures.shape == (5, 64, 64) and (pictures >= 0).all() and (pictures <= 1).all()
+    traversal, labels = models.traversal(codec, images[0], images, steps=4)
+    assert traversal.shape == (3, 4, 64, 64) and len(labels) == 3
+
+
+def test_missing_checkpoints_then_a_failed_rewrite_leaves_the_old_report(tmp_path, monkeypatch):
+    exp = make_experiment(tmp_path)
+    out = write_report(exp, data=FakeData(), n_boot=N_BOOT)
+    notes = " ".join(json.loads((out / "summary.json").read_text())["notes"])
+    assert "no checkpoint" in notes and "skipped" in notes  # a note, not a crash
+    assert (out / "figure2_reconstructions.png").is_file()
+    before = (out / "index.html").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(figures, "figure1", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        write_report(exp, n_boot=N_BOOT)
+    assert (out / "index.html").read_bytes() == before
+    assert [p.name for p in exp.iterdir() if p.name.startswith(".report")] == []

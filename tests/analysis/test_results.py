@@ -1,0 +1,86 @@
+"""Reading experiment folders: finished, partial, resumed, damaged and empty."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis.results import CONTRACT_COLUMNS, load_results, read_config, usable
+from tests.analysis.fixtures import CALCULATIONS, REPLICATES, make_experiment
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return load_results(make_experiment(tmp_path_factory.mktemp("results")))
+
+
+def test_latest_evaluation_rows_in_contract_layout(study):
+    table = study.results
+    assert list(table.columns[: len(CONTRACT_COLUMNS)]) == list(CONTRACT_COLUMNS)
+    assert "diverged" in table and "mig" in table  # extra metric columns are kept
+    assert len(table) == 6 * REPLICATES * CALCULATIONS  # the partial trials add no rows
+    assert set(table["step"]) == {200}
+    assert set(table["family"]) == {"beta_vae", "wae_gaussian", "wae_uniform"}
+    assert set(table.loc[table["family"] == "beta_vae", "param"]) == {"beta"}
+    assert set(table.loc[table["family"] != "beta_vae", "param"]) == {"lambda1"}
+
+
+def test_step0_baseline_and_curves(study):
+    assert set(study.baseline["step"]) == {0}
+    # the partial beta_vae trial has its step-0 evaluation too
+    assert study.baseline["trial_id"].nunique() == 7
+    assert len(study.curves) == 6 * 3 + 2
+    assert {"step", "loss", "recon"} <= set(study.curves.columns)
+
+
+def test_diverged_member_is_flagged_kept_and_listed(study):
+    flagged = study.results[study.results["diverged"]]
+    assert len(flagged) == CALCULATIONS and set(flagged["replicate"]) == {1}
+    assert flagged["disentanglement_4var"].isna().all()
+    assert len(usable(study.results)) == len(study.results) - CALCULATIONS
+    assert study.diverged[["replicate", "diverged_at"]].values.tolist() == [[1, 150.0]]
+
+
+def test_trials_table_covers_every_folder(study):
+    trials = study.trials.set_index("value")
+    assert len(trials) == 8
+    assert not trials.at[10.0, "finished"] and trials.at[10.0, "last_step"] == 100
+    assert pd.isna(trials.at[12.0, "last_step"]) and pd.isna(trials.at[10.0, "evaluated_step"])
+    assert trials["trial_id"].str.match(r"ab12c_\d{5}").all()  # from the folder name too
+    assert study.name == "demo <script>alert(1)</script>"
+
+
+def test_resumed_and_damaged_result_files(tmp_path):
+    exp = make_experiment(tmp_path, spec=None)
+    trial = sorted(exp.glob("train_trial_*"))[0]
+    lines = (trial / "result.json").read_text().splitlines()
+    replay = json.loads(lines[1])
+    replay["loss"] = -1.0  # a resumed trial re-reports step 100: the later line wins
+    final = {k: v for k, v in json.loads(lines[2]).items() if k != "evaluation"}
+    extra = [json.dumps(replay), json.dumps(final), '{"step": 3']  # final again, then cut off
+    (trial / "result.json").write_text("\n".join([*lines, *extra]))
+    study = load_results(exp)
+    curve = study.curves[study.curves["trial_id"] == "ab12c_00000"]
+    assert curve["step"].tolist() == [0, 100, 200]
+    assert curve.loc[curve["step"] == 100, "loss"].item() == -1.0
+    assert (study.results["trial_id"] == "ab12c_00000").sum() == REPLICATES * CALCULATIONS
+    assert any("unreadable" in w for w in study.warnings)
+    assert study.name == exp.name and study.spec_text is None
+
+
+def test_config_nesting_top_level_wins(tmp_path):
+    (tmp_path / "params.json").write_text(json.dumps(
+        {"family": "wae_uniform", "trial": {"family": "beta_vae", "value": 3.0}}
+    ))
+    assert read_config(tmp_path) == {"family": "wae_uniform", "value": 3.0}
+    assert read_config(tmp_path / "missing") == {}
+
+
+def test_empty_and_missing_folders(tmp_path):
+    study = load_results(tmp_path)
+    assert study.results.empty and list(study.results.columns[:12]) == list(CONTRACT_COLUMNS)
+    assert study.trials.empty and study.curves.empty
+    with pytest.raises(FileNotFoundError):
+        load_results(tmp_path / "nope")
