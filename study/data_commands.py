@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,24 +18,24 @@ def writable_target(path: Path) -> Path:
     path = path.expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path.parent).close()
     except OSError as err:
-        raise BadInput(f"cannot create folder {path.parent} ({err.strerror}); "
+        raise BadInput(f"cannot create folder {path.parent} or write in it ({err.strerror}); "
                        "choose another --out") from None
-    if not os.access(path.parent, os.W_OK):
-        raise BadInput(f"folder {path.parent} is not writable; choose another --out")
     if path.is_dir():
         raise BadInput(f"{path} is a folder; give a file path with --out")
     return path
 
 
 def generate(out: Path | None, force: bool) -> int:
-    from trainables import render
-
-    path = writable_target(out or dsdata.default_path())
+    path = (out or dsdata.default_path()).expanduser()
     if path.suffix not in (".h5", ".hdf5"):
         raise BadInput(f"--out must end in .h5 or .hdf5, got {path.name}")
     if path.exists() and not force:
         raise BadInput(f"{path} already exists; pass --force to render it again")
+    writable_target(path)
+    from trainables import render
+
     start = time.perf_counter()
     render.write_hdf5(path)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, "

@@ -10,6 +10,7 @@ import fcntl
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,9 +37,11 @@ def check_writable(folder: Path) -> None:
     probe = folder
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError:
         raise BadInput(f"storage {folder} is not writable (checked {probe}); "
-                       "choose another --storage")
+                       "choose another --storage") from None
 
 
 @contextmanager

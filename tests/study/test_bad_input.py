@@ -1,0 +1,108 @@
+"""Bad input at the command line: exit 2, one line naming the problem, nothing created."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from study.cli import main
+
+
+def bad_spec(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return str(path)
+
+
+CASES = {
+    "unknown-preset": (lambda t: ["run", "quik"], "neither a preset"),
+    "missing-spec-file": (lambda t: ["run", str(t / "nope.toml")], "neither a preset"),
+    "toml-syntax": (lambda t: ["run", bad_spec(t, "[study\n")], "not valid TOML"),
+    "unknown-table": (lambda t: ["run", bad_spec(t, "[sutdy]\n")], "unknown table"),
+    "unknown-key": (lambda t: ["run", bad_spec(t, "[train]\nstep = 3\n")],
+                    "unknown key 'train.step'"),
+    "wrong-type": (lambda t: ["run", bad_spec(t, "[study]\nreplicates = 'x'\n")],
+                   "must be an integer"),
+    "out-of-range": (lambda t: ["run", bad_spec(t, "[train]\nlatent_dim = 0\n")],
+                     "latent_dim must be"),
+    "empty-grid": (lambda t: ["run", bad_spec(t, "[grid]\nbeta_vae = []\n")], "is empty"),
+    "unknown-family": (lambda t: ["run", bad_spec(t, "[study]\nfamilies = ['vae']\n")],
+                       "unknown family"),
+    "negative-grid-value": (lambda t: ["run", "quick", "--set", "grid.beta_vae=[-1]"],
+                            "numbers >= 0"),
+    "malformed-set": (lambda t: ["run", "quick", "--set", "steps"], "TABLE.KEY=VALUE"),
+    "escaping-name": (lambda t: ["run", "quick", "--name", "../../etc"], "--name"),
+    "name-with-space": (lambda t: ["run", "quick", "--name", "my study"], "--name"),
+    "uri-storage": (lambda t: ["run", "quick", "--storage", "s3://bucket/x"],
+                    "only folders"),
+    "unwritable-storage": (lambda t: ["run", "quick", "--storage", "/proc/wae"],
+                           "not writable"),
+    "bad-address": (lambda t: ["run", "quick", "--address", "nonsense"], "HOST:PORT"),
+    "dead-address": (lambda t: ["run", "quick", "--address", "127.0.0.1:1"],
+                     "no Ray head answers"),
+    "negative-gpus": (lambda t: ["run", "quick", "--gpus-per-trial", "-1"],
+                      "gpus_per_trial must be >= 0"),
+    "zero-cpus": (lambda t: ["run", "quick", "--cpus-per-trial", "0"],
+                  "cpus_per_trial must be > 0"),
+    "bad-precision": (lambda t: ["run", "quick", "--set", "train.precision=fp8"],
+                      "precision must be one of"),
+    "missing-data": (lambda t: ["data", "verify", str(t / "none.h5")], "not found"),
+    "data-extension": (lambda t: ["data", "verify", bad_spec(t, "x")], "extension"),
+    "corrupt-data": (lambda t: ["data", "verify", str(_corrupt(t))], "truncated or corrupt"),
+    "show-not-png": (lambda t: ["data", "show", str(t / "x.h5"), "--out", str(t / "a.jpg")],
+                     "must end in .png"),
+    "generate-unwritable": (lambda t: ["data", "generate", "--out", "/proc/x/d.h5"],
+                            "cannot create folder"),
+    "generate-wrong-suffix": (lambda t: ["data", "generate", "--out", str(t / "d.npz")],
+                              "must end in .h5"),
+    "resume-not-experiment": (lambda t: ["resume", str(t)], "not a wae-study experiment"),
+    "status-missing": (lambda t: ["status", str(t / "nope")], "does not exist"),
+    "report-not-experiment": (lambda t: ["report", str(t)], "not a wae-study experiment"),
+    "unknown-preset-show": (lambda t: ["presets", "--show", "nope"], "unknown preset"),
+}
+
+
+def _corrupt(tmp: Path) -> Path:
+    path = tmp / "corrupt.hdf5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    return path
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    storage = tmp_path / "storage"
+    monkeypatch.setenv("WAE_STUDY_STORAGE", str(storage))
+    make_args, message = CASES[case]
+    args = make_args(work)
+    before = sorted(p.name for p in work.iterdir())
+    start = time.monotonic()
+    assert main(args) == 2
+    assert time.monotonic() - start < 15
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert message in err and "Traceback" not in err
+    assert not storage.exists()
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+def test_existing_experiment_name_is_refused(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    assert main(["run", "quick", "--storage", str(tmp_path), "--name", "taken"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert list((tmp_path / "taken").iterdir()) == []
+
+
+def test_gpus_no_node_has_are_refused_at_once(tmp_path):
+    """Ray starts locally, sees no GPU, and the run is refused before anything is written."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "study.cli", "run", "quick", "--storage", str(tmp_path),
+         "--gpus-per-trial", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "exceeds the most GPUs on any node" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
