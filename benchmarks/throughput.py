@@ -1,0 +1,188 @@
+"""Training throughput, model-steps per second, for the paper architecture at batch 64.
+
+    .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--seconds S]
+        [--k 1,10,30,90] [--precision fp32,tf32,bf16] [--family beta_vae] [--tune]
+
+One JSON object per line. `impl`: `naive` is one nn.Module trained in a plain eager loop with
+torch.optim.Adam, as a user would write it; `pack` is the project's core (K members stacked,
+batched matmuls, one fused Adam call per member); `pack_tune` (with --tune) is the full path
+through a Ray Tune trial (`train_trial`), timed between two of its reports.
+One model-step is one optimiser step of one model, so a pack step counts K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trainables.config import TrainConfig  # noqa: E402
+from trainables.data import unpack_rows  # noqa: E402
+from trainables.pack import PackTrainer  # noqa: E402
+
+BATCH = 64
+ROWS = 20_000  # random images to draw batches from (the content does not change the speed)
+
+
+def timed(step: Callable[[], None], seconds: float, device: torch.device) -> tuple[int, float]:
+    """Run `step` for about `seconds` after a short warm-up; (steps, elapsed) after a sync."""
+    for _ in range(2):  # the first step allocates; the second is already steady
+        step()
+    sync(device)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    sync(device)
+    return steps, time.perf_counter() - start
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def precision_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def naive_step_fn(packed: torch.Tensor, device: torch.device, precision: str) -> Callable:
+    """The β-VAE as most people would write it: nn.Sequential, torch.optim.Adam defaults."""
+    images = unpack_rows(packed).to(torch.uint8)  # (ROWS, 4096) uint8 on the device
+    encoder = nn.Sequential(nn.Linear(4096, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(),
+                            nn.Linear(1200, 32)).to(device)
+    decoder = nn.Sequential(nn.Linear(16, 1200), nn.Tanh(), nn.Linear(1200, 1200), nn.Tanh(),
+                            nn.Linear(1200, 1200), nn.Tanh(), nn.Linear(1200, 4096)).to(device)
+    optimiser = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+
+    def step() -> None:
+        x = images[torch.randint(len(images), (BATCH,), device=device)].float()
+        with precision_context(precision, device):
+            mean, logvar = encoder(x).float().chunk(2, dim=1)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            logits = decoder(z).float()
+        recon = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        kl = 0.5 * (logvar.exp() - logvar + mean**2 - 1).sum()
+        loss = (recon + kl) / BATCH
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
+
+
+def pack_config(family: str, k: int, precision: str, **overrides) -> TrainConfig:
+    return TrainConfig(family=family, value=1.0, replicates=k, batch_size=BATCH,
+                       precision=precision, **overrides)
+
+
+def line(impl: str, device: torch.device, k: int, precision: str, steps: int, elapsed: float,
+         family: str) -> dict:
+    return {"impl": impl, "device": device.type, "K": k, "dtype": precision,
+            "model_steps_per_s": round(k * steps / elapsed, 2), "steps": steps,
+            "seconds": round(elapsed, 2), "family": family, "batch": BATCH,
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else platform.processor() or platform.machine()}
+
+
+def tune_line(family: str, k: int, precision: str, rate_hint: float, seconds: float,
+              device: torch.device) -> dict:
+    """Time the real trainable inside Ray Tune, between its first and fifth report."""
+    import os
+
+    import ray
+    from ray import tune
+
+    from trainables.trainable import train_trial
+
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    every = max(1, math.ceil(rate_hint / k * seconds / 4))
+    config = {**pack_config(family, k, precision).to_dict(), "steps": 6 * every,
+              "report_every": every, "checkpoint_every": 0, "eval_at_start": False,
+              "metrics": [], "recon_eval_images": 100, "device": device.type}
+    packed = np.random.default_rng(0).integers(0, 256, (737_280, 512), dtype=np.uint8)
+    ray.init(num_cpus=os.cpu_count(), num_gpus=1 if device.type == "cuda" else 0,
+             include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as storage:
+            resources = {"cpu": os.cpu_count(), "gpu": 1 if device.type == "cuda" else 0}
+            trainable = tune.with_resources(tune.with_parameters(train_trial, packed=packed),
+                                            resources)
+            tuner = tune.Tuner(trainable, param_space=config,
+                               run_config=tune.RunConfig(storage_path=storage, verbose=0))
+            with contextlib.redirect_stdout(sys.stderr):  # stdout carries only JSON lines
+                result = tuner.fit()[0]
+            history = result.metrics_dataframe.set_index("step")["time_total_s"]
+            elapsed = float(history[5 * every] - history[every])
+    finally:
+        ray.shutdown()
+    return {**line("pack_tune", device, k, precision, 4 * every, elapsed, family),
+            "threads": resources["cpu"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"],
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per config")
+    parser.add_argument("--k", default=None, help="pack sizes (default 1,10 on CPU, "
+                        "1,10,30,90 on CUDA)")
+    parser.add_argument("--precision", default=None, help="fp32,tf32,bf16 (default fp32,bf16 "
+                        "on CPU, fp32,tf32,bf16 on CUDA)")
+    parser.add_argument("--family", default="beta_vae",
+                        choices=["beta_vae", "wae_gaussian", "wae_uniform"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
+    parser.add_argument("--tune", action="store_true",
+                        help="also time the full path through one Ray Tune trial")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    ks = [int(k) for k in (args.k or ("1,10,30,90" if cuda else "1,10")).split(",")]
+    precisions = (args.precision or ("fp32,tf32,bf16" if cuda else "fp32,bf16")).split(",")
+    packed = torch.from_numpy(
+        np.random.default_rng(0).integers(0, 256, (ROWS, 512), dtype=np.uint8)).to(device)
+    rates = {}
+    for precision in precisions:
+        if not args.no_naive:
+            steps, elapsed = timed(naive_step_fn(packed, device, precision), args.seconds, device)
+            print(json.dumps(line("naive", device, 1, precision, steps, elapsed, "beta_vae")),
+                  flush=True)
+        for k in ks:
+            trainer = PackTrainer(pack_config(args.family, k, precision), packed,
+                                  torch.arange(ROWS), device)
+            steps, elapsed = timed(trainer.train_step, args.seconds, device)
+            rates[k, precision] = k * steps / elapsed
+            print(json.dumps(line("pack", device, k, precision, steps, elapsed, args.family)),
+                  flush=True)
+            del trainer
+            if cuda:
+                torch.cuda.empty_cache()
+    if args.tune:
+        k, precision = ks[0], precisions[0]
+        print(json.dumps(tune_line(args.family, k, precision, rates[k, precision], args.seconds,
+                                   device)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

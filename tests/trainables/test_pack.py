@@ -1,0 +1,173 @@
+"""The pack training core without Ray: equivalence, resume, divergence isolation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainables import checkpoint
+from trainables.config import TrainConfig
+from trainables.pack import PackTrainer
+
+FAMILIES = ("beta_vae", "wae_gaussian", "wae_uniform")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: a second OpenMP thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def packed() -> np.ndarray:
+    array = np.random.default_rng(0).integers(0, 256, (3000, 512), dtype=np.uint8)
+    array.flags.writeable = False  # as it arrives from Ray's object store
+    return array
+
+
+TRAIN = np.arange(0, 3000, 2)
+
+
+def tiny(**overrides) -> TrainConfig:
+    base = dict(family="wae_gaussian", value=1.0, replicates=1, seed=0, steps=40, batch_size=8,
+                latent_dim=4, encoder_width=32, decoder_width=32, lr_schedule="authors")
+    return TrainConfig(**{**base, **overrides})
+
+
+def train(trainer: PackTrainer, steps: int) -> PackTrainer:
+    for _ in range(steps):
+        trainer.train_step()
+    return trainer
+
+
+def member_state(trainer: PackTrainer, k: int) -> list[torch.Tensor]:
+    tensors = [p.detach() for p in trainer.params] + trainer.exp_avg + trainer.exp_avg_sq
+    return [t[k].clone() for t in tensors]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_member_of_a_pack_follows_its_solo_trajectory(packed, family):
+    pack = train(PackTrainer(tiny(family=family, replicates=3, seed=10), packed, TRAIN), 30)
+    solo = train(PackTrainer(tiny(family=family, replicates=1, seed=11), packed, TRAIN), 30)
+    for in_pack, alone in zip(member_state(pack, 1), member_state(solo, 0), strict=True):
+        torch.testing.assert_close(in_pack, alone, rtol=1e-5, atol=1e-7)
+    assert pack.read_report()["member_loss"][1] == pytest.approx(
+        solo.read_report()["member_loss"][0], rel=1e-5)
+
+
+def test_members_start_from_their_own_seeds(packed):
+    pack = PackTrainer(tiny(replicates=2, seed=3), packed, TRAIN)
+    other = PackTrainer(tiny(replicates=1, seed=4), packed, TRAIN)
+    assert torch.equal(pack.model.enc1_weight[1], other.model.enc1_weight[0])
+    assert not torch.equal(pack.model.enc1_weight[0], pack.model.enc1_weight[1])
+
+
+@pytest.mark.parametrize("family", ["beta_vae", "wae_uniform"])
+def test_resume_from_a_checkpoint_is_bitwise_identical(packed, tmp_path, family):
+    cfg = tiny(family=family, replicates=2, seed=5)
+    straight = train(PackTrainer(cfg, packed, TRAIN), 24)
+
+    first = train(PackTrainer(cfg, packed, TRAIN), 12)
+    checkpoint.save(tmp_path, {"config": cfg.to_dict(), "trainer": first.state_dict(),
+                               "rng": checkpoint.rng_state()})
+    del first
+    resumed = PackTrainer(cfg, packed, TRAIN)
+    payload = checkpoint.load(tmp_path)
+    resumed.load_state_dict(payload["trainer"])
+    checkpoint.set_rng_state(payload["rng"])
+    train(resumed, 12)
+
+    for k in range(2):
+        for a, b in zip(member_state(straight, k), member_state(resumed, k), strict=True):
+            assert torch.equal(a, b)
+    assert straight.read_report() == resumed.read_report()
+
+
+def test_a_diverged_member_is_frozen_and_the_others_are_unaffected(packed):
+    cfg = tiny(replicates=3, seed=20)
+    clean, hurt = PackTrainer(cfg, packed, TRAIN), PackTrainer(cfg, packed, TRAIN)
+    train(clean, 10).read_report()
+    train(hurt, 10).read_report()
+    with torch.no_grad():
+        hurt.model.enc1_weight[1, 0, :] = math.nan  # member 1's loss turns NaN at step 10
+    frozen_state = member_state(hurt, 1)
+    train(clean, 15)
+    train(hurt, 15)
+
+    report = hurt.read_report()
+    assert report["diverged_at"] == [-1, 10, -1]
+    assert report["n_diverged"] == 1
+    assert math.isfinite(report["loss"]) and math.isfinite(report["recon"])
+    assert math.isnan(report["member_loss"][1])
+    for a, b in zip(member_state(hurt, 1), frozen_state, strict=True):  # untouched since
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    for k in (0, 2):
+        for a, b in zip(member_state(hurt, k), member_state(clean, k), strict=True):
+            assert torch.equal(a, b)
+    assert clean.read_report()["member_loss"][0] == report["member_loss"][0]
+
+
+def test_adam_matches_torch_adam_for_one_member(packed):
+    trainer = PackTrainer(tiny(lr_schedule=[[0, 1e-3]]), packed, TRAIN)
+    reference = [p.detach().clone().requires_grad_() for p in trainer.params]
+    optimiser = torch.optim.Adam(reference, lr=1e-3)
+    for _ in range(3):
+        x, noise, prior = trainer.draw_batch()
+        loss, _ = trainer.member_losses(x, noise, prior)
+        for p in trainer.params:
+            p.grad = None
+        loss.sum().backward()
+        for ref, p in zip(reference, trainer.params, strict=True):
+            ref.grad = p.grad.clone()
+        trainer.adam(1e-3)
+        optimiser.step()
+    for ref, p in zip(reference, trainer.params, strict=True):
+        torch.testing.assert_close(ref.detach(), p.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_bf16_autocast_trains_with_fp32_master_weights(packed):
+    trainer = train(PackTrainer(tiny(precision="bf16", replicates=2), packed, TRAIN), 5)
+    assert all(p.dtype == torch.float32 for p in trainer.params)
+    report = trainer.read_report()
+    assert report["n_diverged"] == 0 and math.isfinite(report["loss"])
+
+
+def test_load_pack_and_a_corrupt_checkpoint(packed, tmp_path):
+    cfg = tiny(family="wae_uniform", replicates=2)
+    trainer = train(PackTrainer(cfg, packed, TRAIN), 3)
+    checkpoint.save(tmp_path, {"config": cfg.to_dict(), "trainer": trainer.state_dict()})
+    model, loaded = checkpoint.load_pack(tmp_path)
+    assert loaded == cfg
+    assert torch.equal(model.dec_out_weight, trainer.model.dec_out_weight)
+    mean, spread = model.encode(torch.zeros(5, 4096))
+    assert mean.shape == spread.shape == (2, 5, 4)
+    assert model.decode(mean).shape == (2, 5, 4096)
+
+    path = tmp_path / checkpoint.FILE
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupt"):
+        checkpoint.load_pack(tmp_path)
+
+
+def test_lr_schedule_compresses_the_authors_boundaries():
+    cfg = tiny(steps=6000)
+    assert cfg.schedule() == [(0, 1e-3), (1500, 7e-4), (3000, 3e-4), (4500, 1e-4)]
+    assert [cfg.lr_at(s) for s in (0, 1499, 1500, 4499, 5999)] == [1e-3, 1e-3, 7e-4, 3e-4, 1e-4]
+    assert tiny(steps=60_000).schedule()[1] == (15_000, 7e-4)
+
+
+def test_uniform_box_options(packed):
+    mean, spread, u = torch.zeros(1, 1, 2), torch.log(torch.tensor([[[2.0, 4.0]]])), torch.ones(
+        1, 1, 2)
+    corner = PackTrainer(tiny(family="wae_uniform"), packed, TRAIN).model
+    centred = PackTrainer(tiny(family="wae_uniform", uniform_box="centred"), packed, TRAIN).model
+    assert corner.sample_posterior(mean, spread, u).tolist() == [[[2.0, 4.0]]]
+    assert centred.sample_posterior(mean, spread, u).tolist() == [[[1.0, 2.0]]]
+    assert corner.posterior_mean(mean, spread).tolist() == [[[1.0, 2.0]]]
+    assert centred.posterior_mean(mean, spread).tolist() == [[[0.0, 0.0]]]

@@ -1,0 +1,94 @@
+"""Checkpoints: one `pack.pt` per checkpoint folder, loadable with `weights_only=True`.
+
+Layout of `pack.pt` (tensors, numbers, strings, lists and dicts only):
+    format       1
+    config       TrainConfig.to_dict()
+    step         steps done
+    split_seed   the train/test split's seed (also in config; here for readers)
+    diverged_at  per member, the step its loss turned non-finite (-1: healthy)
+    trainer      PackTrainer.state_dict(): model parameters {name: [K, ...]}, Adam moments and
+                 step, frozen mask, diverged_at, the members' generator states, report window
+    rng          the process-wide RNG states (torch CPU and CUDA, numpy, python)
+    last_eval    the latest evaluation's scalar means and its step, carried into later reports
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainables.config import TrainConfig
+from trainables.models import PackModel
+
+FILE = "pack.pt"
+FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated or corrupt; the study layer falls back to another."""
+
+
+def save(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write `payload` as `directory/pack.pt`, atomically (a crash leaves no half file)."""
+    path = Path(directory) / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".pt.partial")
+    torch.save({"format": FORMAT, **payload}, partial)
+    os.replace(partial, path)
+    return path
+
+
+def load(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read `directory/pack.pt`; a missing or unreadable file raises CheckpointError."""
+    path = Path(directory) / FILE
+    if not path.is_file():
+        raise CheckpointError(f"no {FILE} in checkpoint {directory}: not a pack checkpoint")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for truncated/corrupt zip archives
+        raise CheckpointError(
+            f"cannot load {path} ({type(err).__name__}: {err}); the checkpoint is truncated "
+            "or corrupt: resume from an earlier checkpoint") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a format-{FORMAT} pack checkpoint")
+    return payload
+
+
+def load_pack(
+    checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[PackModel, TrainConfig]:
+    """The trained pack and its config, for evaluation and figures."""
+    payload = load(checkpoint_dir, map_location=device)
+    cfg = TrainConfig.from_dict(payload["config"])
+    model = PackModel.from_config(cfg, device)
+    model.load_state_dict(payload["trainer"]["model"])
+    model.requires_grad_(False)
+    return model, cfg
+
+
+def rng_state() -> dict[str, Any]:
+    """The process-wide RNG states, in weights_only-loadable form."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured (CUDA states only when the devices match)."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == \
+            torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,298 @@
+"""`TrainConfig`: everything one trial needs, validated before anything runs.
+
+One trial trains a *pack*: `replicates` models of one family at one hyperparameter value,
+each with its own seed. Defaults reproduce the authors' setting (paper architecture, batch 100,
+their Adam schedule, their MMD estimator); the study presets override size and length.
+Where the sources disagree (PROTOCOL.md §2) the choice is a named option, never a constant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+FAMILIES = ("beta_vae", "wae_gaussian", "wae_uniform")
+MMD_ESTIMATORS = ("authors", "wae_paper")
+UNIFORM_BOXES = ("corner", "centred")
+PRECISIONS = ("fp32", "tf32", "bf16")
+HIGGINS_PROTOCOLS = ("authors", "heldout")
+EXTRA_METRICS = ("mig", "factorvae", "dci", "sap")
+METRICS = ("higgins", *EXTRA_METRICS)
+
+# The authors' Adam schedule: (first step, learning rate), for a run of AUTHORS_STEPS steps.
+AUTHORS_SCHEDULE = ((0, 1e-3), (15_000, 7e-4), (30_000, 3e-4), (45_000, 1e-4))
+AUTHORS_STEPS = 60_000
+
+# Fields that only say how a run is observed or where it runs: a resumed trial may change them
+# without changing its training trajectory.
+RUN_FIELDS = frozenset({
+    "report_every", "checkpoint_every", "eval_every", "eval_at_start", "metrics",
+    "higgins_protocol", "higgins_classifier_steps", "higgins_votes", "eval_seed",
+    "recon_eval_images", "data_path", "device",
+})
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    """One trial: a pack of `replicates` models of one family at one value of its parameter."""
+
+    family: str = _help(
+        "model family: beta_vae (β·KL), wae_gaussian (Gaussian encoder, N(0,I) prior, MMD) or "
+        "wae_uniform (box encoder, U[-1,1]^d prior, MMD)", default="beta_vae")
+    value: float = _help(
+        "the family's hyperparameter: β for beta_vae, λ1 (weight of the |log σ²|^p penalty) "
+        "for the WAEs", default=1.0)
+    replicates: int = _help("K, models trained together as one pack (one per seed)", default=1)
+    seed: int = _help(
+        "base seed: member r trains with seed + r (its init, batches and noise come from "
+        "that seed alone, so a member does not depend on K)", default=0)
+    steps: int = _help("optimiser steps per member (the authors: 60,000)", default=AUTHORS_STEPS)
+    batch_size: int = _help(
+        "images per member per step; 100 as the authors (disentanglement_lib uses 64)",
+        default=100)
+    lr_schedule: str | list[list[float]] = _help(
+        "Adam learning rates: 'authors' (1e-3, 7e-4 @15k, 3e-4 @30k, 1e-4 @45k of 60k steps, "
+        "boundaries scaled by steps/60000) or a list of [first_step, lr] pairs starting at 0",
+        default="authors")
+    latent_dim: int = _help("d, latent dimensions (the paper: 16)", default=16)
+    encoder_width: int = _help("units in each of the 2 ReLU encoder layers", default=1200)
+    decoder_width: int = _help("units in each of the 3 tanh decoder layers", default=1200)
+    lambda_mmd: float = _help(
+        "λ_MMD, the WAE's MMD weight: 400 as the authors' example command with batch 100 "
+        "(their config file says 20); unused by beta_vae", default=400.0)
+    mmd_estimator: str = _help(
+        "'authors': IMQ scales C ∈ {0.001..2}·d, diagonal dropped from pp, qq and pq, all "
+        "divided by n(n-1); 'wae_paper': C = 2·d·{0.1..10} (σ²=1), pq over all n² pairs / n²",
+        default="authors")
+    penalty_p: float = _help("p of the WAE penalty λ1·mean_n Σ_i |log σ²_i|^p", default=1.0)
+    uniform_box: str = _help(
+        "wae_uniform posterior box: 'corner' z = μ + e^s·u, u ~ U(0,1) (the authors' code) or "
+        "'centred' u ~ U(-1/2, 1/2)", default="corner")
+    logvar_clip: list[float] | None = _help(
+        "[low, high] clip of the WAE encoders' log-variance / log side length before use "
+        "(the authors: [-16, 10]); null = no clip; beta_vae is never clipped",
+        default_factory=lambda: [-16.0, 10.0])
+    precision: str = _help(
+        "fp32; tf32 (CUDA TF32 matmuls); bf16 (autocast matmuls, fp32 master weights and Adam)",
+        default="fp32")
+    report_every: int = _help("steps between reports to Ray Tune", default=500)
+    checkpoint_every: int = _help(
+        "steps between checkpoints (0 = only at the end); one is always written at the end",
+        default=5_000)
+    eval_every: int = _help(
+        "steps between metric evaluations (0 = only at the end)", default=0)
+    eval_at_start: bool = _help(
+        "evaluate the untrained pack at step 0 (the metrics' chance baseline)", default=True)
+    metrics: list[str] = _help(
+        "disentanglement metrics: 'higgins' (4- and 5-variable tasks), extra 'mig', "
+        "'factorvae', 'dci', 'sap'; [] = reconstruction errors only",
+        default_factory=lambda: ["higgins"])
+    higgins_protocol: str = _help(
+        "Higgins metric protocol: 'authors' (as the seed's code) or 'heldout'",
+        default="authors")
+    higgins_classifier_steps: int | None = _help(
+        "training steps of the Higgins metric's classifier; null = the metric's default "
+        "(quick presets shorten it)", default=None)
+    higgins_votes: int | None = _help(
+        "votes per Higgins calculation; null = the protocol's (authors 5,000, heldout 10,000)",
+        default=None)
+    eval_seed: int = _help(
+        "seed of every metric sample: shared by all members and trials, so scores compare "
+        "on identical votes and images, and a model scores the same alone or in a pack",
+        default=0)
+    recon_eval_images: int = _help(
+        "images per split for the train/test reconstruction errors", default=10_000)
+    split_seed: int = _help("seed of the random train/test split of all images", default=0)
+    test_fraction: float = _help("fraction of the images held out for testing", default=0.1)
+    data_path: str | None = _help(
+        "dSprites file when the trial loads its own data; null = the default generated file",
+        default=None)
+    device: str = _help(
+        "'auto' (the GPU Ray assigned, else CPU), 'cpu', 'cuda' or 'cuda:N'", default="auto")
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # ---- derived ----------------------------------------------------------------------
+    @property
+    def param(self) -> str:
+        """Name of `value`: 'beta' for beta_vae, 'lambda1' for the WAEs."""
+        return "beta" if self.family == "beta_vae" else "lambda1"
+
+    @property
+    def member_seeds(self) -> list[int]:
+        """Seed of each member: seed + r, so member r equals a K=1 run with that seed."""
+        return [self.seed + r for r in range(self.replicates)]
+
+    def schedule(self) -> list[tuple[int, float]]:
+        """The resolved piecewise-constant schedule: (first step, learning rate) pairs."""
+        if self.lr_schedule == "authors":
+            scale = self.steps / AUTHORS_STEPS
+            return [(round(step * scale), lr) for step, lr in AUTHORS_SCHEDULE]
+        return [(int(step), float(lr)) for step, lr in self.lr_schedule]
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of the update made at `step` (0-based)."""
+        return [lr for first, lr in self.schedule() if step >= first][-1]
+
+    # ---- dict round trip --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON/TOML-friendly copy of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Validate and build; unknown keys and wrong types raise ValueError naming the fix."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown TrainConfig field(s) {', '.join(unknown)}: remove them "
+                f"(known fields: {', '.join(known)})")
+        return cls(**{name: _coerce(known[name], value) for name, value in d.items()})
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Each field's help text, for the CLI and the README."""
+        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
+
+    # ---- validation -------------------------------------------------------------------
+    def _validate(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f, getattr(self, f.name)))
+        _choice("family", self.family, FAMILIES)
+        _choice("mmd_estimator", self.mmd_estimator, MMD_ESTIMATORS)
+        _choice("uniform_box", self.uniform_box, UNIFORM_BOXES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("higgins_protocol", self.higgins_protocol, HIGGINS_PROTOCOLS)
+        for name in self.metrics:
+            _choice("metrics", name, METRICS)
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"metrics lists a metric twice ({self.metrics}): list each once")
+        _at_least("value", self.value, 0)
+        _at_least("replicates", self.replicates, 1)
+        _at_least("seed", self.seed, 0)
+        _at_least("split_seed", self.split_seed, 0)
+        _at_least("steps", self.steps, 1)
+        _at_least("batch_size", self.batch_size, 2)  # MMD needs two samples
+        _at_least("latent_dim", self.latent_dim, 1)
+        _at_least("encoder_width", self.encoder_width, 1)
+        _at_least("decoder_width", self.decoder_width, 1)
+        _at_least("lambda_mmd", self.lambda_mmd, 0)
+        _at_least("report_every", self.report_every, 1)
+        _at_least("checkpoint_every", self.checkpoint_every, 0)
+        _at_least("eval_every", self.eval_every, 0)
+        _at_least("recon_eval_images", self.recon_eval_images, 1)
+        _at_least("eval_seed", self.eval_seed, 0)
+        for name in ("higgins_classifier_steps", "higgins_votes"):
+            if getattr(self, name) is not None:
+                _at_least(name, getattr(self, name), 1)
+        if not self.penalty_p > 0:
+            raise ValueError(f"penalty_p must be > 0, got {self.penalty_p}: use 1 (the paper)")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}: "
+                             "use 0.1 (the paper's 90/10 split)")
+        if self.logvar_clip is not None and (
+            len(self.logvar_clip) != 2 or not self.logvar_clip[0] < self.logvar_clip[1]
+        ):
+            raise ValueError(f"logvar_clip must be [low, high] with low < high, got "
+                             f"{self.logvar_clip}: use [-16, 10] (the authors) or null")
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
+        self._validate_schedule()
+
+    def _validate_schedule(self) -> None:
+        if isinstance(self.lr_schedule, str):
+            if self.lr_schedule != "authors":
+                raise ValueError(f"lr_schedule must be 'authors' or a list of [step, lr] pairs, "
+                                 f"got {self.lr_schedule!r}")
+            return
+        fix = "give [[0, lr0], [step1, lr1], ...] with increasing steps and positive rates"
+        pairs = self.lr_schedule
+        if not pairs or any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"lr_schedule {pairs} is not a list of [step, lr] pairs: {fix}")
+        steps = [pair[0] for pair in pairs]
+        if steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"lr_schedule steps {steps} must start at 0 and increase: {fix}")
+        if any(not (pair[1] > 0 and math.isfinite(pair[1])) for pair in pairs):
+            raise ValueError(f"lr_schedule rates must be positive and finite: {fix}")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if not value >= low or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    """Check `value` against the field's annotation; accept numpy scalars and tuples."""
+    annotation = str(f.type)
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise ValueError(f"{f.name} may not be null; give a value ({f.metadata['help']})")
+    wrong = ValueError(f"{f.name} has the wrong type ({type(value).__name__}: {value!r}); "
+                       f"expected {annotation}: {f.metadata['help']}")
+    if f.name == "lr_schedule":
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list | tuple):
+            raise wrong
+        try:
+            return [[_number(step, int), _number(lr, float)] for step, lr in value]
+        except (TypeError, ValueError):
+            raise wrong from None
+    if annotation.startswith("list"):
+        if not isinstance(value, list | tuple):
+            raise wrong
+        item = str if "list[str]" in annotation else float
+        try:
+            return [_number(v, float) if item is float else _string(v) for v in value]
+        except TypeError:
+            raise wrong from None
+    base = annotation.split(" | ")[0]
+    try:
+        if base == "bool":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if base == "int":
+            return _number(value, int)
+        if base == "float":
+            return _number(value, float)
+        return _string(value)
+    except TypeError:
+        raise wrong from None
+
+
+def _number(value: Any, kind: type) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError
+    if kind is int:
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if float(value).is_integer():
+            return int(value)
+        raise TypeError
+    return float(value)
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError
+    return value

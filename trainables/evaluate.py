@@ -1,0 +1,135 @@
+"""Evaluating every member of a pack: disentanglement metrics and reconstruction errors.
+
+One row per (replicate, metric calculation), the columns of results.csv, plus the scalar means
+over healthy members that the reports (and Optuna) use. The metrics come from
+`analysis.metrics` (imported lazily: the training core does not need it to load). Its suite
+draws every sample once from `eval_seed` and scores all members on the same images, so a
+model scores the same alone as inside a pack, and every model of a study is compared on
+identical votes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from trainables.config import TrainConfig
+from trainables.data import DSprites, Split
+from trainables.models import PIXELS, PackModel
+
+CHUNK = 2048  # images per forward pass while evaluating
+SCORES = ("disentanglement_4var", "disentanglement_5var", "recon_test", "recon_train")
+HIGGINS = {"higgins_4var": "disentanglement_4var", "higgins_5var": "disentanglement_5var"}
+_ROW_KEYS = {"replicate", "seed", "step", "diverged", "calculation"}
+
+
+def evaluate_pack(
+    model: PackModel,
+    data: DSprites,
+    split: Split,
+    cfg: TrainConfig,
+    step: int,
+    diverged_at: list[int],
+) -> list[dict]:
+    """Rows for every member; a diverged member is not evaluated: one row of nulls."""
+    from analysis import metrics
+
+    healthy = [k for k, at in enumerate(diverged_at) if at < 0]
+    columns = {name: name for name in cfg.metrics if name != "higgins"}
+    if "higgins" in cfg.metrics:
+        columns.update(HIGGINS)
+    scores = [{} for _ in healthy]  # per healthy member: column -> metric result
+    if columns and healthy:
+        suite = metrics.prepare(data, list(columns), seed=cfg.eval_seed,
+                                options=_options(cfg, model))
+        codes = metrics.encode_indices(_pack_encoder(model, healthy), data, suite.indices)
+        for member, results in zip(scores, suite.score(codes), strict=True):
+            member.update({columns[name]: result for name, result in results.items()})
+
+    rows = []
+    for k, seed in enumerate(cfg.member_seeds):
+        base = {"replicate": k, "seed": seed, "step": step, "diverged": k not in healthy}
+        empty = dict.fromkeys([*SCORES, *columns.values()])  # None (JSON null): not measured
+        if k not in healthy:
+            rows.append({**base, "calculation": 0, **empty})
+            continue
+        logits = _logits_fn(model.member(k))
+        recon = {f"recon_{part}": float(metrics.reconstruction(
+                     logits, data, indices=getattr(split, part), n=cfg.recon_eval_images,
+                     seed=cfg.eval_seed)["score"])
+                 for part in ("train", "test")}
+        results = scores[healthy.index(k)]
+        n = max([len(r.get("calculations") or [0]) for r in results.values()] or [1])
+        for c in range(n):
+            values = {col: _calculation(result, c, n) for col, result in results.items()}
+            rows.append({**base, "calculation": c, **empty, **recon, **values})
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict[str, float]:
+    """Per score column: the mean over healthy members of each member's mean over
+    calculations (NaN when nothing was measured: reports need a number)."""
+    columns = [c for c in rows[0] if c not in _ROW_KEYS] if rows else list(SCORES)
+    out = {}
+    for col in columns:
+        per_member: dict[int, list[float]] = {}
+        for row in rows:
+            if not row["diverged"] and row[col] is not None:
+                per_member.setdefault(row["replicate"], []).append(row[col])
+        means = [float(np.mean(v)) for v in per_member.values()]
+        out[col] = float(np.mean(means)) if means else math.nan
+    return out
+
+
+def _options(cfg: TrainConfig, model: PackModel) -> dict[str, dict]:
+    """Per-metric options from the config; the Higgins classifier runs on the pack's device."""
+    higgins = {"protocol": cfg.higgins_protocol}
+    if cfg.higgins_protocol == "authors":
+        higgins["device"] = str(_device(model))
+        if cfg.higgins_classifier_steps is not None:
+            higgins["classifier_steps"] = cfg.higgins_classifier_steps
+    if cfg.higgins_votes is not None:
+        higgins["votes"] = cfg.higgins_votes
+    return {name: dict(higgins) for name in HIGGINS} if "higgins" in cfg.metrics else {}
+
+
+def _calculation(result: dict, c: int, n: int) -> float:
+    """Calculation c of a metric result; a metric with a single score repeats it."""
+    calcs = result.get("calculations") or []
+    return float(calcs[c]) if len(calcs) == n else float(result["score"])
+
+
+def _device(model: PackModel) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    flat = torch.as_tensor(np.asarray(images).reshape(len(images), PIXELS), device=device)
+    return flat.float()
+
+
+def _pack_encoder(model: PackModel, members: list[int]):
+    """encode(images uint8 (n, 64, 64)) -> posterior-mean codes (len(members), n, d)."""
+    @torch.no_grad()
+    def encode(images: np.ndarray) -> np.ndarray:
+        parts = []
+        for i in range(0, len(images), CHUNK):
+            mean, spread = model.encode(_pixels(images[i : i + CHUNK], _device(model)))
+            parts.append(model.posterior_mean(mean, spread)[members].cpu())
+        return torch.cat(parts, dim=1).numpy()
+    return encode
+
+
+def _logits_fn(member: PackModel):
+    """logits(images uint8 (n, 64, 64)) -> reconstruction logits (n, 4096), decoded from the
+    posterior mean, on the member's device."""
+    @torch.no_grad()
+    def logits(images: np.ndarray) -> torch.Tensor:
+        parts = []
+        for i in range(0, len(images), CHUNK):
+            mean, spread = member.encode(_pixels(images[i : i + CHUNK], _device(member)))
+            parts.append(member.decode(member.posterior_mean(mean, spread))[0])
+        return torch.cat(parts)
+    return logits

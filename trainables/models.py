@@ -1,0 +1,155 @@
+"""The paper's fully connected encoder and decoder as a *pack* of K independent members.
+
+Every weight is stacked as [K, in, out] and every bias as [K, 1, out], so one batched matmul
+(`torch.baddbmm`) runs all K members at once: members never mix, and a GPU sees one big
+kernel instead of K small ones.
+
+    encoder: 4096 → W ReLU → W ReLU → (mean d, spread d)
+    decoder: d → W tanh → W tanh → W tanh → 4096 Bernoulli logits
+
+`spread` is the log-variance (Gaussian encoders) or the log side length of the posterior box
+(wae_uniform). The WAEs put the mean through tanh and clip the spread (`logvar_clip`).
+Member k is initialised from its own seed only, so it starts identical whatever K is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainables.config import TrainConfig
+
+PIXELS = 64 * 64
+INIT_STREAM = 0  # seed streams derived from a member seed (see member_stream_seed)
+TRAIN_STREAM = 1
+
+
+def member_stream_seed(member_seed: int, stream: int, *more: int) -> int:
+    """A 63-bit seed for one random stream of one member (init, training batches)."""
+    state = np.random.SeedSequence([member_seed, stream, *more]).generate_state(
+        1, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def layer_shapes(latent_dim: int, encoder_width: int, decoder_width: int) -> dict:
+    """(fan_in, fan_out) of each layer; the encoder's two heads share one matmul."""
+    d, we, wd = latent_dim, encoder_width, decoder_width
+    return {
+        "enc1": (PIXELS, we), "enc2": (we, we), "enc_head": (we, 2 * d),
+        "dec1": (d, wd), "dec2": (wd, wd), "dec3": (wd, wd), "dec_out": (wd, PIXELS),
+    }
+
+
+class PackModel(nn.Module):
+    """K encoder/decoder pairs of one family, stacked along a leading member axis."""
+
+    def __init__(
+        self,
+        family: str,
+        member_seeds: list[int],
+        latent_dim: int = 16,
+        encoder_width: int = 1200,
+        decoder_width: int = 1200,
+        logvar_clip: list[float] | None = None,
+        uniform_box: str = "corner",
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.family = family
+        self.member_seeds = list(member_seeds)
+        self.latent_dim = latent_dim
+        self.logvar_clip = logvar_clip
+        self.uniform_box = uniform_box
+        shapes = layer_shapes(latent_dim, encoder_width, decoder_width)
+        k = len(self.member_seeds)
+        for name, (fan_in, fan_out) in shapes.items():
+            weight = torch.empty(k, fan_in, fan_out, device=device)
+            self.register_parameter(f"{name}_weight", nn.Parameter(weight))
+            self.register_parameter(f"{name}_bias",
+                                    nn.Parameter(torch.zeros(k, 1, fan_out, device=device)))
+        with torch.no_grad():  # member by member: host memory stays at one member's size
+            for r, seed in enumerate(self.member_seeds):
+                for name, weight in self._init_member(seed, shapes).items():
+                    getattr(self, f"{name}_weight")[r].copy_(weight)
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, device: torch.device | str = "cpu") -> PackModel:
+        return cls(cfg.family, cfg.member_seeds, cfg.latent_dim, cfg.encoder_width,
+                   cfg.decoder_width, cfg.logvar_clip, cfg.uniform_box, device)
+
+    @staticmethod
+    def _init_member(seed: int, shapes: dict) -> dict[str, torch.Tensor]:
+        """Glorot-uniform weights (TensorFlow's dense default, as in the authors' code; biases
+        start at zero), drawn on the CPU from the member's own generator: the same on any
+        device and for any K."""
+        gen = torch.Generator().manual_seed(member_stream_seed(seed, INIT_STREAM))
+        out = {}
+        for name, (fan_in, fan_out) in shapes.items():
+            heads = 2 if name == "enc_head" else 1  # mean and spread heads: separate layers
+            limit = math.sqrt(6.0 / (fan_in + fan_out // heads))
+            out[name] = torch.rand(fan_in, fan_out, generator=gen) * (2 * limit) - limit
+        return out
+
+    @property
+    def k(self) -> int:
+        return len(self.member_seeds)
+
+    @property
+    def is_wae(self) -> bool:
+        return self.family != "beta_vae"
+
+    def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias")
+        if x.dim() == 2:  # one batch shared by every member
+            return torch.matmul(x, weight) + bias
+        return torch.baddbmm(bias, x, weight)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (K, B, 4096) or (B, 4096) pixels -> (mean, spread), each (K, B, d)."""
+        h = torch.relu(self._linear("enc1", x))
+        h = torch.relu(self._linear("enc2", h))
+        mean, spread = self._linear("enc_head", h).float().chunk(2, dim=-1)
+        if self.is_wae:
+            mean = torch.tanh(mean)
+            if self.logvar_clip is not None:
+                spread = spread.clamp(*self.logvar_clip)
+        return mean, spread
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (K, B, d) -> Bernoulli logits (K, B, 4096)."""
+        h = torch.tanh(self._linear("dec1", z))
+        h = torch.tanh(self._linear("dec2", h))
+        h = torch.tanh(self._linear("dec3", h))
+        return self._linear("dec_out", h).float()
+
+    def sample_posterior(
+        self, mean: torch.Tensor, spread: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """One code per input: Gaussian z = μ + e^{s/2}·ε (noise ~ N(0,1)); uniform box
+        z = μ + e^s·u (noise ~ U(0,1); 'centred' shifts it to U(-1/2, 1/2))."""
+        if self.family == "wae_uniform":
+            u = noise - 0.5 if self.uniform_box == "centred" else noise
+            return mean + torch.exp(spread) * u
+        return mean + torch.exp(0.5 * spread) * noise
+
+    def posterior_mean(self, mean: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+        """The mean of q(z|x): the code the metrics and reconstruction errors use
+        (for the authors' corner box that is the box centre μ + e^s/2)."""
+        if self.family == "wae_uniform" and self.uniform_box == "corner":
+            return mean + 0.5 * torch.exp(spread)
+        return mean
+
+    def member(self, k: int) -> PackModel:
+        """Member k alone, as a K=1 pack sharing this pack's parameter storage."""
+        single = PackModel.__new__(PackModel)
+        nn.Module.__init__(single)
+        single.family, single.latent_dim = self.family, self.latent_dim
+        single.logvar_clip, single.uniform_box = self.logvar_clip, self.uniform_box
+        single.member_seeds = [self.member_seeds[k]]
+        for name, param in self.named_parameters():
+            single.register_parameter(name, nn.Parameter(param.detach()[k : k + 1],
+                                                         requires_grad=False))
+        return single

@@ -1,0 +1,234 @@
+"""Training a pack: K members of one family trained side by side, one step at a time.
+
+The step, top to bottom (`PackTrainer.train_step`):
+  1. each member draws its own batch indices and noise from its own generator,
+  2. the rows are gathered from the device copy of the packed dataset and unpacked there,
+  3. one batched forward pass gives every member's loss, shape [K],
+  4. backward on their sum: d(sum)/d(member k) is member k's gradient alone,
+  5. a member whose loss is not finite is frozen for good and its step recorded,
+  6. Adam, one fused call per member: the kernel's `found_inf` flag makes it skip a frozen
+     member entirely (parameters and moments untouched), with no host synchronisation.
+Because Adam is elementwise, this is exactly K independent Adams; a member trained in a pack
+follows the same trajectory as the same member (same seed) trained alone.
+Losses stay on the device and are read back only at report time (`read_report`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from trainables.config import TrainConfig
+from trainables.data import unpack_rows
+from trainables.losses import (
+    bernoulli_reconstruction,
+    imq_scales,
+    kl_standard_normal,
+    mmd_imq,
+    spread_penalty,
+)
+from trainables.models import PIXELS, TRAIN_STREAM, PackModel, member_stream_seed
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Wrap a (possibly read-only, e.g. Ray object store) array without copying.
+    Nothing here ever writes to it, so torch's non-writable warning is moot."""
+    if isinstance(array, torch.Tensor):
+        return array
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+class PackTrainer:
+    """The model, its Adam state, the per-member random streams and health, and the step."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        packed: np.ndarray | torch.Tensor,
+        train_indices: np.ndarray | torch.Tensor,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.cfg = cfg
+        self.device = torch.device(device)
+        k = cfg.replicates
+        self.model = PackModel.from_config(cfg, self.device)
+        self.params = list(self.model.parameters())
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.adam_step = torch.zeros((), dtype=torch.float32, device=self.device)
+        # Per-member views of the stacked tensors, for the per-member fused Adam calls.
+        self._member_params = _by_member([p.detach() for p in self.params])
+        self._member_avg = _by_member(self.exp_avg)
+        self._member_avg_sq = _by_member(self.exp_avg_sq)
+
+        self.step = 0
+        self.frozen = torch.zeros(k, dtype=torch.bool, device=self.device)
+        self.diverged_at = torch.full((k,), -1, dtype=torch.int64, device=self.device)
+        self.value = torch.full((k,), cfg.value, device=self.device)  # β or λ1, per member
+        self.scales = imq_scales(cfg.mmd_estimator, cfg.latent_dim, self.device)
+        self.generators = [
+            torch.Generator(self.device).manual_seed(member_stream_seed(s, TRAIN_STREAM))
+            for s in cfg.member_seeds
+        ]
+        self.packed = as_tensor(packed).to(self.device)
+        self.train_indices = torch.as_tensor(train_indices, dtype=torch.int64).to(self.device)
+        # Sums since the last report, on the device: loss, recon and healthy steps per member.
+        self.window = torch.zeros(3, k, dtype=torch.float64, device=self.device)
+
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision("high" if cfg.precision == "tf32" else "highest")
+
+    # ---- the step ---------------------------------------------------------------------
+    def train_step(self) -> None:
+        """One optimiser step of every healthy member; never waits for the device."""
+        x, noise, prior = self.draw_batch()
+        with self.autocast():
+            loss, recon = self.member_losses(x, noise, prior)
+        for p in self.params:
+            p.grad = None
+        loss.sum().backward()
+
+        bad = ~torch.isfinite(loss)
+        self.diverged_at = torch.where(bad & ~self.frozen, self.step, self.diverged_at)
+        self.frozen |= bad
+        self.adam(self.cfg.lr_at(self.step))
+
+        healthy = ~self.frozen
+        self.window += torch.stack([
+            torch.where(healthy, loss.detach(), 0.0).double(),
+            torch.where(healthy, recon.detach(), 0.0).double(),
+            healthy.double(),
+        ])
+        self.step += 1
+
+    def draw_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Each member's images (K, B, 4096), posterior noise (K, B, d) and prior samples
+        (K, B, d; None for the β-VAE), every member from its own generator."""
+        cfg, d, b = self.cfg, self.cfg.latent_dim, self.cfg.batch_size
+        width = d if cfg.family == "beta_vae" else 2 * d
+        draw = torch.rand if cfg.family == "wae_uniform" else torch.randn
+        picks, noises = [], []
+        for gen in self.generators:
+            picks.append(torch.randint(len(self.train_indices), (b,), generator=gen,
+                                       device=self.device))
+            noises.append(draw(b, width, generator=gen, device=self.device))
+        rows = self.packed[self.train_indices[torch.stack(picks)]]  # (K, B, 512) uint8
+        x = unpack_rows(rows.view(-1, rows.shape[-1])).view(len(picks), b, PIXELS)
+        noise = torch.stack(noises)
+        if cfg.family == "beta_vae":
+            return x, noise, None
+        prior = noise[..., d:]
+        if cfg.family == "wae_uniform":
+            prior = 2.0 * prior - 1.0  # U(0,1) -> U(-1,1)
+        return x, noise[..., :d], prior
+
+    def member_losses(
+        self, x: torch.Tensor, noise: torch.Tensor, prior: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, reconstruction), each [K]."""
+        cfg, model = self.cfg, self.model
+        mean, spread = model.encode(x)
+        z = model.sample_posterior(mean, spread, noise)
+        recon = bernoulli_reconstruction(model.decode(z), x)
+        if cfg.family == "beta_vae":
+            return recon + self.value * kl_standard_normal(mean, spread), recon
+        mmd = mmd_imq(z, prior, self.scales, cfg.mmd_estimator)
+        penalty = spread_penalty(spread, cfg.penalty_p)
+        return recon + cfg.lambda_mmd * mmd + self.value * penalty, recon
+
+    @torch.no_grad()
+    def adam(self, lr: float) -> None:
+        """Adam (fused kernel) per member; `found_inf` = frozen makes the kernel skip it."""
+        self.adam_step += 1  # shared: every healthy member has taken the same number of steps
+        grads = _by_member([p.grad for p in self.params])
+        skip = self.frozen.float()
+        steps = [self.adam_step] * len(self.params)
+        for k, member_grads in enumerate(grads):
+            torch._fused_adam_(
+                self._member_params[k], member_grads, self._member_avg[k],
+                self._member_avg_sq[k], [], steps, lr=lr, beta1=ADAM_BETAS[0],
+                beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS, amsgrad=False,
+                maximize=False, grad_scale=None, found_inf=skip[k],
+            )
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the matmuls (fp32 master weights), else nothing."""
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---- reporting --------------------------------------------------------------------
+    def read_report(self) -> dict:
+        """Window means since the last call (the one host sync) and member health."""
+        loss_sum, recon_sum, count = self.window.tolist()
+        diverged_at = self.diverged_at.tolist()
+        self.window.zero_()
+        member_loss = [s / n if n else math.nan for s, n in zip(loss_sum, count, strict=True)]
+        member_recon = [s / n if n else math.nan for s, n in zip(recon_sum, count, strict=True)]
+        healthy = [k for k, at in enumerate(diverged_at) if at < 0]
+        return {
+            "step": self.step,
+            "loss": _mean([member_loss[k] for k in healthy]),
+            "recon": _mean([member_recon[k] for k in healthy]),
+            "member_loss": member_loss,
+            "diverged_at": diverged_at,
+            "n_diverged": len(diverged_at) - len(healthy),
+        }
+
+    # ---- checkpoint state -------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything the trajectory depends on, as CPU tensors and primitives only."""
+        return {
+            "step": self.step,
+            "model": {n: t.detach().cpu() for n, t in self.model.state_dict().items()},
+            "exp_avg": [t.cpu() for t in self.exp_avg],
+            "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
+            "adam_step": self.adam_step.cpu(),
+            "frozen": self.frozen.cpu(),
+            "diverged_at": self.diverged_at.cpu(),
+            "generators": [g.get_state() for g in self.generators],
+            "window": self.window.cpu(),
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Restore in place (the cached member views stay valid)."""
+        self.step = int(state["step"])
+        for name, param in self.model.named_parameters():
+            param.copy_(state["model"][name])
+        for mine, saved in zip(self.exp_avg + self.exp_avg_sq,
+                               state["exp_avg"] + state["exp_avg_sq"], strict=True):
+            mine.copy_(saved)
+        for name in ("adam_step", "frozen", "diverged_at", "window"):
+            getattr(self, name).copy_(state[name])
+        moved = False
+        for gen, saved, seed in zip(self.generators, state["generators"],
+                                    self.cfg.member_seeds, strict=True):
+            try:
+                gen.set_state(saved)
+            except RuntimeError:  # saved on another device type: its stream cannot continue
+                gen.manual_seed(member_stream_seed(seed, TRAIN_STREAM, self.step))
+                moved = True
+        if moved:
+            warnings.warn("the checkpoint's batch streams come from another device type; they "
+                          f"restart from seeds derived from step {self.step}: training goes "
+                          "on, but not bitwise as it would have on the original device",
+                          stacklevel=2)
+
+
+def _by_member(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """[K, ...] tensors -> per member, the list of its [...] views."""
+    return [list(views) for views in zip(*(t.unbind(0) for t in tensors), strict=True)]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan

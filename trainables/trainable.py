@@ -1,0 +1,123 @@
+"""`train_trial`: the Ray Tune function trainable. One trial = one pack.
+
+    config ─> TrainConfig ─> PackTrainer on the device Ray assigned
+    resume from ray.tune.get_checkpoint() if there is one, else evaluate step 0 (baseline)
+    loop: train_step; every report_every steps report; at eval steps add the evaluation;
+          at checkpoint steps (and the end) report with a checkpoint folder holding pack.pt
+
+Every report carries the latest evaluation's scalar means (NaN before the first) so that a
+searcher or scheduler watching them always finds its metric (Tune checks every result);
+`eval_step` says which step they belong to.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import warnings
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray import tune
+
+from trainables import checkpoint, data
+from trainables.config import RUN_FIELDS, TrainConfig
+from trainables.evaluate import SCORES, evaluate_pack, summarize
+from trainables.pack import PackTrainer
+
+
+def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
+    """Train, evaluate, report and checkpoint one pack inside a Tune trial.
+
+    `config` holds TrainConfig fields at the top level or under "trial" (top level wins);
+    `packed` is the bit-packed dSprites from the object store (None: load `data_path`).
+    """
+    cfg = trial_config(config)
+    device = pick_device(cfg.device)
+    dataset = data.DSprites(packed) if packed is not None else data.load(cfg.data_path)
+    split = dataset.split(cfg.split_seed, cfg.test_fraction)
+    trainer = PackTrainer(cfg, dataset.packed, split.train, device)
+    last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
+
+    def report(evaluate: bool, save: bool) -> None:
+        nonlocal last_eval
+        result = {**trainer.read_report(), "family": cfg.family, "param": cfg.param,
+                  "value": cfg.value, "seeds": cfg.member_seeds}
+        if evaluate:
+            rows = evaluate_pack(trainer.model, dataset, split, cfg, trainer.step,
+                                 result["diverged_at"])
+            last_eval = {**summarize(rows), "eval_step": trainer.step}
+            result["evaluation"] = rows
+        result.update(last_eval)
+        if not save:
+            tune.report(result)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint.save(tmp, {"config": cfg.to_dict(), "step": trainer.step,
+                                  "split_seed": cfg.split_seed,
+                                  "diverged_at": result["diverged_at"],
+                                  "trainer": trainer.state_dict(),
+                                  "rng": checkpoint.rng_state(), "last_eval": last_eval})
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    saved = tune.get_checkpoint()
+    if saved is not None:
+        with saved.as_directory() as folder:
+            payload = checkpoint.load(folder)
+        _check_resumable(cfg, payload["config"])
+        trainer.load_state_dict(payload["trainer"])
+        checkpoint.set_rng_state(payload["rng"])
+        last_eval = payload["last_eval"]
+    elif cfg.eval_at_start:
+        report(evaluate=True, save=False)
+
+    if trainer.step >= cfg.steps:  # restored from the final checkpoint: report it again
+        report(evaluate=False, save=False)
+    while trainer.step < cfg.steps:
+        trainer.train_step()
+        step, final = trainer.step, trainer.step == cfg.steps
+        evaluate = final or (cfg.eval_every > 0 and step % cfg.eval_every == 0)
+        save = final or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0)
+        if evaluate or save or step % cfg.report_every == 0:
+            report(evaluate, save)
+
+
+def trial_config(config: dict) -> TrainConfig:
+    """Merge the nested "trial" dict (grid search) with top-level keys (Optuna); top wins."""
+    merged = dict(config.get("trial") or {})
+    merged.update({k: v for k, v in config.items() if k != "trial"})
+    return TrainConfig.from_dict(merged)
+
+
+_warned_gpu = False
+
+
+def pick_device(spec: str) -> torch.device:
+    """'auto': the GPU Ray assigned (CUDA_VISIBLE_DEVICES makes it cuda:0) or the CPU;
+    when Ray assigned a GPU that torch cannot see, warn once and use the CPU."""
+    global _warned_gpu
+    if spec != "auto":
+        if spec.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={spec!r} but torch sees no CUDA device: use 'auto' or "
+                             "'cpu', or install a CUDA build of torch")
+        return torch.device(spec)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if ray.is_initialized() and ray.get_gpu_ids() and not _warned_gpu:
+        _warned_gpu = True
+        warnings.warn(f"Ray assigned GPU(s) {ray.get_gpu_ids()} but torch sees no CUDA device "
+                      "(a CPU-only torch build?): training on the CPU", stacklevel=2)
+    return torch.device("cpu")
+
+
+def _check_resumable(cfg: TrainConfig, saved: dict) -> None:
+    """A checkpoint continues only the same trajectory; run-only fields may change."""
+    current = cfg.to_dict()
+    changed = sorted(k for k in current if k not in RUN_FIELDS and saved.get(k) != current[k])
+    if changed:
+        raise checkpoint.CheckpointError(
+            f"checkpoint was written with different {', '.join(changed)} "
+            f"({[saved.get(k) for k in changed]} vs {[current[k] for k in changed]}): resume "
+            "with the original trial config or start the trial afresh")
