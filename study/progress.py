@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -23,6 +24,12 @@ def describe(config: dict[str, Any]) -> str:
     return f"{family} {SYMBOL[param]}={flat.get('value', 0):g}"
 
 
+def trial_dirname(trial: Any) -> str:
+    """`<trial id>_<family>_<value>`: short, unique and readable in a file browser."""
+    flat = flat_config(trial.config)
+    return f"{trial.trial_id}_{flat.get('family', 'trial')}_{flat.get('value', 0):g}"
+
+
 class ProgressLines(Callback):
     """Prints a line per result at most every `min_interval_s` seconds, and every trial end."""
 
@@ -40,9 +47,10 @@ class ProgressLines(Callback):
         self._last = now
         running = sum(t.status == "RUNNING" for t in trials)
         line = (f"[{time.strftime('%H:%M:%S')}] {len(self._done)}/{self.total or '?'} done, "
-                f"{running} running | {describe(trial.config)}: step {result.get('step')}, "
-                f"loss {result.get('loss', float('nan')):.1f}")
-        if "disentanglement_5var" in result:
+                f"{running} running | {describe(trial.config)}: step {result.get('step')}")
+        if math.isfinite(result.get("loss", math.nan)):
+            line += f", loss {result['loss']:.1f}"
+        if "evaluation" in result:
             line += (f", 4-var {result['disentanglement_4var']:.3f}, "
                      f"5-var {result['disentanglement_5var']:.3f}, "
                      f"recon_test {result['recon_test']:.1f}")

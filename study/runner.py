@@ -79,15 +79,17 @@ def start_ray(address: str | None) -> None:
     import ray
 
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    # Only the JSON and CSV loggers (added in build_tuner): TensorBoard's cannot log lists.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # Trial output stays in each trial's folder; the driver prints one line per interval.
     if address:
         check_address(address)
         try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         except ConnectionError as err:
             raise BadInput(f"--address {address}: cannot join the Ray cluster ({err})") from None
     else:
-        ray.init(include_dashboard=False, logging_level="WARNING",
+        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False,
                  runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
 
 
@@ -119,8 +121,9 @@ def trainable(resources: dict[str, Any], packed: Any):
 
 def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: Any):
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from study.progress import ProgressLines
+    from study.progress import ProgressLines, trial_dirname
 
     resources = spec["resources"]
     grid = spec["study"]["search"] == "grid"
@@ -128,7 +131,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         configs = specs.expand(spec)
         param_space: dict[str, Any] = {"trial": tune.grid_search(configs)}
         tune_config = tune.TuneConfig(
-            max_concurrent_trials=resources["max_concurrent"] or None)
+            max_concurrent_trials=resources["max_concurrent"] or None,
+            trial_dirname_creator=trial_dirname)
         total = len(configs)
     else:
         from search_spaces.adaptive import make_searcher
@@ -140,14 +144,15 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
             from ray.tune.search import ConcurrencyLimiter
 
             searcher = ConcurrencyLimiter(searcher, max_concurrent=resources["max_concurrent"])
-        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=spec["adaptive"]["trials"])
+        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=spec["adaptive"]["trials"],
+                                      trial_dirname_creator=trial_dirname)
         total = spec["adaptive"]["trials"]
     run_config = tune.RunConfig(
         name=experiment_dir.name,
         storage_path=str(experiment_dir.parent),
         failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[ProgressLines(total)],
+        callbacks=[ProgressLines(total), JsonLoggerCallback(), CSVLoggerCallback()],
         verbose=0,
     )
     return tune.Tuner(trainable(resources, packed), param_space=param_space,

@@ -40,11 +40,13 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
     split = dataset.split(cfg.split_seed, cfg.test_fraction)
     trainer = PackTrainer(cfg, dataset.packed, split.train, device)
     last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
+    node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
     def report(evaluate: bool, save: bool) -> None:
         nonlocal last_eval
         result = {**trainer.read_report(), "family": cfg.family, "param": cfg.param,
-                  "value": cfg.value, "seeds": cfg.member_seeds}
+                  "value": cfg.value, "seeds": cfg.member_seeds, "node_id": node_id,
+                  "device": str(device)}
         if evaluate:
             rows = evaluate_pack(trainer.model, dataset, split, cfg, trainer.step,
                                  result["diverged_at"])
