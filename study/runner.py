@@ -81,6 +81,7 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # Only the JSON and CSV loggers (added in build_tuner): TensorBoard's cannot log lists.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of its own
     # Trial output stays in each trial's folder; the driver prints one line per interval.
     if address:
         check_address(address)

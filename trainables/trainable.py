@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,10 +65,8 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
                                   "rng": checkpoint.rng_state(), "last_eval": last_eval})
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    saved = tune.get_checkpoint()
-    if saved is not None:
-        with saved.as_directory() as folder:
-            payload = checkpoint.load(folder)
+    payload = restorable_payload(tune.get_checkpoint())
+    if payload is not None:
         _check_resumable(cfg, payload["config"])
         trainer.load_state_dict(payload["trainer"])
         checkpoint.set_rng_state(payload["rng"])
@@ -84,6 +83,32 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
         save = final or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0)
         if evaluate or save or step % cfg.report_every == 0:
             report(evaluate, save)
+
+
+def restorable_payload(saved: tune.Checkpoint | None) -> dict | None:
+    """The newest checkpoint that loads: Tune's latest, else the older ones beside it (the
+    study keeps two). None when there is none, or none loads (the trial restarts); each
+    fallback's reason is logged in the trial's output."""
+    if saved is None:
+        return None
+    with saved.as_directory() as folder:
+        latest = Path(folder)
+        try:
+            return checkpoint.load(latest)
+        except checkpoint.CheckpointError as err:
+            warnings.warn(f"latest checkpoint unusable: {err}", stacklevel=2)
+        older = sorted((p for p in latest.parent.glob("checkpoint_*")
+                        if p.is_dir() and p.name < latest.name), reverse=True)
+        for candidate in older:
+            try:
+                payload = checkpoint.load(candidate)
+            except checkpoint.CheckpointError as err:
+                warnings.warn(f"checkpoint unusable: {err}", stacklevel=2)
+                continue
+            warnings.warn(f"resuming from the earlier checkpoint {candidate.name}", stacklevel=2)
+            return payload
+    warnings.warn("no usable checkpoint: the trial restarts from step 0", stacklevel=2)
+    return None
 
 
 def trial_config(config: dict) -> TrainConfig:
