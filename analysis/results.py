@@ -49,6 +49,7 @@ _TRIAL_COLUMNS = (
     "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
     "evaluated_step", "finished", "n_diverged", "path",
 )
+EXTRA_FILE = "extra_metrics.json"  # written by `wae-study evaluate`
 _RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
 
 
@@ -196,13 +197,44 @@ def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
         }
         for line in ordered
     ]
+    extra = _read_extra(trial_dir, warnings)
     return _Trial(
         summary=summary,
         curve=curve,
-        final_rows=_rows(ident, latest),
-        baseline_rows=_rows(ident, step0),
+        final_rows=_merge_extra(_rows(ident, latest), extra),
+        baseline_rows=_merge_extra(_rows(ident, step0), extra),
         diverged=diverged,
     )
+
+
+def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Columns of ``extra_metrics.json`` (re-scored checkpoints) by (replicate, step)."""
+    path = trial_dir / EXTRA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        warnings.append(f"{trial_dir.name}/{EXTRA_FILE} unreadable ({err}), skipped")
+        return {}
+    extra = {}
+    for raw in rows if isinstance(rows, list) else []:
+        if isinstance(raw, dict) and isinstance(raw.get("replicate"), int) and isinstance(
+            raw.get("step"), int
+        ):
+            extra[(raw["replicate"], raw["step"])] = {
+                key: _number(val) for key, val in raw.items()
+                if key not in _ROW_KEYS and key not in CONTRACT_COLUMNS and _is_scalar(val)
+            }
+    return extra
+
+
+def _merge_extra(
+    rows: list[dict[str, Any]], extra: dict[tuple[int, int], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    for row in rows:
+        row.update(extra.get((row["replicate"], row["step"]), {}))
+    return rows
 
 
 def read_config(trial_dir: Path, warnings: list[str] | None = None) -> dict[str, Any]:

@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
     report.add_argument("--out", type=Path, help="report folder (default EXPERIMENT_DIR/report)")
     report.add_argument("--data", type=Path, help="dSprites file for the reconstruction figure")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="re-score the final checkpoints with more metrics, then the report")
+    evaluate.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    evaluate.add_argument("--metrics", required=True, metavar="NAMES",
+                          help="comma-separated, from: mig, factorvae, dci, sap")
+    evaluate.add_argument("--data", type=Path, help="dSprites file (default: the spec's "
+                          "data_path, else the generated file)")
     return parser
 
 
@@ -124,6 +132,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from study.report_command import report
 
         return report(experiment_folder(args.experiment), args.out, args.data)
+    if args.command == "evaluate":
+        from study.evaluate_command import evaluate
+
+        return evaluate(experiment_folder(args.experiment), args.metrics, args.data)
     raise AssertionError(f"unhandled command {args.command}")
 
 

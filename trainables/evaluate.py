@@ -40,13 +40,8 @@ def evaluate_pack(
     columns = {name: name for name in cfg.metrics if name != "higgins"}
     if "higgins" in cfg.metrics:
         columns.update(HIGGINS)
-    scores = [{} for _ in healthy]  # per healthy member: column -> metric result
-    if columns and healthy:
-        suite = metrics.prepare(data, list(columns), seed=cfg.eval_seed,
-                                options=_options(cfg, model))
-        codes = metrics.encode_indices(_pack_encoder(model, healthy), data, suite.indices)
-        for member, results in zip(scores, suite.score(codes), strict=True):
-            member.update({columns[name]: result for name, result in results.items()})
+    scores = [{columns[name]: result for name, result in member.items()}
+              for member in score_members(model, data, cfg, list(columns), healthy)]
 
     rows = []
     for k, seed in enumerate(cfg.member_seeds):
@@ -66,6 +61,20 @@ def evaluate_pack(
             values = {col: _calculation(result, c, n) for col, result in results.items()}
             rows.append({**base, "calculation": c, **empty, **recon, **values})
     return rows
+
+
+def score_members(
+    model: PackModel, data: DSprites, cfg: TrainConfig, names: list[str], members: list[int]
+) -> list[dict[str, dict]]:
+    """Per member in `members`, {suite metric name: result}: every member is scored on one set
+    of images drawn from `cfg.eval_seed` and encoded once (empty dicts when `names` is)."""
+    from analysis import metrics
+
+    if not names or not members:
+        return [{} for _ in members]
+    suite = metrics.prepare(data, names, seed=cfg.eval_seed, options=_options(cfg, model))
+    codes = metrics.encode_indices(_pack_encoder(model, members), data, suite.indices)
+    return suite.score(codes)
 
 
 def summarize(rows: list[dict]) -> dict[str, float]:

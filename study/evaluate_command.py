@@ -1,0 +1,172 @@
+"""`wae-study evaluate`: re-score a study's final checkpoints with more metrics, no retraining.
+
+For each trial folder, the newest checkpoint that loads and is at the trial's last step is
+scored with the requested extra metrics: every healthy member of the pack is encoded on one
+shared set of images drawn from the trial's `eval_seed` (`trainables.evaluate.score_members`,
+as during training), diverged members get nulls. The rows go to `<trial>/extra_metrics.json`
+(merged with earlier runs: new columns added, same columns overwritten), which
+`analysis.results.load_results` joins onto the results table; then the report is rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from study.errors import BadInput
+from trainables.config import EXTRA_METRICS as VALID
+
+EXTRA_FILE = "extra_metrics.json"  # analysis.results reads the same name
+
+
+def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None) -> int:
+    """The command: check the input, load the dataset, score, rewrite the report, print its
+    index.html as the last line."""
+    from trainables import data as dsdata
+
+    names = parse_metrics(metrics_text)
+    spec_path = _spec_path(experiment_dir)
+    if data_path is None:
+        data_path = tomllib.loads(spec_path.read_text()).get("train", {}).get("data_path")
+    dataset = dsdata.load(data_path)
+    print(evaluate_experiment(experiment_dir, names, dataset))
+    return 0
+
+
+def parse_metrics(text: str) -> list[str]:
+    """Comma-separated metric names, checked against the valid ones, each once, in order."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise BadInput(f"--metrics is empty; give a comma-separated list of {', '.join(VALID)}")
+    for name in names:
+        if name not in VALID:
+            raise BadInput(f"unknown metric '{name}' in --metrics; valid: {', '.join(VALID)}")
+    return names
+
+
+def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: Any) -> Path:
+    """Score every finished trial's final checkpoint with `metrics` on `data` (a
+    `trainables.data.DSprites`), merge the rows into each `extra_metrics.json`, rewrite the
+    report and return its index.html. Unfinished or unreadable trials are skipped with a note
+    on stderr."""
+    from analysis.report import write_report
+
+    root = Path(experiment_dir)
+    metrics = parse_metrics(",".join(metrics))
+    _spec_path(root)
+    for trial_dir in sorted(p for p in root.iterdir() if (p / "params.json").is_file()):
+        found = final_checkpoint(trial_dir)
+        if isinstance(found, str):
+            _note(f"{trial_dir.name}: skipped, {found}")
+            continue
+        path, payload = found
+        rows = score_checkpoint(payload, metrics, data)
+        merge_rows(trial_dir / EXTRA_FILE, rows)
+        _note(f"{trial_dir.name}: {', '.join(metrics)} at step {payload['step']} "
+              f"({path.name})")
+    return write_report(root, data=data) / "index.html"
+
+
+def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
+    """The newest checkpoint that loads, with its payload, if it is at the trial's last step;
+    otherwise why there is none. Unusable checkpoints are noted on stderr."""
+    from analysis.results import read_config
+    from trainables import checkpoint
+
+    planned = read_config(trial_dir).get("steps")
+    found = sorted((p for p in trial_dir.glob("checkpoint_*") if p.is_dir()), reverse=True)
+    for path in found:
+        try:
+            payload = checkpoint.load(path)
+        except checkpoint.CheckpointError as err:
+            _note(f"{trial_dir.name}: {path.name} unusable ({err})")
+            continue
+        steps = planned if isinstance(planned, int) else payload["config"].get("steps")
+        if payload.get("step") == steps:
+            return path, payload
+        return f"not finished (checkpoint {path.name} is at step {payload.get('step')} of " \
+               f"{steps})"
+    return "no checkpoint loads" if found else "no checkpoint"
+
+
+def score_checkpoint(payload: dict, metrics: list[str], data: Any) -> list[dict[str, Any]]:
+    """One row per member, `{replicate, seed, step, <metric>...}`; nulls for diverged ones."""
+    import torch
+
+    from trainables.config import TrainConfig
+    from trainables.evaluate import score_members
+    from trainables.models import PackModel
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = TrainConfig.from_dict(payload["config"])
+    model = PackModel.from_config(cfg, device)  # as trainables.checkpoint.load_pack
+    model.load_state_dict(payload["trainer"]["model"])
+    model.requires_grad_(False)
+    model.eval()
+    diverged_at = _diverged_at(payload, cfg.replicates)
+    healthy = [k for k, at in enumerate(diverged_at) if at < 0]
+    results = score_members(model, data, cfg, metrics, healthy)
+    rows = []
+    for k, seed in enumerate(cfg.member_seeds):
+        row = {"replicate": k, "seed": seed, "step": int(payload["step"]),
+               **dict.fromkeys(metrics)}
+        if k in healthy:
+            row.update({name: _finite(result["score"])
+                        for name, result in results[healthy.index(k)].items()})
+        rows.append(row)
+    return rows
+
+
+def merge_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Merge rows into the JSON list at `path` by (replicate, step), atomically."""
+    merged: dict[tuple[int, int], dict[str, Any]] = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            _note(f"{path} unreadable ({err}): rewritten")
+            old = []
+        for row in old if isinstance(old, list) else []:
+            if isinstance(row, dict) and all(isinstance(row.get(key), int)
+                                             for key in ("replicate", "step")):
+                merged[(row["replicate"], row["step"])] = row
+    for row in rows:
+        merged.setdefault((row["replicate"], row["step"]), {}).update(row)
+    ordered = [merged[key] for key in sorted(merged, key=lambda key: (key[1], key[0]))]
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _spec_path(experiment_dir: Path) -> Path:
+    spec_path = Path(experiment_dir) / "study.toml"
+    if not spec_path.is_file():
+        raise BadInput(f"{experiment_dir} is not a wae-study experiment folder (no study.toml); "
+                       "pass the folder `wae-study run` printed")
+    return spec_path
+
+
+def _diverged_at(payload: dict, k: int) -> list[int]:
+    """Per member, the step it diverged (-1: healthy), from the payload and its trainer state:
+    diverged in either counts."""
+    def as_list(value: Any) -> list[int]:
+        values = value.tolist() if hasattr(value, "tolist") else list(value or [])
+        return [int(v) for v in values] + [-1] * (k - len(values))
+
+    top = as_list(payload.get("diverged_at"))
+    inner = as_list((payload.get("trainer") or {}).get("diverged_at"))
+    return [a if a >= 0 else b for a, b in zip(top[:k], inner[:k], strict=True)]
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _note(text: str) -> None:
+    print(f"wae-study: {text}", file=sys.stderr)

@@ -1,0 +1,137 @@
+"""`wae-study evaluate`: re-scoring the final checkpoints of a study with extra metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.results import load_results
+from study import spec
+from study.cli import main
+from study.evaluate_command import EXTRA_FILE, evaluate_experiment
+from trainables import checkpoint
+from trainables import data as dsdata
+from trainables.config import TrainConfig
+from trainables.evaluate import evaluate_pack
+from trainables.pack import PackTrainer
+
+TINY = {"replicates": 2, "steps": 4, "batch_size": 8, "latent_dim": 3, "encoder_width": 8,
+        "decoder_width": 8, "metrics": [], "recon_eval_images": 16, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def dataset() -> dsdata.DSprites:
+    rng = np.random.default_rng(0)
+    return dsdata.DSprites(rng.integers(0, 256, (737_280, 512), dtype=np.uint8))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_trial(exp: Path, index: int, family: str, dataset, *, done: int, diverged=(-1, -1),
+                corrupt_newest: bool = False) -> Path:
+    """A trial folder as the trainable leaves it, trained for `done` of TINY's steps."""
+    cfg = TrainConfig.from_dict({**TINY, "family": family, "value": 1.0, "seed": 10 * index})
+    trial = exp / f"train_trial_ab12c_{index:05d}_{index}_family={family}"
+    trial.mkdir()
+    (trial / "params.json").write_text(json.dumps({"trial": cfg.to_dict()}))
+    split = dataset.split(cfg.split_seed)
+    trainer = PackTrainer(cfg, dataset.packed, split.train)
+    for _ in range(done):
+        trainer.train_step()
+    state = trainer.state_dict()
+    state["diverged_at"] = torch.tensor(diverged)
+    checkpoint.save(trial / "checkpoint_000000", {
+        "config": cfg.to_dict(), "step": done, "split_seed": cfg.split_seed,
+        "diverged_at": list(diverged), "trainer": state, "rng": checkpoint.rng_state(),
+        "last_eval": {}})
+    if corrupt_newest:
+        (trial / "checkpoint_000001").mkdir()
+        (trial / "checkpoint_000001" / checkpoint.FILE).write_bytes(b"truncated")
+    line = {"trial_id": f"ab12c_{index:05d}", "step": done, "done": done == cfg.steps,
+            "family": cfg.family, "param": cfg.param, "value": cfg.value,
+            "diverged_at": list(diverged), "loss": 1.0, "recon": 1.0}
+    if done == cfg.steps:
+        line["evaluation"] = evaluate_pack(trainer.model, dataset, split, cfg, done,
+                                           list(diverged))
+    (trial / "result.json").write_text(json.dumps(line) + "\n")
+    return trial
+
+
+@pytest.fixture
+def experiment(tmp_path, dataset) -> Path:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "study.toml").write_text(spec.dumps(spec.load("quick")))
+    write_trial(exp, 0, "beta_vae", dataset, done=4, diverged=(-1, 3), corrupt_newest=True)
+    write_trial(exp, 1, "wae_uniform", dataset, done=4)
+    write_trial(exp, 2, "wae_gaussian", dataset, done=2)  # unfinished: skipped
+    return exp
+
+
+def extra_rows(exp: Path) -> dict[str, list[dict]]:
+    return {p.parent.name.split("_")[3]: json.loads(p.read_text())
+            for p in sorted(exp.glob(f"*/{EXTRA_FILE}"))}
+
+
+def test_evaluate_scores_merges_and_reports(experiment, dataset, monkeypatch, capsys):
+    monkeypatch.setattr(dsdata, "load", lambda path=None: dataset)
+    code = main(["evaluate", str(experiment), "--metrics", "mig", "--data", "x.h5"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out.strip().splitlines()[-1] == str(experiment / "report" / "index.html")
+    assert "00002" in err and "not finished" in err and "corrupt" in err
+
+    rows = extra_rows(experiment)
+    assert sorted(rows) == ["00000", "00001"]
+    assert [(r["replicate"], r["seed"], r["step"]) for r in rows["00000"]] == [
+        (0, 0, 4), (1, 1, 4)]
+    assert 0 <= rows["00000"][0]["mig"] <= 1 and rows["00000"][1]["mig"] is None  # diverged
+    first_mig = rows["00001"][0]["mig"]
+
+    # re-running with another metric adds its column and keeps the first; same seed, same score
+    evaluate_experiment(experiment, ["sap", "mig"], dataset)
+    rows = extra_rows(experiment)
+    assert set(rows["00001"][0]) == {"replicate", "seed", "step", "mig", "sap"}
+    assert rows["00001"][0]["mig"] == first_mig
+
+    results = load_results(experiment).results
+    assert len(results) == 4  # the unfinished trial has no final rows
+    for col in ("mig", "sap"):
+        healthy = results[~results["diverged"]]
+        assert healthy[col].notna().all()
+        assert results[results["diverged"]][col].isna().all()
+    trial1 = results[results["trial_id"] == "ab12c_00001"].set_index("replicate")
+    assert trial1.loc[0, "mig"] == pytest.approx(first_mig)
+    csv = pd.read_csv(experiment / "report" / "results.csv")
+    assert {"mig", "sap"} <= set(csv.columns)
+    assert math.isclose(csv["mig"].max(), results["mig"].max())
+
+
+@pytest.mark.parametrize("args, message", [
+    (lambda exp: ["evaluate", str(exp), "--metrics", "mig,bogus"],
+     "unknown metric 'bogus' in --metrics; valid: mig, factorvae, dci, sap"),
+    (lambda exp: ["evaluate", str(exp), "--metrics", " , "], "--metrics is empty"),
+    (lambda exp: ["evaluate", str(exp.parent), "--metrics", "mig"], "no study.toml"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
+    exp = tmp_path / "exp"
+    (exp / "trial_a").mkdir(parents=True)
+    (exp / "study.toml").write_text("")
+    (exp / "trial_a" / "params.json").write_text("{}")
+    before = sorted(tmp_path.rglob("*"))
+    assert main(args(exp)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(tmp_path.rglob("*")) == before
