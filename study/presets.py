@@ -21,14 +21,14 @@ class Preset:
 
 # Small networks and a short compressed version of the authors' schedule: minutes on a CPU.
 QUICK_TRAIN: dict[str, Any] = {
-    "steps": 1000,
+    "steps": 600,
     "batch_size": 64,
     "encoder_width": 128,
     "decoder_width": 128,
     "latent_dim": 10,
     "lr_schedule": "authors",
     "report_every": 100,
-    "checkpoint_every": 250,
+    "checkpoint_every": 200,
     "eval_every": 0,
     "recon_eval_images": 1000,
     "higgins_votes": 1000,
@@ -53,7 +53,7 @@ PAPER_TRAIN: dict[str, Any] = {
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        "all three families at two values each, 2 replicates, small nets, 1,000 steps: "
+        "all three families at two values each, 2 replicates, small nets, 600 steps: "
         "minutes on a laptop CPU",
         {
             "study": {"name": "quick", "search": "grid", "replicates": 2,
