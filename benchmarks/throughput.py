@@ -182,6 +182,22 @@ def main() -> None:
         k, precision = ks[0], precisions[0]
         print(json.dumps(tune_line(args.family, k, precision, rates[k, precision], args.seconds,
                                    device)), flush=True)
+    print(json.dumps(paper_projection(rates, device)), flush=True)
+
+
+def paper_projection(rates: dict[tuple[int, str], float], device: torch.device) -> dict:
+    """Wall time of the `paper` preset's training (270 models × 60,000 steps) at the best
+    measured pack rate on this device; evaluation and Tune overhead are not included."""
+    from study.presets import PRESETS
+    from study.spec import load, n_models
+
+    spec = load("paper")
+    model_steps = n_models(spec) * spec["train"]["steps"]
+    (k, precision), best = max(rates.items(), key=lambda item: item[1])
+    return {"impl": "projection", "preset": "paper", "device": device.type,
+            "model_steps": model_steps, "at_K": k, "dtype": precision,
+            "model_steps_per_s": round(best, 2), "projected_hours": round(
+                model_steps / best / 3600, 2), "note": PRESETS["paper"].description}
 
 
 if __name__ == "__main__":
