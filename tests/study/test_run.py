@@ -164,3 +164,25 @@ def test_two_node_cluster_with_half_gpu_trials(dsprites_path, tmp_path):
         assert not (tmp_path / "c2").exists()
     finally:
         cluster.shutdown()
+
+
+def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
+    steps = 400
+    experiment = tmp_path / "i"
+    proc = cli("run", "quick", "--storage", str(tmp_path), "--name", "i", "--max-concurrent",
+               "1", "--set", f"train.steps={steps}", "--set", "train.report_every=25",
+               "--set", "train.checkpoint_every=50", "--set", "study.families=['beta_vae']",
+               *TINY)
+    deadline = time.monotonic() + 300
+    while not (experiment.exists() and any(checkpointed_unfinished(d, steps)
+                                           for d in trial_dirs(experiment))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    code, out, err = finish(cli("resume", str(experiment)), timeout=60)
+    assert code == 2 and "in use" in err, err
+    code, out, err = finish(cli("status", str(experiment)), timeout=60)
+    assert code == 0 and "running" in out, out + err
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc, timeout=120)
+    assert code == 130, err
+    assert f"wae-study resume {experiment}" in err
