@@ -78,19 +78,24 @@ def check_address(address: str) -> None:
 def start_ray(address: str | None) -> None:
     import ray
 
+    if address:
+        check_address(address)
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # Only the JSON and CSV loggers (added in build_tuner): TensorBoard's cannot log lists.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of its own
     # Trial output stays in each trial's folder; the driver prints one line per interval.
     if address:
-        check_address(address)
         try:
             ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         except ConnectionError as err:
             raise BadInput(f"--address {address}: cannot join the Ray cluster ({err})") from None
     else:
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+        # No --address: a private instance. Plain ray.init() would join whatever cluster
+        # `ray start` or another process's test cluster last registered on this machine
+        # (/tmp/ray/ray_current_cluster), and fail when it goes away. RAY_ADDRESS still wins.
+        ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
+                 include_dashboard=False, logging_level="WARNING", log_to_driver=False,
                  runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
 
 
@@ -224,21 +229,25 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
 def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
            dataset: Any) -> int:
     """Reconcile Optuna, write the report, and say how the study ended (exit code)."""
+    from study.progress import flat_config
+
     trials = results._experiment_analysis.trials
-    unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
     errored = [t for t in trials if t.status == "ERROR"]
+    # A trial is done when it reached its last step: after Ctrl-C Tune marks the trials it
+    # stopped TERMINATED too, and may not have created every trial yet (hence the count).
+    done = [t for t in trials if t.status == "TERMINATED" and (t.last_result or {}).get(
+        "step", -1) >= flat_config(t.config)["steps"]]
+    unfinished = specs.n_trials(spec) - len(done) - len(errored)
     if spec["study"]["search"] == "adaptive" and not unfinished:
         from search_spaces.adaptive import reconcile
-        from study.progress import flat_config
 
-        finished = [{**flat_config(t.config), **(t.last_result or {})}
-                    for t in trials if t.status == "TERMINATED"]
+        finished = [{**flat_config(t.config), **(t.last_result or {})} for t in done]
         reconcile(experiment_dir, finished, spec["adaptive"])
     from analysis.report import write_report
 
     report = write_report(experiment_dir, data=dataset)
     if unfinished:
-        print(f"interrupted: {len(unfinished)} trials unfinished; continue with "
+        print(f"interrupted: {unfinished} trials unfinished; continue with "
               f"`wae-study resume {experiment_dir}`", file=sys.stderr)
         print(report / "index.html")
         return 130

@@ -241,8 +241,13 @@ def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def n_trials(spec: dict[str, dict[str, Any]]) -> int:
+    """Tune trials the study runs in all: the grid's points, or the adaptive budget."""
+    if spec["study"]["search"] == "grid":
+        return len(expand(spec))
+    return spec["adaptive"]["trials"]
+
+
 def n_models(spec: dict[str, dict[str, Any]]) -> int:
-    trials = (len(expand(spec)) if spec["study"]["search"] == "grid"
-              else spec["adaptive"]["trials"])
-    return trials * spec["study"]["replicates"]
+    return n_trials(spec) * spec["study"]["replicates"]
 

@@ -80,12 +80,6 @@ def read_trials(experiment_dir: Path) -> list[TrialState]:
     return trials
 
 
-def expected_trials(spec: dict[str, dict[str, Any]]) -> int:
-    if spec["study"]["search"] == "grid":
-        return len(specs.expand(spec))
-    return spec["adaptive"]["trials"]
-
-
 def status(experiment_dir: Path) -> int:
     experiment_dir = Path(experiment_dir).expanduser().resolve()
     spec_path = experiment_dir / "study.toml"
@@ -94,7 +88,7 @@ def status(experiment_dir: Path) -> int:
                        "pass the folder `wae-study run` printed")
     spec = specs.resolve(tomllib.loads(spec_path.read_text()))
     trials = read_trials(experiment_dir)
-    total = expected_trials(spec)
+    total = specs.n_trials(spec)
     counts = {s: sum(t.state == s for t in trials) for s in ("finished", "running", "paused",
                                                              "errored")}
     pending = max(0, total - len(trials))

@@ -78,6 +78,9 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
     work.mkdir()
     storage = tmp_path / "storage"
     monkeypatch.setenv("WAE_STUDY_STORAGE", str(storage))
+    for name in ("RAY_CHDIR_TO_TRIAL_DIR", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+                 "RAY_AIR_NEW_OUTPUT"):  # restored afterwards: the CLI sets them for Tune
+        monkeypatch.delenv(name, raising=False)
     make_args, message = CASES[case]
     args = make_args(work)
     before = sorted(p.name for p in work.iterdir())

@@ -167,7 +167,7 @@ def test_two_node_cluster_with_half_gpu_trials(dsprites_path, tmp_path):
 
 
 def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
-    steps = 400
+    steps = 20_000  # far more than the checks below take: the study is still running
     experiment = tmp_path / "i"
     proc = cli("run", "quick", "--storage", str(tmp_path), "--name", "i", "--max-concurrent",
                "1", "--set", f"train.steps={steps}", "--set", "train.report_every=25",
