@@ -145,6 +145,8 @@ def write_report(
     study = load_results(experiment_dir)
     out = Path(out_dir) if out_dir is not None else study.experiment_dir / "report"
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a writer that was killed
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         _build(study, tmp, data, n_boot, seed)

@@ -148,6 +148,7 @@ def test_driver_killed_during_report_resumes_to_a_complete_report(killed_in_repo
     assert len(results) == 1 * 2 * 3  # trials × replicates × calculations
     assert not results.duplicated(["trial_id", "replicate", "calculation"]).any()
     assert (results["step"] == STEPS).all()
+    assert not list(experiment.glob(".report.*")), "the killed writer's temp folder remains"
 
 
 def test_driver_killed_mid_training_with_truncated_checkpoint_resumes_bitwise(
