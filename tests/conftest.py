@@ -28,3 +28,14 @@ def dsprites(dsprites_path):
     from trainables import data
 
     return data.load(dsprites_path)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: a second OpenMP thread only adds waiting."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

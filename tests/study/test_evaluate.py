@@ -31,12 +31,7 @@ def dataset() -> dsdata.DSprites:
     return dsdata.DSprites(rng.integers(0, 256, (737_280, 512), dtype=np.uint8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_trial(exp: Path, index: int, family: str, dataset, *, done: int, diverged=(-1, -1),
