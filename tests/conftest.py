@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-
 
 @pytest.fixture(scope="session")
 def dsprites_path() -> Path:
