@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from study import spec as specs
 from study.errors import BadInput
 from trainables.config import EXTRA_METRICS as VALID
 
@@ -30,7 +31,7 @@ def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None) ->
     from trainables import data as dsdata
 
     names = parse_metrics(metrics_text)
-    spec_path = _spec_path(experiment_dir)
+    spec_path = specs.spec_path(experiment_dir)
     if data_path is None:
         data_path = tomllib.loads(spec_path.read_text()).get("train", {}).get("data_path")
     dataset = dsdata.load(data_path)
@@ -58,7 +59,7 @@ def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: An
 
     root = Path(experiment_dir)
     metrics = parse_metrics(",".join(metrics))
-    _spec_path(root)
+    specs.spec_path(root)
     for trial_dir in sorted(p for p in root.iterdir() if (p / "params.json").is_file()):
         found = final_checkpoint(trial_dir)
         if isinstance(found, str):
@@ -141,14 +142,6 @@ def merge_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
     os.replace(partial, path)
-
-
-def _spec_path(experiment_dir: Path) -> Path:
-    spec_path = Path(experiment_dir) / "study.toml"
-    if not spec_path.is_file():
-        raise BadInput(f"{experiment_dir} is not a wae-study experiment folder (no study.toml); "
-                       "pass the folder `wae-study run` printed")
-    return spec_path
 
 
 def _diverged_at(payload: dict, k: int) -> list[int]:

@@ -207,10 +207,7 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
     from trainables import data as dsdata
 
     experiment_dir = Path(experiment_dir).expanduser().resolve()
-    spec_path = experiment_dir / "study.toml"
-    if not spec_path.exists():
-        raise BadInput(f"{experiment_dir} is not a wae-study experiment folder (no study.toml); "
-                       "pass the folder `wae-study run` printed")
+    spec_path = specs.spec_path(experiment_dir)
     spec = specs.load(str(spec_path))
     with exclusive(experiment_dir):
         start_ray(address)

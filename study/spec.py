@@ -182,6 +182,15 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     spec["train"] = {k: v for k, v in checked.items() if k not in PER_TRIAL}
 
 
+def spec_path(experiment_dir: Path) -> Path:
+    """`<experiment>/study.toml`, or BadInput when the folder is not an experiment."""
+    path = Path(experiment_dir) / "study.toml"
+    if not path.is_file():
+        raise BadInput(f"{experiment_dir} is not a wae-study experiment folder (no study.toml); "
+                       "pass the folder `wae-study run` printed")
+    return path
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """`table.key=VALUE` (VALUE in TOML syntax; bare words are strings)."""
     if "=" not in text or "." not in text.split("=", 1)[0]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from study import spec as specs
-from study.errors import BadInput
 from study.progress import describe, flat_config
 from study.runner import LOCK_NAME
 
@@ -82,10 +81,7 @@ def read_trials(experiment_dir: Path) -> list[TrialState]:
 
 def status(experiment_dir: Path) -> int:
     experiment_dir = Path(experiment_dir).expanduser().resolve()
-    spec_path = experiment_dir / "study.toml"
-    if not spec_path.exists():
-        raise BadInput(f"{experiment_dir} is not a wae-study experiment folder (no study.toml); "
-                       "pass the folder `wae-study run` printed")
+    spec_path = specs.spec_path(experiment_dir)
     spec = specs.resolve(tomllib.loads(spec_path.read_text()))
     trials = read_trials(experiment_dir)
     total = specs.n_trials(spec)
