@@ -1,16 +1,19 @@
 """Time the metric suite for one paper-size model; prints one JSON line per measurement.
 
-    .venv/bin/python benchmarks/metrics.py [--data PATH] [--metrics ...] [--encoder MODE]
+    .venv/bin/python benchmarks/metrics.py [--data PATH] [--metrics ...] [--per-metric]
 
-The model is the paper's encoder (4096 -> 1200 ReLU -> 1200 ReLU -> 16, last layer rescaled
-so codes have unit spread, as a trained model's) and a 16 -> 1200 -> 1200 -> 1200 -> 4096
-decoder, random weights otherwise (the cost does not depend on them). Without --data, a
-stand-in of the dataset with random packed bits (6 % of pixels on, as dSprites) is used: the
-same bit-unpacking and matmul costs, no file needed.
+The model is the project's own (`PackModel`, one member, paper size: 4096 -> 1200 ReLU -> 1200
+ReLU -> 16 and 16 -> 1200 -> 1200 -> 1200 -> 4096), encoding the way a trial's evaluation
+does (`trainables.evaluate.pack_encoder`), with the mean head rescaled so codes have unit
+spread, as a trained model's (FactorVAE then keeps its dims); random weights otherwise (the
+cost does not depend on them). Without --data, a stand-in of the dataset with random packed
+bits (6 % of pixels on; dSprites has 4.2 %) is used: the same unpacking and layer costs.
 
-Lines: "encode_rate" (images/s on 8,192 images, float32 and bf16 autocast), "prepare"
-(sampling + dedup: draws vs unique images), "encode" (all unique images, --encoder mode), one
-"score" line per metric, "reconstruction" (10,000 test images), "total".
+Lines: "encode_rate" (images/s on 8,192 images: `pack`, the project's encoder, and `dense`,
+the same weights through plain nn.Linear layers, side by side), "prepare" (sampling + dedup:
+draws vs unique images), "encode" (all unique images), "score" (all metrics side by side, as a
+trial scores them; with --per-metric also each metric alone on one thread),
+"reconstruction" (10,000 test images), "total" (prepare + encode + score + reconstruction).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from contextlib import nullcontext
 
 import numpy as np
 import torch
 
 from analysis.metrics import encode_indices, prepare, reconstruction
 from analysis.metrics.suite import METRICS
+from trainables.evaluate import logits_fn, pack_encoder
+from trainables.models import PackModel
 
 SIZES = (1, 3, 6, 40, 32, 32)
 NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
@@ -57,10 +61,14 @@ class StandIn:
         return self.images(self.index_of(classes))
 
 
-def mlp(sizes: list[int]) -> torch.nn.Sequential:
+def dense_encoder(model: PackModel) -> torch.nn.Sequential:
+    """The same encoder weights as plain nn.Linear layers: the obvious dense forward pass."""
     layers: list[torch.nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    for name in ("enc1", "enc2", "enc_head"):
+        weight = getattr(model, f"{name}_weight")[0]
+        linear = torch.nn.Linear(*weight.shape)
+        linear.weight.data, linear.bias.data = weight.t(), getattr(model, f"{name}_bias")[0, 0]
+        layers += [linear, torch.nn.ReLU()]
     return torch.nn.Sequential(*layers[:-1])
 
 
@@ -69,10 +77,9 @@ def main() -> None:
     parser.add_argument("--data", help="a dSprites file for trainables.data.load")
     parser.add_argument("--metrics", nargs="+", default=list(METRICS), choices=list(METRICS))
     parser.add_argument("--classifier-steps", type=int, default=100_000)
-    parser.add_argument("--encoder", choices=["float32", "bf16"], default="float32",
-                        help="encoder precision for the suite (bf16: CPU autocast)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--batch", type=int, default=4096, help="images per forward pass")
+    parser.add_argument("--per-metric", action="store_true",
+                        help="also time each metric alone (single-threaded, one after another)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -90,34 +97,23 @@ def main() -> None:
     emit(step="data", seconds=round(time.perf_counter() - start, 2),
          source=args.data or "stand-in", threads=args.threads)
 
-    encoder, decoder = mlp([4096, 1200, 1200, 16]), mlp([16, 1200, 1200, 1200, 4096])
-
-    @torch.inference_mode()
-    def run(net: torch.nn.Module, images: np.ndarray, mode: str = "float32") -> np.ndarray:
-        outs = []
-        for i in range(0, len(images), args.batch):
-            batch = images[i : i + args.batch]
-            pixels = torch.from_numpy(batch.reshape(len(batch), -1)).float()
-            with torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else nullcontext():
-                outs.append(net(pixels).float())
-        return torch.cat(outs).numpy()
-
-    with torch.inference_mode():  # unit code spread, so FactorVAE keeps its dims
-        spread = run(encoder, data.images(np.arange(0, 737_280, 360))).std(axis=0)
-        encoder[-1].weight /= torch.from_numpy(spread)[:, None]
-        encoder[-1].bias /= torch.from_numpy(spread)
+    model = PackModel("beta_vae", [0])
+    encode = pack_encoder(model, [0])
+    with torch.no_grad():  # unit code spread, so FactorVAE keeps its dims
+        d = model.latent_dim
+        spread = torch.from_numpy(encode(data.images(np.arange(0, 737_280, 360)))[0].std(0))
+        model.enc_head_weight[0, :, :d] /= spread
+        model.enc_head_bias[0, 0, :d] /= spread
 
     sample = data.images(np.arange(8192) * 90)
-    for mode in ("float32", "bf16"):
-        t = time.perf_counter()
-        run(encoder, sample, mode)
-        emit(step="encode_rate", mode=mode, images_per_s=round(8192 / (time.perf_counter() - t)))
-
-    def encode(images: np.ndarray) -> np.ndarray:
-        return run(encoder, images, args.encoder)
-
-    def logits(images: np.ndarray) -> np.ndarray:
-        return run(torch.nn.Sequential(*encoder, *decoder), images, args.encoder)
+    dense = dense_encoder(model)
+    for impl, run in (("pack", encode), ("dense", lambda images: dense(
+            torch.from_numpy(images.reshape(len(images), -1)).float()))):
+        with torch.inference_mode():
+            t = time.perf_counter()
+            run(sample)
+            emit(step="encode_rate", impl=impl,
+                 images_per_s=round(len(sample) / (time.perf_counter() - t)))
 
     total = time.perf_counter()
     options = {name: {"classifier_steps": args.classifier_steps}
@@ -131,21 +127,27 @@ def main() -> None:
     codes = encode_indices(encode, data, evaluation.indices)
     seconds = time.perf_counter() - t
     emit(step="encode", seconds=round(seconds, 2), images=len(evaluation.indices),
-         images_per_s=round(len(evaluation.indices) / seconds), encoder=args.encoder)
+         images_per_s=round(len(evaluation.indices) / seconds))
 
-    table = evaluation.index_set.table(codes)
-    for name, plan in evaluation.plans.items():
-        t = time.perf_counter()
-        result = plan.score(table)[0]
-        emit(step="score", metric=name, seconds=round(time.perf_counter() - t, 2),
-             score=round(result["score"], 4))
+    t = time.perf_counter()
+    results = evaluation.score(codes)[0]
+    emit(step="score", metrics="side by side", seconds=round(time.perf_counter() - t, 2),
+         scores={name: round(r["score"], 4) for name, r in results.items()})
 
     t = time.perf_counter()
     test = np.arange(0, int(np.prod(SIZES)), 10)
-    result = reconstruction(logits, data, indices=test, n=10_000)
+    result = reconstruction(logits_fn(model.member(0)), data, indices=test, n=10_000)
     emit(step="reconstruction", seconds=round(time.perf_counter() - t, 2),
          score=round(result["score"], 1))
     emit(step="total", seconds=round(time.perf_counter() - total, 2))
+
+    if args.per_metric:
+        table = evaluation.index_set.table(codes)
+        for name, plan in evaluation.plans.items():
+            t = time.perf_counter()
+            result = plan.score(table)[0]
+            emit(step="score", metric=name, seconds=round(time.perf_counter() - t, 2),
+                 score=round(result["score"], 4))
 
 
 if __name__ == "__main__":

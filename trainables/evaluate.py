@@ -50,7 +50,7 @@ def evaluate_pack(
         if k not in healthy:
             rows.append({**base, "calculation": 0, **empty})
             continue
-        logits = _logits_fn(model.member(k))
+        logits = logits_fn(model.member(k))
         recon = {f"recon_{part}": float(metrics.reconstruction(
                      logits, data, indices=getattr(split, part), n=cfg.recon_eval_images,
                      seed=cfg.eval_seed)["score"])
@@ -73,7 +73,7 @@ def score_members(
     if not names or not members:
         return [{} for _ in members]
     suite = metrics.prepare(data, names, seed=cfg.eval_seed, options=_options(cfg, model))
-    codes = metrics.encode_indices(_pack_encoder(model, members), data, suite.indices)
+    codes = metrics.encode_indices(pack_encoder(model, members), data, suite.indices)
     return suite.score(codes)
 
 
@@ -115,11 +115,11 @@ def _device(model: PackModel) -> torch.device:
 
 
 def _pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    flat = torch.as_tensor(np.asarray(images).reshape(len(images), PIXELS), device=device)
-    return flat.float()
+    """uint8 pixels (n, 4096) on the device (the model's input layer takes them as they are)."""
+    return torch.as_tensor(np.asarray(images).reshape(len(images), PIXELS), device=device)
 
 
-def _pack_encoder(model: PackModel, members: list[int]):
+def pack_encoder(model: PackModel, members: list[int]):
     """encode(images uint8 (n, 64, 64)) -> posterior-mean codes (len(members), n, d)."""
     @torch.no_grad()
     def encode(images: np.ndarray) -> np.ndarray:
@@ -131,7 +131,7 @@ def _pack_encoder(model: PackModel, members: list[int]):
     return encode
 
 
-def _logits_fn(member: PackModel):
+def logits_fn(member: PackModel):
     """logits(images uint8 (n, 64, 64)) -> reconstruction logits (n, 4096), decoded from the
     posterior mean, on the member's device."""
     @torch.no_grad()
