@@ -5,9 +5,13 @@
 
 One JSON object per line. `impl`: `naive` is one nn.Module trained in a plain eager loop with
 torch.optim.Adam, as a user would write it; `pack` is the project's core (K members stacked,
-batched matmuls, one fused Adam call per member); `pack_tune` (with --tune) is the full path
-through a Ray Tune trial (`train_trial`), timed between two of its reports.
+batched matmuls, one fused Adam call per member; on the CPU an input layer that sums the
+weight rows of lit pixels); `pack_tune` (with --tune) is the full path through a Ray Tune
+trial (`train_trial`), timed between two of its reports.
 One model-step is one optimiser step of one model, so a pack step counts K.
+`allocator`: the naive loop runs first with malloc's defaults, then, on glibc, everything
+runs with freed memory kept for reuse (`trainables.allocator`, as a CPU trial sets it), the
+naive loop again included, so the allocator's share of the gain is on its own lines.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trainables.allocator import reuse_freed_memory  # noqa: E402
 from trainables.config import TrainConfig  # noqa: E402
 from trainables.data import unpack_rows  # noqa: E402
 from trainables.pack import PackTrainer  # noqa: E402
@@ -86,6 +91,13 @@ def naive_step_fn(packed: torch.Tensor, device: torch.device, precision: str) ->
         optimiser.step()
 
     return step
+
+
+def run_naive(packed: torch.Tensor, device: torch.device, precision: str, seconds: float,
+              allocator: str) -> None:
+    steps, elapsed = timed(naive_step_fn(packed, device, precision), seconds, device)
+    print(json.dumps({**line("naive", device, 1, precision, steps, elapsed, "beta_vae"),
+                      "allocator": allocator}), flush=True)
 
 
 def pack_config(family: str, k: int, precision: str, **overrides) -> TrainConfig:
@@ -163,18 +175,21 @@ def main() -> None:
     precisions = (args.precision or ("fp32,tf32,bf16" if cuda else "fp32,bf16")).split(",")
     packed = torch.from_numpy(render_packed()[::ROWS_STEP].copy()).to(device)
     rates = {}
+    naive = not args.no_naive
+    if naive:  # first with malloc's defaults: the naive loop as a user would run it
+        for precision in precisions:
+            run_naive(packed, device, precision, args.seconds, "default")
+    allocator = "reuse" if reuse_freed_memory() else "default"  # as a Tune trial sets it
     for precision in precisions:
-        if not args.no_naive:
-            steps, elapsed = timed(naive_step_fn(packed, device, precision), args.seconds, device)
-            print(json.dumps(line("naive", device, 1, precision, steps, elapsed, "beta_vae")),
-                  flush=True)
+        if naive and allocator == "reuse":
+            run_naive(packed, device, precision, args.seconds, allocator)
         for k in ks:
             trainer = PackTrainer(pack_config(args.family, k, precision), packed,
                                   torch.arange(len(packed)), device)
             steps, elapsed = timed(trainer.train_step, args.seconds, device)
             rates[k, precision] = k * steps / elapsed
-            print(json.dumps(line("pack", device, k, precision, steps, elapsed, args.family)),
-                  flush=True)
+            print(json.dumps({**line("pack", device, k, precision, steps, elapsed, args.family),
+                              "allocator": allocator}), flush=True)
             del trainer
             if cuda:
                 torch.cuda.empty_cache()

@@ -24,6 +24,7 @@ import torch
 from ray import tune
 
 from trainables import checkpoint, data
+from trainables.allocator import reuse_freed_memory
 from trainables.config import RUN_FIELDS, TrainConfig
 from trainables.evaluate import SCORES, evaluate_pack, summarize
 from trainables.pack import PackTrainer
@@ -37,6 +38,8 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
     """
     cfg = trial_config(config)
     device = pick_device(cfg.device)
+    if device.type == "cpu":
+        reuse_freed_memory()  # this process is the trial's own: no page faults per step
     dataset = data.DSprites(packed) if packed is not None else data.load(cfg.data_path)
     split = dataset.split(cfg.split_seed, cfg.test_fraction)
     trainer = PackTrainer(cfg, dataset.packed, split.train, device)
