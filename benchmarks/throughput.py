@@ -115,9 +115,11 @@ def line(impl: str, device: torch.device, k: int, precision: str, steps: int, el
             else platform.processor() or platform.machine()}
 
 
-def tune_line(family: str, k: int, precision: str, rate_hint: float, seconds: float,
-              device: torch.device) -> dict:
-    """Time the real trainable inside Ray Tune, between its first and fifth report."""
+def tune_line(family: str, k: int, precision: str, pack_rate: float, seconds: float,
+              device: torch.device, every: int | None = None) -> dict:
+    """Time the real trainable inside Ray Tune, between its first and fifth report, reporting
+    every `every` steps (default: about seconds / 4 apart); `overhead` is the share of the
+    trial's time not spent training, against the bare pack's `pack_rate` measured before."""
     import os
 
     import ray
@@ -126,7 +128,7 @@ def tune_line(family: str, k: int, precision: str, rate_hint: float, seconds: fl
     from trainables.trainable import train_trial
 
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    every = max(1, math.ceil(rate_hint / k * seconds / 4))
+    every = every or max(1, math.ceil(pack_rate / k * seconds / 4))
     config = {**pack_config(family, k, precision).to_dict(), "steps": 6 * every,
               "report_every": every, "checkpoint_every": 0, "eval_at_start": False,
               "metrics": [], "recon_eval_images": 100, "device": device.type}
@@ -146,8 +148,9 @@ def tune_line(family: str, k: int, precision: str, rate_hint: float, seconds: fl
             elapsed = float(history[5 * every] - history[every])
     finally:
         ray.shutdown()
-    return {**line("pack_tune", device, k, precision, 4 * every, elapsed, family),
-            "threads": resources["cpu"]}
+    tuned = line("pack_tune", device, k, precision, 4 * every, elapsed, family)
+    return {**tuned, "threads": resources["cpu"], "report_every": every,
+            "overhead": round(1 - tuned["model_steps_per_s"] / pack_rate, 3)}
 
 
 def main() -> None:
@@ -163,6 +166,8 @@ def main() -> None:
                         choices=["beta_vae", "wae_gaussian", "wae_uniform"])
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--report-every", type=int, default=None,
+                        help="steps between the Tune trial's reports (default: ~seconds/4)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
     parser.add_argument("--tune", action="store_true",
                         help="also time the full path through one Ray Tune trial")
@@ -196,7 +201,7 @@ def main() -> None:
     if args.tune:
         k, precision = ks[0], precisions[0]
         print(json.dumps(tune_line(args.family, k, precision, rates[k, precision], args.seconds,
-                                   device)), flush=True)
+                                   device, args.report_every)), flush=True)
     print(json.dumps(paper_projection(rates, device)), flush=True)
 
 
