@@ -117,15 +117,14 @@ class PackModel(nn.Module):
         in the weight gradient, the layer being 77 % of an encoder pass. One call per member,
         on that member's own weight: its gradient is then bitwise the same whatever else is in
         the pack (`unbind` gives the members' weights without copies; its backward stacks
-        their gradients once). It runs in float32 under bf16 autocast too (autocast leaves
-        `embedding_bag` alone). GPUs keep the dense matmul, which they run at full speed.
+        their gradients once). GPUs keep the dense matmul, which they run at full speed.
         """
-        stacked = self.enc1_weight
+        weight = self.enc1_weight
         if x.device.type != "cpu":
-            return self._linear("enc1", x.to(stacked.dtype))
-        members = stacked.unbind(0)
-        lit = ([lit_pixels(x, stacked.dtype)] * len(members) if x.dim() == 2
-               else [lit_pixels(images, stacked.dtype) for images in x])
+            return self._linear("enc1", x.to(weight.dtype))
+        members = weight.unbind(0)
+        lit = ([lit_pixels(x, weight.dtype)] * len(members) if x.dim() == 2
+               else [lit_pixels(images, weight.dtype) for images in x])
         return torch.stack([
             F.embedding_bag(pixel, weight, offsets, mode="sum", per_sample_weights=value)
             for weight, (pixel, offsets, value) in zip(members, lit, strict=True)
@@ -178,6 +177,8 @@ class PackModel(nn.Module):
             single.register_parameter(name, nn.Parameter(param.detach()[k : k + 1],
                                                          requires_grad=False))
         return single
+
+
 
 
 def lit_pixels(images: torch.Tensor,

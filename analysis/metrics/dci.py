@@ -22,7 +22,6 @@ Both are seeded from the metric's seed (disentanglement_lib left them unseeded).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -79,31 +78,23 @@ def plan_dci(sampler: Sampler, *, num_train: int = 10_000, num_test: int = 5_000
 def importance_matrix(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                       y_test: np.ndarray, *, model: str = "hist",
                       seed: int = 0) -> tuple[np.ndarray, float, float]:
-    """(importance (d, F), mean train accuracy, mean test accuracy) over the factors.
-
-    The factors' classifiers are independent: they fit in threads of their own (scikit-learn
-    releases the GIL), so they spread over the cores the other metrics leave idle (on dSprites
-    the orientation, posX and posY classifiers, with 40, 32 and 32 classes, are nearly all of
-    the metric's time).
-    """
+    """(importance (d, F), mean train accuracy, mean test accuracy) over the factors."""
     d, n_factors = x_train.shape[1], y_train.shape[1]
-
-    def fit(j: int) -> tuple[np.ndarray, float, float]:
+    importance = np.zeros((d, n_factors))
+    train_acc, test_acc = [], []
+    for j in range(n_factors):
         if model == "gbt":
             clf = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train[:, j])
-            importance = np.abs(clf.feature_importances_)
+            importance[:, j] = np.abs(clf.feature_importances_)
         else:
             clf = HistGradientBoostingClassifier(
                 max_iter=100, learning_rate=0.1, max_depth=3, max_leaf_nodes=None,
                 min_samples_leaf=1, early_stopping=False, random_state=seed,
             ).fit(x_train, y_train[:, j])
-            importance = _split_gains(clf, d)
-        return (importance, float(np.mean(clf.predict(x_train) == y_train[:, j])),
-                float(np.mean(clf.predict(x_test) == y_test[:, j])))
-
-    with ThreadPoolExecutor(n_factors) as pool:
-        columns, train_acc, test_acc = zip(*pool.map(fit, range(n_factors)), strict=True)
-    return np.stack(columns, axis=1), float(np.mean(train_acc)), float(np.mean(test_acc))
+            importance[:, j] = _split_gains(clf, d)
+        train_acc.append(np.mean(clf.predict(x_train) == y_train[:, j]))
+        test_acc.append(np.mean(clf.predict(x_test) == y_test[:, j]))
+    return importance, float(np.mean(train_acc)), float(np.mean(test_acc))
 
 
 def _split_gains(clf: HistGradientBoostingClassifier, d: int) -> np.ndarray:
