@@ -65,16 +65,16 @@ FAULTS = textwrap.dedent("""
         assert reuse_freed_memory()
     faults = []
     def work():  # in a thread, as Tune runs a function trainable
-        for _ in range(3):
-            torch.ones(16_000_000).sum()  # 64 MB allocated and freed
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(10):
-            torch.ones(16_000_000).sum()
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        torch.ones(16_000_000).sum()  # 64 MB allocated and freed
+        for _ in range(5):  # the fewest faults of 5 rounds: the kernel may reclaim idle pages
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(4):
+                torch.ones(16_000_000).sum()
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     thread = threading.Thread(target=work)
     thread.start()
     thread.join()
-    print(faults[0])
+    print(min(faults))
 """)
 
 
@@ -86,7 +86,7 @@ def test_reusing_freed_memory_stops_the_page_faults_of_large_tensors():
         return int(out.stdout.split()[-1])
 
     default, reuse = faults("default"), faults("reuse")
-    assert default > 10 * 15_000  # each 64 MB tensor faults its ~15,600 pages in again
+    assert default > 4 * 15_000  # each 64 MB tensor faults its ~15,600 pages in again
     assert reuse < default / 4
 
 
