@@ -1,6 +1,7 @@
 """Time the metric suite for one paper-size model; prints one JSON line per measurement.
 
-    .venv/bin/python benchmarks/metrics.py [--data PATH] [--metrics ...] [--per-metric]
+    .venv/bin/python benchmarks/metrics.py [--data PATH] [--metrics ...] [--device cpu|cuda]
+        [--per-metric]
 
 The model is the project's own (`PackModel`, one member, paper size: 4096 -> 1200 ReLU -> 1200
 ReLU -> 16 and 16 -> 1200 -> 1200 -> 1200 -> 4096), encoding the way a trial's evaluation
@@ -77,6 +78,9 @@ def main() -> None:
     parser.add_argument("--data", help="a dSprites file for trainables.data.load")
     parser.add_argument("--metrics", nargs="+", default=list(METRICS), choices=list(METRICS))
     parser.add_argument("--classifier-steps", type=int, default=100_000)
+    parser.add_argument("--device", choices=["cpu", "cuda"],
+                        default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the model encodes and the Higgins classifiers train")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--per-metric", action="store_true",
                         help="also time each metric alone (single-threaded, one after another)")
@@ -95,20 +99,21 @@ def main() -> None:
     else:
         data = StandIn()
     emit(step="data", seconds=round(time.perf_counter() - start, 2),
-         source=args.data or "stand-in", threads=args.threads)
+         source=args.data or "stand-in", threads=args.threads, device=args.device)
 
-    model = PackModel("beta_vae", [0])
+    model = PackModel("beta_vae", [0], device=args.device)
     encode = pack_encoder(model, [0])
     with torch.no_grad():  # unit code spread, so FactorVAE keeps its dims
         d = model.latent_dim
-        spread = torch.from_numpy(encode(data.images(np.arange(0, 737_280, 360)))[0].std(0))
+        codes = encode(data.images(np.arange(0, 737_280, 360)))[0]
+        spread = torch.from_numpy(codes.std(0)).to(args.device)
         model.enc_head_weight[0, :, :d] /= spread
         model.enc_head_bias[0, 0, :d] /= spread
 
     sample = data.images(np.arange(8192) * 90)
     dense = dense_encoder(model)
-    for impl, run in (("pack", encode), ("dense", lambda images: dense(
-            torch.from_numpy(images.reshape(len(images), -1)).float()))):
+    for impl, run in (("pack", encode), ("dense", lambda images: dense(torch.from_numpy(
+            images.reshape(len(images), -1)).to(args.device).float()).cpu())):
         with torch.inference_mode():
             t = time.perf_counter()
             run(sample)
@@ -116,7 +121,7 @@ def main() -> None:
                  images_per_s=round(len(sample) / (time.perf_counter() - t)))
 
     total = time.perf_counter()
-    options = {name: {"classifier_steps": args.classifier_steps}
+    options = {name: {"classifier_steps": args.classifier_steps, "device": args.device}
                for name in args.metrics if name.startswith("higgins")}
     t = time.perf_counter()
     evaluation = prepare(data, args.metrics, seed=0, options=options)
