@@ -28,38 +28,19 @@ import torch
 
 from analysis.metrics import encode_indices, prepare, reconstruction
 from analysis.metrics.suite import METRICS
+from trainables.data import PACKED_BYTES, DSprites, load
 from trainables.evaluate import logits_fn, pack_encoder
+from trainables.factors import N_IMAGES
 from trainables.models import PackModel
 
-SIZES = (1, 3, 6, 40, 32, 32)
-NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 
-
-class StandIn:
-    """The metrics' data interface over random packed bits (real layout and unpacking)."""
-
-    factor_names = NAMES
-    factor_sizes = SIZES
-
-    def __init__(self, seed: int = 0) -> None:
-        n = int(np.prod(SIZES))
-        rng = np.random.default_rng(seed)
-        self.packed = rng.integers(0, 256, size=(n, 512), dtype=np.uint8)
-        for _ in range(3):  # each bit on with probability 1/16
-            self.packed &= rng.integers(0, 256, size=(n, 512), dtype=np.uint8)
-        self.bases = np.array([int(np.prod(SIZES[i + 1 :])) for i in range(len(SIZES))])
-
-    def sample_classes(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.stack([rng.integers(s, size=n) for s in SIZES], axis=1)
-
-    def index_of(self, classes: np.ndarray) -> np.ndarray:
-        return np.asarray(classes, dtype=np.int64) @ self.bases
-
-    def images(self, indices: np.ndarray) -> np.ndarray:
-        return np.unpackbits(self.packed[indices], axis=-1).reshape(-1, 64, 64)
-
-    def images_for(self, classes: np.ndarray) -> np.ndarray:
-        return self.images(self.index_of(classes))
+def stand_in(seed: int = 0) -> DSprites:
+    """The dataset with random packed bits (each on with probability 1/16) in place of images."""
+    rng = np.random.default_rng(seed)
+    packed = rng.integers(0, 256, size=(N_IMAGES, PACKED_BYTES), dtype=np.uint8)
+    for _ in range(3):
+        packed &= rng.integers(0, 256, size=packed.shape, dtype=np.uint8)
+    return DSprites(packed, source="stand-in")
 
 
 def dense_encoder(model: PackModel) -> torch.nn.Sequential:
@@ -92,12 +73,7 @@ def main() -> None:
         print(json.dumps(fields), flush=True)
 
     start = time.perf_counter()
-    if args.data:
-        from trainables.data import load
-
-        data = load(args.data)
-    else:
-        data = StandIn()
+    data = load(args.data) if args.data else stand_in()
     emit(step="data", seconds=round(time.perf_counter() - start, 2),
          source=args.data or "stand-in", threads=args.threads, device=args.device)
 
@@ -140,7 +116,7 @@ def main() -> None:
          scores={name: round(r["score"], 4) for name, r in results.items()})
 
     t = time.perf_counter()
-    test = np.arange(0, int(np.prod(SIZES)), 10)
+    test = np.arange(0, data.n, 10)
     result = reconstruction(logits_fn(model.member(0)), data, indices=test, n=10_000)
     emit(step="reconstruction", seconds=round(time.perf_counter() - t, 2),
          score=round(result["score"], 1))
