@@ -11,6 +11,7 @@ identical votes.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -123,11 +124,8 @@ def pack_encoder(model: PackModel, members: list[int]):
     """encode(images uint8 (n, 64, 64)) -> posterior-mean codes (len(members), n, d)."""
     @torch.no_grad()
     def encode(images: np.ndarray) -> np.ndarray:
-        parts = []
-        for i in range(0, len(images), CHUNK):
-            mean, spread = model.encode(_pixels(images[i : i + CHUNK], _device(model)))
-            parts.append(model.posterior_mean(mean, spread)[members].cpu())
-        return torch.cat(parts, dim=1).numpy()
+        return torch.cat([z[members].cpu() for z in _posterior_means(model, images)],
+                         dim=1).numpy()
     return encode
 
 
@@ -136,9 +134,12 @@ def logits_fn(member: PackModel):
     posterior mean, on the member's device."""
     @torch.no_grad()
     def logits(images: np.ndarray) -> torch.Tensor:
-        parts = []
-        for i in range(0, len(images), CHUNK):
-            mean, spread = member.encode(_pixels(images[i : i + CHUNK], _device(member)))
-            parts.append(member.decode(member.posterior_mean(mean, spread))[0])
-        return torch.cat(parts)
+        return torch.cat([member.decode(z)[0] for z in _posterior_means(member, images)])
     return logits
+
+
+def _posterior_means(model: PackModel, images: np.ndarray) -> Iterator[torch.Tensor]:
+    """Posterior-mean codes (K, chunk, d) of `images`, CHUNK images per forward pass."""
+    for i in range(0, len(images), CHUNK):
+        mean, spread = model.encode(_pixels(images[i : i + CHUNK], _device(model)))
+        yield model.posterior_mean(mean, spread)
