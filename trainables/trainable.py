@@ -96,19 +96,18 @@ def restorable_payload(saved: tune.Checkpoint | None) -> dict | None:
         return None
     with saved.as_directory() as folder:
         latest = Path(folder)
-        try:
-            return checkpoint.load(latest)
-        except checkpoint.CheckpointError as err:
-            warnings.warn(f"latest checkpoint unusable: {err}", stacklevel=2)
         older = sorted((p for p in latest.parent.glob("checkpoint_*")
                         if p.is_dir() and p.name < latest.name), reverse=True)
-        for candidate in older:
+        for candidate in [latest, *older]:
             try:
                 payload = checkpoint.load(candidate)
             except checkpoint.CheckpointError as err:
-                warnings.warn(f"checkpoint unusable: {err}", stacklevel=2)
+                which = "latest checkpoint" if candidate == latest else "checkpoint"
+                warnings.warn(f"{which} unusable: {err}", stacklevel=2)
                 continue
-            warnings.warn(f"resuming from the earlier checkpoint {candidate.name}", stacklevel=2)
+            if candidate != latest:
+                warnings.warn(f"resuming from the earlier checkpoint {candidate.name}",
+                              stacklevel=2)
             return payload
     warnings.warn("no usable checkpoint: the trial restarts from step 0", stacklevel=2)
     return None
