@@ -139,7 +139,6 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         tune_config = tune.TuneConfig(
             max_concurrent_trials=resources["max_concurrent"] or None,
             trial_dirname_creator=trial_dirname)
-        total = len(configs)
     else:
         from search_spaces.adaptive import make_searcher
 
@@ -152,13 +151,12 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
             searcher = ConcurrencyLimiter(searcher, max_concurrent=resources["max_concurrent"])
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=spec["adaptive"]["trials"],
                                       trial_dirname_creator=trial_dirname)
-        total = spec["adaptive"]["trials"]
     run_config = tune.RunConfig(
         name=experiment_dir.name,
         storage_path=str(experiment_dir.parent),
         failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[ProgressLines(total), JsonLoggerCallback(), CSVLoggerCallback()],
+        callbacks=[ProgressLines(specs.n_trials(spec)), JsonLoggerCallback(), CSVLoggerCallback()],
         verbose=0,
     )
     return tune.Tuner(trainable(resources, packed), param_space=param_space,
@@ -194,7 +192,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     with exclusive(experiment_dir):
         write_atomic(experiment_dir / "study.toml", specs.dumps(spec))
         print(f"study {name}: {specs.n_models(spec)} models in "
-              f"{specs.n_models(spec) // spec['study']['replicates']} trials -> {experiment_dir}",
+              f"{specs.n_trials(spec)} trials -> {experiment_dir}",
               flush=True)
         tuner = build_tuner(spec, experiment_dir, dataset.packed)
         return finish(tuner.fit(), spec, experiment_dir, dataset)
