@@ -99,18 +99,13 @@ def score_checkpoint(payload: dict, metrics: list[str], data: Any) -> list[dict[
     """One row per member, `{replicate, seed, step, <metric>...}`; nulls for diverged ones."""
     import torch
 
-    from trainables.config import TrainConfig
+    from trainables.checkpoint import pack_from_payload
     from trainables.evaluate import score_members
-    from trainables.models import PackModel
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = TrainConfig.from_dict(payload["config"])
-    model = PackModel.from_config(cfg, device)  # as trainables.checkpoint.load_pack
-    model.load_state_dict(payload["trainer"]["model"])
-    model.requires_grad_(False)
+    model, cfg = pack_from_payload(payload, device)
     model.eval()
-    diverged_at = _diverged_at(payload, cfg.replicates)
-    healthy = [k for k, at in enumerate(diverged_at) if at < 0]
+    healthy = [k for k, at in enumerate(payload["diverged_at"]) if at < 0]
     results = score_members(model, data, cfg, metrics, healthy)
     rows = []
     for k, seed in enumerate(cfg.member_seeds):
@@ -142,18 +137,6 @@ def merge_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
     os.replace(partial, path)
-
-
-def _diverged_at(payload: dict, k: int) -> list[int]:
-    """Per member, the step it diverged (-1: healthy), from the payload and its trainer state:
-    diverged in either counts."""
-    def as_list(value: Any) -> list[int]:
-        values = value.tolist() if hasattr(value, "tolist") else list(value or [])
-        return [int(v) for v in values] + [-1] * (k - len(values))
-
-    top = as_list(payload.get("diverged_at"))
-    inner = as_list((payload.get("trainer") or {}).get("diverged_at"))
-    return [a if a >= 0 else b for a, b in zip(top[:k], inner[:k], strict=True)]
 
 
 def _finite(value: Any) -> float | None:

@@ -63,7 +63,13 @@ def load_pack(
     checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[PackModel, TrainConfig]:
     """The trained pack and its config, for evaluation and figures."""
-    payload = load(checkpoint_dir, map_location=device)
+    return pack_from_payload(load(checkpoint_dir, map_location=device), device)
+
+
+def pack_from_payload(
+    payload: dict, device: str | torch.device = "cpu"
+) -> tuple[PackModel, TrainConfig]:
+    """The pack and its config from a loaded `pack.pt` payload, frozen (no gradients)."""
     cfg = TrainConfig.from_dict(payload["config"])
     model = PackModel.from_config(cfg, device)
     model.load_state_dict(payload["trainer"]["model"])
