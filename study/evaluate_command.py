@@ -14,7 +14,6 @@ import json
 import math
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,7 @@ def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None) ->
     from trainables import data as dsdata
 
     names = parse_metrics(metrics_text)
-    spec_path = specs.spec_path(experiment_dir)
-    if data_path is None:
-        data_path = tomllib.loads(spec_path.read_text()).get("train", {}).get("data_path")
-    dataset = dsdata.load(data_path)
+    dataset = dsdata.load(specs.data_path_for(experiment_dir, data_path))
     print(evaluate_experiment(experiment_dir, names, dataset))
     return 0
 

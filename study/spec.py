@@ -191,6 +191,15 @@ def spec_path(experiment_dir: Path) -> Path:
     return path
 
 
+def data_path_for(experiment_dir: Path, data_path: Path | None) -> str | Path | None:
+    """The dataset of an experiment: `data_path` if given, else its study.toml's
+    `train.data_path` (None: the default file); BadInput when the folder is no experiment."""
+    path = spec_path(experiment_dir)
+    if data_path is not None:
+        return data_path
+    return tomllib.loads(path.read_text()).get("train", {}).get("data_path")
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """`table.key=VALUE` (VALUE in TOML syntax; bare words are strings)."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
