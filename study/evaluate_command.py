@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from study import spec as specs
 from study.errors import BadInput
+from study.runner import write_atomic
 from trainables.config import EXTRA_METRICS as VALID
-
-EXTRA_FILE = "extra_metrics.json"  # analysis.results reads the same name
 
 
 def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None) -> int:
@@ -52,6 +50,7 @@ def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: An
     report and return its index.html. Unfinished or unreadable trials are skipped with a note
     on stderr."""
     from analysis.report import write_report
+    from analysis.results import EXTRA_FILE
 
     root = Path(experiment_dir)
     metrics = parse_metrics(",".join(metrics))
@@ -72,10 +71,8 @@ def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: An
 def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
     """The newest checkpoint that loads, with its payload, if it is at the trial's last step;
     otherwise why there is none. Unusable checkpoints are noted on stderr."""
-    from analysis.results import read_config
     from trainables import checkpoint
 
-    planned = read_config(trial_dir).get("steps")
     found = sorted((p for p in trial_dir.glob("checkpoint_*") if p.is_dir()), reverse=True)
     for path in found:
         try:
@@ -83,7 +80,7 @@ def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
         except checkpoint.CheckpointError as err:
             _note(f"{trial_dir.name}: {path.name} unusable ({err})")
             continue
-        steps = planned if isinstance(planned, int) else payload["config"].get("steps")
+        steps = payload["config"]["steps"]  # a resume never changes it (_check_resumable)
         if payload.get("step") == steps:
             return path, payload
         return f"not finished (checkpoint {path.name} is at step {payload.get('step')} of " \
@@ -130,9 +127,7 @@ def merge_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         merged.setdefault((row["replicate"], row["step"]), {}).update(row)
     ordered = [merged[key] for key in sorted(merged, key=lambda key: (key[1], key[0]))]
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    write_atomic(path, json.dumps(ordered, indent=1) + "\n")
 
 
 def _finite(value: Any) -> float | None:

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.results import load_results
+from analysis.results import EXTRA_FILE, load_results
 from study import spec
 from study.cli import main
-from study.evaluate_command import EXTRA_FILE, evaluate_experiment
+from study.evaluate_command import evaluate_experiment
 from trainables import checkpoint
 from trainables import data as dsdata
 from trainables.config import TrainConfig
