@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -20,12 +18,15 @@ import pytest
 from tests.study.test_run import (
     TINY,
     assert_each_trial_trained_once,
+    checkpointed_unfinished,
+    checkpoints,
     cli,
     finish,
     finished,
     kill_when,
     result_lines,
     trial_dirs,
+    wait_for,
 )
 from trainables import checkpoint
 
@@ -44,24 +45,6 @@ def study_args(storage: Path, name: str, values: str, *extra: str) -> list[str]:
             "--set", f"grid.beta_vae={values}", *extra, *TINY]
 
 
-def wait_for(proc: subprocess.Popen, ready: Callable[[], object], timeout: float = 300):
-    """Poll `ready()` until it returns something truthy (returned); fail if the study ends."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"study ended before the fault was injected: {proc.communicate()}")
-        found = ready()
-        if found:
-            return found
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail("the study never reached the point to inject the fault")
-
-
-def checkpoints(trial: Path) -> list[Path]:
-    return sorted(p for p in trial.glob("checkpoint_*") if (p / "pack.pt").is_file())
-
-
 def test_killed_trial_worker_retries_from_its_checkpoint(dsprites_path, tmp_path):
     experiment = tmp_path / "w"
     proc = cli(*study_args(tmp_path, "w", "[4]", "--max-failures", "2"))
@@ -69,7 +52,7 @@ def test_killed_trial_worker_retries_from_its_checkpoint(dsprites_path, tmp_path
     def running_with_checkpoint():
         for trial in trial_dirs(experiment) if experiment.exists() else []:
             lines = result_lines(trial)
-            if lines and checkpoints(trial) and not finished(trial, STEPS):
+            if lines and checkpointed_unfinished(trial, STEPS):
                 return lines[-1]["pid"]
         return None
 
@@ -108,7 +91,7 @@ def test_removed_node_trial_finishes_on_the_other_node(dsprites_path, tmp_path):
         def node_of_checkpointed_trial():
             for trial in trial_dirs(experiment) if experiment.exists() else []:
                 lines = result_lines(trial)
-                if lines and checkpoints(trial) and not finished(trial, STEPS):
+                if lines and checkpointed_unfinished(trial, STEPS):
                     return trial, lines[-1]["node_id"]
             return None
 

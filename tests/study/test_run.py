@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -55,23 +56,40 @@ def finished(trial_dir: Path, steps: int) -> bool:
     return any("evaluation" in r and r["step"] == steps for r in result_lines(trial_dir))
 
 
+def checkpoints(trial_dir: Path) -> list[Path]:
+    """The trial's checkpoint folders whose pack.pt is written."""
+    return sorted(p for p in trial_dir.glob("checkpoint_*") if (p / "pack.pt").is_file())
+
+
 def checkpointed_unfinished(trial_dir: Path, steps: int) -> bool:
-    return any(trial_dir.glob("checkpoint_*")) and not finished(trial_dir, steps)
+    return bool(checkpoints(trial_dir)) and not finished(trial_dir, steps)
+
+
+def one_finished_one_checkpointed(steps: int) -> Callable[[list[Path]], bool]:
+    """Kill point for the resume tests: one trial done, another checkpointed but unfinished."""
+    return lambda dirs: (any(finished(d, steps) for d in dirs)
+                         and any(checkpointed_unfinished(d, steps) for d in dirs))
+
+
+def wait_for(proc: subprocess.Popen, ready: Callable[[], object], timeout: float = 300):
+    """Poll `ready()` until it returns something truthy (returned); fail if the study ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"study ended before the awaited point: {proc.communicate()}")
+        found = ready()
+        if found:
+            return found
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("the study never reached the awaited point")
 
 
 def kill_when(proc: subprocess.Popen, experiment: Path, ready, timeout: float = 300) -> None:
     """SIGKILL the driver's whole process group once `ready(trial_dirs)` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"study ended before the kill: {proc.communicate()}")
-        if experiment.exists() and ready(trial_dirs(experiment)):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return
-        time.sleep(0.2)
+    wait_for(proc, lambda: experiment.exists() and ready(trial_dirs(experiment)), timeout)
     os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail("the study never reached the point to kill it")
+    proc.wait()
 
 
 def assert_each_trial_trained_once(experiment: Path, steps: int) -> None:
@@ -109,8 +127,7 @@ def test_sigkilled_grid_study_resumes_without_losing_or_retraining(dsprites_path
             "--set", "grid.beta_vae=[1, 4, 8]", *TINY]
     experiment = tmp_path / "k"
     proc = cli(*args)
-    kill_when(proc, experiment, lambda dirs: any(finished(d, steps) for d in dirs)
-              and any(checkpointed_unfinished(d, steps) for d in dirs))
+    kill_when(proc, experiment, one_finished_one_checkpointed(steps))
     code, out, err = finish(cli("status", str(experiment)))
     assert code == 0 and "paused" in out, out + err
     code, out, err = finish(cli("resume", str(experiment)))
@@ -130,8 +147,7 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
             "--set", "train.checkpoint_every=50", *TINY]
     experiment = tmp_path / "a"
     proc = cli(*args)
-    kill_when(proc, experiment, lambda dirs: any(finished(d, steps) for d in dirs)
-              and any(checkpointed_unfinished(d, steps) for d in dirs))
+    kill_when(proc, experiment, one_finished_one_checkpointed(steps))
     code, out, err = finish(cli("resume", str(experiment)))
     assert code == 0, err
     finished_trials = [d for d in trial_dirs(experiment) if finished(d, steps)]
@@ -173,11 +189,8 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
                "1", "--set", f"train.steps={steps}", "--set", "train.report_every=25",
                "--set", "train.checkpoint_every=50", "--set", "study.families=['beta_vae']",
                *TINY)
-    deadline = time.monotonic() + 300
-    while not (experiment.exists() and any(checkpointed_unfinished(d, steps)
-                                           for d in trial_dirs(experiment))):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.2)
+    wait_for(proc, lambda: experiment.exists() and any(checkpointed_unfinished(d, steps)
+                                                       for d in trial_dirs(experiment)))
     code, out, err = finish(cli("resume", str(experiment)), timeout=60)
     assert code == 2 and "in use" in err, err
     code, out, err = finish(cli("status", str(experiment)), timeout=60)
