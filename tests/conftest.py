@@ -1,4 +1,5 @@
-"""Shared fixtures: the generated dSprites set, rendered once into the default cache."""
+"""Shared fixtures: the generated dSprites set, rendered once into the default cache, and a
+random stand-in of the same size."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def dsprites(dsprites_path):
     from trainables import data
 
     return data.load(dsprites_path)
+
+
+@pytest.fixture(scope="session")
+def random_packed():
+    """A dataset-sized array of random packed bits, read-only as it arrives from Ray's object
+    store: for tests where the image content does not matter."""
+    import numpy as np
+
+    array = np.random.default_rng(0).integers(0, 256, (737_280, 512), dtype=np.uint8)
+    array.flags.writeable = False
+    return array
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -26,9 +25,8 @@ TINY = {"replicates": 2, "steps": 4, "batch_size": 8, "latent_dim": 3, "encoder_
 
 
 @pytest.fixture(scope="module")
-def dataset() -> dsdata.DSprites:
-    rng = np.random.default_rng(0)
-    return dsdata.DSprites(rng.integers(0, 256, (737_280, 512), dtype=np.uint8))
+def dataset(random_packed) -> dsdata.DSprites:
+    return dsdata.DSprites(random_packed)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -28,11 +28,8 @@ ROW_KEYS = {"replicate", "seed", "calculation", "step", "diverged", "disentangle
 
 
 @pytest.fixture(scope="module")
-def packed() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    array = rng.integers(0, 256, (737_280, 512), dtype=np.uint8)
-    array.flags.writeable = False
-    return array
+def packed(random_packed) -> np.ndarray:
+    return random_packed
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
