@@ -89,10 +89,18 @@ def test_removed_node_trial_finishes_on_the_other_node(dsprites_path, tmp_path):
         by_id = {node.node_id: node for node in workers}
 
         def node_of_checkpointed_trial():
+            """A running trial whose newest checkpoint the driver has already taken in (its
+            report is in result.json): Tune restores only checkpoints it has recorded, so a
+            node removed any earlier restarts the trial from scratch (a race seen in CI)."""
             for trial in trial_dirs(experiment) if experiment.exists() else []:
                 lines = result_lines(trial)
                 if lines and checkpointed_unfinished(trial, STEPS):
-                    return trial, lines[-1]["node_id"]
+                    try:
+                        step = checkpoint.load(checkpoints(trial)[-1])["step"]
+                    except checkpoint.CheckpointError:  # still being copied to storage
+                        continue
+                    if step in {r["step"] for r in lines}:
+                        return trial, lines[-1]["node_id"]
             return None
 
         victim_trial, victim_id = wait_for(proc, node_of_checkpointed_trial)
