@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 import tempfile
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 
 from analysis import figures, models
 from analysis.aggregate import PAPER, THRESHOLD_4VAR, aggregate, headline, mean_std, picks
+from analysis.caveats import training_caveat
 from analysis.document import (
     Block,
     Bullets,
@@ -42,7 +44,9 @@ from analysis.pareto import (
     pareto_rows,
     reference_recon,
 )
+from analysis.provenance import footer_lines, report_provenance
 from analysis.results import (
+    RECON_SAMPLE,
     TASKS,
     StudyResults,
     families_in,
@@ -68,6 +72,15 @@ class TaskAnalysis:
     hypervolumes: pd.DataFrame
     comparisons: list[dict[str, Any]]
     domination: pd.DataFrame
+    replicates: int  # most healthy replicates of any (family, value): 1 = no interval
+
+
+def most_replicates(results: pd.DataFrame, task: str) -> int:
+    """The most healthy replicates any (family, value) has for `task` (0 when none)."""
+    rows = usable(results, task)
+    if rows.empty:
+        return 0
+    return int(rows.groupby(["family", "value"])["replicate"].nunique().max())
 
 
 def analyse_task(
@@ -83,6 +96,7 @@ def analyse_task(
         hypervolumes=hv,
         comparisons=compare(hv, draws),
         domination=domination_shares(fronts, task),
+        replicates=most_replicates(results, task),
     )
 
 
@@ -97,27 +111,35 @@ def answer(analysis: TaskAnalysis) -> str:
         return f"{name}: only {families[0]} has evaluated models; nothing to compare yet."
     ranked = sorted(families, key=lambda f: -hv.at[f, "hypervolume"])
     top = ranked[0]
+    single = analysis.replicates <= 1
     sentences = [
         f"{name}: {top} has the largest Pareto-front hypervolume (normalised), "
-        f"{_hv_text(hv.loc[top])}."
+        f"{_hv_text(hv.loc[top], single)}."
     ]
     for other in ranked[1:]:
         pair = next(c for c in analysis.comparisons if {c["better"], c["worse"]} == {top, other})
-        verdict = (
-            f"{top} and {other} are not distinguishable (95 % CIs overlap)"
-            if pair["cis_overlap"]
-            else "the 95 % CIs do not overlap"
-        )
+        if single:
+            verdict = "how sure cannot be said"
+        elif pair["cis_overlap"]:
+            verdict = f"{top} and {other} are not distinguishable (95 % CIs overlap)"
+        else:
+            verdict = "the 95 % CIs do not overlap"
         sentences.append(
-            f"Against {other}, {_hv_text(hv.loc[other])}: larger by "
+            f"Against {other}, {_hv_text(hv.loc[other], single)}: larger by "
             f"{pair['difference_norm']:.3f}{_percent(pair['relative'])}; {verdict}; "
             f"{analysis.domination.at[other, top]:.0%} of {other}'s front is dominated by "
             f"{top}'s."
         )
+    if single:
+        sentences.append(
+            "With one replicate per value no interval can be computed (the bootstrap "
+            "resamples replicates): run more replicates to know how sure this is.")
     return " ".join(sentences)
 
 
-def _hv_text(row: pd.Series) -> str:
+def _hv_text(row: pd.Series, single: bool = False) -> str:
+    if single:
+        return f"{row['hypervolume_norm']:.3f} (one replicate per value: no interval)"
     return (
         f"{row['hypervolume_norm']:.3f} (95 % CI {row['ci_low_norm']:.3f}–"
         f"{row['ci_high_norm']:.3f})"
@@ -183,11 +205,19 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int)
     curves = figures.training_curves(study.curves, folder / "training_curves.png")
 
     answers = {task: answer(analysis) for task, analysis in tasks.items()}
+    train = _train_table(study)
+    caveat = training_caveat(study.trials, study.curves, train)
+    origin = report_provenance(study.experiment_dir, train, study.trials.to_dict("records"))
+    if study.recon_measure != RECON_SAMPLE:
+        notes.append(f"recon_test / recon_train of this experiment decode the "
+                     f"{study.recon_measure} (written before the sampled measure): lower "
+                     "than the seed's numbers, which decode one posterior sample per image.")
     blocks: list[Block] = [
+        *([Paragraph(caveat, strong=True)] if caveat else []),
         *(Paragraph(text, strong=True) for text in answers.values()),
         Paragraph(_status(counts(study))),
         Heading("Headline numbers beside the paper"),
-        *_headline_blocks(heads),
+        *_headline_blocks(heads, study.recon_measure),
         Heading("Pareto fronts and hypervolumes"),
         *_front_blocks(tasks, reference, n_boot, seed),
         *figure_blocks,
@@ -207,11 +237,15 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int)
         Bullets(notes or ["none"]),
         Heading("Study spec (study.toml)"),
         Preformatted(study.spec_text) if study.spec_text else Paragraph("No study.toml found."),
+        Heading("Provenance"),
+        Bullets(footer_lines(origin)),
     ]
     title = f"WAE / β-VAE disentanglement study: {study.name}"
     (folder / "index.html").write_text(to_html(title, blocks), encoding="utf-8")
     (folder / "report.md").write_text(to_markdown(title, blocks), encoding="utf-8")
-    summary = _summary(study, tasks, heads, answers, reference, notes, n_boot, seed)
+    summary = {"caveat": caveat, "recon_measure": study.recon_measure,
+               **_summary(study, tasks, heads, answers, reference, notes, n_boot, seed),
+               "provenance": origin}
     (folder / "summary.json").write_text(
         json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
@@ -271,7 +305,25 @@ def _digits(column: str) -> int:
     return 1 if column.startswith("recon") else 3
 
 
-def _headline_blocks(heads: pd.DataFrame) -> list[Block]:
+def _train_table(study: StudyResults) -> dict[str, Any]:
+    """study.toml's [train] table ({} when missing or unreadable)."""
+    try:
+        return dict(tomllib.loads(study.spec_text or "").get("train", {}))
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def _headline_blocks(heads: pd.DataFrame, recon_measure: str = RECON_SAMPLE) -> list[Block]:
+    measure = Paragraph(
+        f"Reconstruction errors here decode the {recon_measure} of each test or training "
+        "image (Bernoulli cross-entropy summed over pixels, nats)"
+        + (", the measure of the paper's numbers beside them: like with like."
+           if recon_measure == RECON_SAMPLE else
+           "; the paper's numbers decode one posterior sample and are higher: these columns "
+           "do not compare like with like.")
+        + " The posterior-mean errors are the recon_test_mean / recon_train_mean columns of "
+        "results.csv."
+    )
     reading = Paragraph(
         "Our reading of the paper's rules. A model is one (trial, replicate); its score is the "
         "mean over its metric calculations. Best 5-var: the model with the highest 5-var "
@@ -283,7 +335,7 @@ def _headline_blocks(heads: pd.DataFrame) -> list[Block]:
         "shown beside both WAE families (its Figure 2 uses the Gaussian WAE)."
     )
     if heads.empty:
-        return [Paragraph(NO_RESULTS), reading]
+        return [Paragraph(NO_RESULTS), measure, reading]
     rows = []
     for _, h in heads.iterrows():
         paper = PAPER.get(h["family"], {})
@@ -305,7 +357,7 @@ def _headline_blocks(heads: pd.DataFrame) -> list[Block]:
             "lowest model": _fmt(h.get("recon_train_98_lowest_model"), 1),
             "paper train recon": paper.get("recon_train_98", "–"),
         })
-    return [Table(pd.DataFrame(rows)), reading]
+    return [Table(pd.DataFrame(rows)), measure, reading]
 
 
 def _front_blocks(
@@ -445,7 +497,7 @@ def _diverged_blocks(study: StudyResults) -> list[Block]:
 
 
 def _trials_table(study: StudyResults) -> pd.DataFrame:
-    trials = study.trials.drop(columns=["path"])
+    trials = study.trials.drop(columns=["path", "seeds", "devices"])
     if trials.empty:
         return pd.DataFrame({"trials": ["none found"]})
     return trials.map(lambda v: _g(v) if isinstance(v, float) or v is pd.NA else str(v))

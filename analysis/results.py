@@ -47,8 +47,11 @@ _ROW_KEYS = frozenset({"replicate", "seed", "calculation", "step", "diverged"})
 _CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged")
 _TRIAL_COLUMNS = (
     "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
-    "evaluated_step", "finished", "n_diverged", "path",
+    "evaluated_step", "finished", "n_diverged", "seeds", "devices", "path",
 )
+# What recon_test / recon_train decode: one posterior sample per image (the seed's measure),
+# or, in experiments written before the sampled measure existed, the posterior mean.
+RECON_SAMPLE, RECON_MEAN = "posterior sample", "posterior mean"
 EXTRA_FILE = "extra_metrics.json"  # written by `wae-study evaluate`
 _RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
 
@@ -66,6 +69,16 @@ class StudyResults:
     trials: pd.DataFrame  # one row per trial folder
     diverged: pd.DataFrame  # one row per diverged member
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def recon_measure(self) -> str:
+        """What `recon_test`/`recon_train` decode here: RECON_SAMPLE when every evaluation
+        has the `recon_test_mean` column beside them (the sampled measure), RECON_MEAN for
+        older experiments, "mixed" when both occur."""
+        if "recon_test_mean" not in self.results.columns or not len(self.results):
+            return RECON_MEAN if len(self.results) else RECON_SAMPLE
+        has_mean = self.results["recon_test_mean"].notna() | self.results["diverged"]
+        return RECON_SAMPLE if has_mean.all() else RECON_MEAN if not has_mean.any() else "mixed"
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:
@@ -185,6 +198,9 @@ def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
         "evaluated_step": int(latest["step"]) if latest else None,
         "finished": finished,
         "n_diverged": len(diverged),
+        "seeds": first.get("seeds") if isinstance(first.get("seeds"), list) else None,
+        "devices": sorted({str(line.get("device_name") or line.get("device"))
+                           for line in reports if line.get("device_name") or line.get("device")}),
         "path": str(trial_dir),
     }
     curve = [

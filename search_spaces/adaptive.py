@@ -8,6 +8,10 @@ below every feasible one that scores above the excess.
 
 Samplers (seeded with `[adaptive].seed`): `tpe` (Optuna's TPESampler, multi-objective
 capable; default), `nsga2` (NSGAIISampler), `random`.
+
+Each suggested config carries its members' seeds (`search_spaces.seeds`), keyed by the
+Optuna trial number: adaptive trials never reuse each other's seeds (unless the study asks
+for paired seeds).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
+
+from search_spaces.seeds import trial_seeds
 
 OBJECTIVE_METRICS = ["disentanglement_5var", "recon_test"]
 OBJECTIVE_MODES = ["max", "min"]
@@ -44,7 +50,26 @@ def constrained_score(result: dict[str, Any], max_recon_test: float) -> float | 
     return float(d5) - max(0.0, float(recon) / max_recon_test - 1.0)
 
 
-class ConstrainedOptunaSearch(OptunaSearch):
+class SeededOptunaSearch(OptunaSearch):
+    """OptunaSearch whose configs carry `seeds`: the members' seeds of Optuna trial number n
+    under the study's seed design (plain attributes: the searcher is pickled on save)."""
+
+    def __init__(self, *args: Any, study_seed: int, replicates: int, seed_design: str,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._study_seed, self._replicates = study_seed, replicates
+        self._seed_design = seed_design
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if not isinstance(config, dict):  # None (wait) or Searcher.FINISHED
+            return config
+        number = self._ot_trials[trial_id].number
+        return {**config, "seeds": trial_seeds(self._study_seed, number, self._replicates,
+                                               self._seed_design)}
+
+
+class ConstrainedOptunaSearch(SeededOptunaSearch):
     """OptunaSearch on the constrained score, derived from each trial's final result."""
 
     def __init__(self, *args: Any, max_recon_test: float, **kwargs: Any) -> None:
@@ -59,8 +84,10 @@ class ConstrainedOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result, error)
 
 
-def make_searcher(adaptive: dict[str, Any], experiment_dir: Path) -> OptunaSearch:
-    """The Optuna searcher for an `[adaptive]` table, its study in `<experiment>/optuna.db`."""
+def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
+                  experiment_dir: Path) -> OptunaSearch:
+    """The Optuna searcher for an `[adaptive]` table (seeds from the `[study]` table), its
+    study in `<experiment>/optuna.db`."""
     space = {
         "family": optuna.distributions.CategoricalDistribution(list(adaptive["families"])),
         "value": optuna.distributions.FloatDistribution(adaptive["lambda1_min"],
@@ -71,11 +98,14 @@ def make_searcher(adaptive: dict[str, Any], experiment_dir: Path) -> OptunaSearc
         sampler=make_sampler(adaptive["sampler"], adaptive["seed"]),
         study_name=STUDY_NAME,
         storage=optuna.storages.RDBStorage(storage_url(experiment_dir)),
+        study_seed=study["seed"],
+        replicates=study["replicates"],
+        seed_design=study["seeds"],
     )
     if adaptive["objective"] == "constrained":
         return ConstrainedOptunaSearch(metric=CONSTRAINED_METRIC, mode="max",
                                        max_recon_test=adaptive["max_recon_test"], **common)
-    return OptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
+    return SeededOptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
 
 
 def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from analysis.provenance import record_run
 from study import spec as specs
 from study.errors import BadInput
 
@@ -143,8 +144,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         from search_spaces.adaptive import make_searcher
 
         study = spec["study"]
-        param_space = {**spec["train"], "replicates": study["replicates"], "seed": study["seed"]}
-        searcher = make_searcher(spec["adaptive"], experiment_dir)
+        param_space = {**spec["train"], "replicates": study["replicates"]}
+        searcher = make_searcher(spec["adaptive"], study, experiment_dir)
         if resources["max_concurrent"]:
             from ray.tune.search import ConcurrencyLimiter
 
@@ -191,6 +192,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     experiment_dir.mkdir(parents=True)
     with exclusive(experiment_dir):
         write_atomic(experiment_dir / "study.toml", specs.dumps(spec))
+        record_run(experiment_dir, "run", dataset.source)
         print(f"study {name}: {specs.n_models(spec)} models in "
               f"{specs.n_trials(spec)} trials -> {experiment_dir}",
               flush=True)
@@ -217,6 +219,7 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
             tuner = tune.Tuner.restore(
                 str(experiment_dir), trainable(spec["resources"], dataset.packed),
                 resume_unfinished=True, resume_errored=True)
+        record_run(experiment_dir, "resume", dataset.source)
         print(f"resuming {experiment_dir}", flush=True)
         return finish(tuner.fit(), spec, experiment_dir, dataset)
 

@@ -1,7 +1,8 @@
 """Study specs: TOML in, validated before Ray starts, expanded deterministically into trials.
 
 A spec has five tables:
-  [study]      name, search ("grid" | "adaptive"), families, replicates, seed, description
+  [study]      name, search ("grid" | "adaptive"), families, replicates, seed, seeds,
+               description
   [grid]       the values swept per family (β for beta_vae, λ1 for the WAEs)
   [adaptive]   the Optuna search over λ1 (WAE families only)
   [train]      `trainables.config.TrainConfig` fields shared by every trial
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.grids import FAMILIES, PAPER_GRID, WAE_FAMILIES, grid_points
+from search_spaces.seeds import SEED_DESIGNS, trial_seeds
 from study import toml_out
 from study.errors import BadInput
 from trainables.config import TrainConfig
@@ -30,7 +32,7 @@ SAMPLERS = ("tpe", "nsga2", "random")
 OBJECTIVES = ("pareto", "constrained")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Fields the study sets per trial; [train] may not set them.
-PER_TRIAL = ("family", "value", "replicates", "seed")
+PER_TRIAL = ("family", "value", "replicates", "seed", "seeds")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "study": {
@@ -40,6 +42,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "families": list(FAMILIES),
         "replicates": 10,
         "seed": 0,
+        "seeds": "independent",
     },
     "grid": {family: list(values) for family, values in PAPER_GRID.items()},
     "adaptive": {
@@ -64,7 +67,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 COMMENTS: dict[str, str] = {
     "study.search": "grid | adaptive",
     "study.replicates": "models per trial, trained together as one pack",
-    "study.seed": "trial i gets seed = study.seed * 1000 + i",
+    "study.seed": "the study's seed: every model's seed derives from it (search_spaces.seeds)",
+    "study.seeds": "independent: every (trial, replicate) its own seed | paired: the same "
+                   "replicates' seeds at every grid point (common random numbers)",
     "adaptive.trials": "Tune trials the Optuna search runs",
     "adaptive.sampler": "tpe | nsga2 | random (seeded with adaptive.seed)",
     "adaptive.objective": "pareto: 5-var up, recon_test down | constrained: 5-var up "
@@ -147,6 +152,9 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
         raise BadInput(f"study.replicates must be >= 1, got {study['replicates']}")
     if study["seed"] < 0:
         raise BadInput(f"study.seed must be >= 0, got {study['seed']}")
+    if study["seeds"] not in SEED_DESIGNS:
+        raise BadInput(f"study.seeds must be one of {', '.join(SEED_DESIGNS)}, "
+                       f"got '{study['seeds']}'")
     if study["search"] == "grid":
         for family in families:
             values = grid[family]
@@ -245,16 +253,13 @@ def dumps(spec: dict[str, dict[str, Any]]) -> str:
     return toml_out.dumps(spec, {**comments, **COMMENTS})
 
 
-def trial_seed(study_seed: int, index: int) -> int:
-    return study_seed * 1000 + index
-
-
 def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """A grid spec as its trial configs, in the same order every time."""
+    """A grid spec as its trial configs, in the same order every time; trial i's members get
+    their seeds from `search_spaces.seeds.trial_seeds`."""
     study = spec["study"]
     return [
-        {**spec["train"], "family": family, "value": value,
-         "replicates": study["replicates"], "seed": trial_seed(study["seed"], i)}
+        {**spec["train"], "family": family, "value": value, "replicates": study["replicates"],
+         "seeds": trial_seeds(study["seed"], i, study["replicates"], study["seeds"])}
         for i, (family, value) in enumerate(grid_points(spec["grid"], study["families"]))
     ]
 

@@ -18,6 +18,7 @@ from typing import Any
 FAMILIES = ("beta_vae", "wae_gaussian", "wae_uniform")
 MMD_ESTIMATORS = ("authors", "wae_paper")
 UNIFORM_BOXES = ("corner", "centred")
+UNIFORM_CODES = ("mu", "centre")
 PRECISIONS = ("fp32", "tf32", "bf16")
 HIGGINS_PROTOCOLS = ("authors", "heldout")
 EXTRA_METRICS = ("mig", "factorvae", "dci", "sap")
@@ -32,7 +33,7 @@ AUTHORS_STEPS = 60_000
 RUN_FIELDS = frozenset({
     "report_every", "checkpoint_every", "eval_every", "eval_at_start", "metrics",
     "higgins_protocol", "higgins_classifier_steps", "higgins_votes", "eval_seed",
-    "recon_eval_images", "data_path", "device",
+    "recon_eval_images", "uniform_code", "data_path", "device",
 })
 
 
@@ -52,8 +53,11 @@ class TrainConfig:
         "for the WAEs", default=1.0)
     replicates: int = _help("K, models trained together as one pack (one per seed)", default=1)
     seed: int = _help(
-        "base seed: member r trains with seed + r (its init, batches and noise come from "
-        "that seed alone, so a member does not depend on K)", default=0)
+        "base seed when `seeds` is null: member r trains with seed + r", default=0)
+    seeds: list[int] | None = _help(
+        "each member's own seed (one per replicate), as a study assigns them "
+        "(search_spaces.seeds); a member's init, batches and noise come from its seed alone, "
+        "so it trains the same in any pack; null = seed + r", default=None)
     steps: int = _help("optimiser steps per member (the authors: 60,000)", default=AUTHORS_STEPS)
     batch_size: int = _help(
         "images per member per step; 100 as the authors (disentanglement_lib uses 64)",
@@ -76,9 +80,14 @@ class TrainConfig:
     uniform_box: str = _help(
         "wae_uniform posterior box: 'corner' z = μ + e^s·u, u ~ U(0,1) (the authors' code) or "
         "'centred' u ~ U(-1/2, 1/2)", default="corner")
+    uniform_code: str = _help(
+        "code of a wae_uniform model for the metrics: 'mu' (the encoder's μ, the authors' "
+        "z_mean: the corner where a corner box starts) or 'centre' (the box centre, its "
+        "posterior mean)", default="mu")
     logvar_clip: list[float] | None = _help(
-        "[low, high] clip of the WAE encoders' log-variance / log side length before use "
-        "(the authors: [-16, 10]); null = no clip; beta_vae is never clipped",
+        "[low, high] clip of the WAE encoders' log-variance / log side length where it is "
+        "exponentiated (the authors: [-16, 10]; the L1 penalty acts on the unclipped value, as "
+        "theirs); null = no clip; beta_vae is never clipped",
         default_factory=lambda: [-16.0, 10.0])
     precision: str = _help(
         "fp32; tf32 (CUDA TF32 matmuls); bf16 (autocast matmuls, fp32 master weights and Adam)",
@@ -129,7 +138,9 @@ class TrainConfig:
 
     @property
     def member_seeds(self) -> list[int]:
-        """Seed of each member: seed + r, so member r equals a K=1 run with that seed."""
+        """Seed of each member: `seeds`, else seed + r; member r equals a K=1 run with it."""
+        if self.seeds is not None:
+            return list(self.seeds)
         return [self.seed + r for r in range(self.replicates)]
 
     def schedule(self) -> list[tuple[int, float]]:
@@ -171,6 +182,7 @@ class TrainConfig:
         _choice("family", self.family, FAMILIES)
         _choice("mmd_estimator", self.mmd_estimator, MMD_ESTIMATORS)
         _choice("uniform_box", self.uniform_box, UNIFORM_BOXES)
+        _choice("uniform_code", self.uniform_code, UNIFORM_CODES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("higgins_protocol", self.higgins_protocol, HIGGINS_PROTOCOLS)
         for name in self.metrics:
@@ -180,6 +192,11 @@ class TrainConfig:
         _at_least("value", self.value, 0)
         _at_least("replicates", self.replicates, 1)
         _at_least("seed", self.seed, 0)
+        if self.seeds is not None and (
+            len(self.seeds) != self.replicates or any(s < 0 for s in self.seeds)
+        ):
+            raise ValueError(f"seeds must hold one seed >= 0 per replicate ({self.replicates}), "
+                             f"got {self.seeds}: give {self.replicates} seeds or null")
         _at_least("split_seed", self.split_seed, 0)
         _at_least("steps", self.steps, 1)
         _at_least("batch_size", self.batch_size, 2)  # MMD needs two samples
@@ -258,9 +275,10 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
     if annotation.startswith("list"):
         if not isinstance(value, list | tuple):
             raise wrong
-        item = str if "list[str]" in annotation else float
         try:
-            return [_number(v, float) if item is float else _string(v) for v in value]
+            if "list[str]" in annotation:
+                return [_string(v) for v in value]
+            return [_number(v, int if "list[int]" in annotation else float) for v in value]
         except TypeError:
             raise wrong from None
     base = annotation.split(" | ")[0]

@@ -8,7 +8,9 @@ kernel instead of K small ones.
     decoder: d → W tanh → W tanh → W tanh → 4096 Bernoulli logits
 
 `spread` is the log-variance (Gaussian encoders) or the log side length of the posterior box
-(wae_uniform). The WAEs put the mean through tanh and clip the spread (`logvar_clip`).
+(wae_uniform). The WAEs put the mean through tanh. As in the authors' `execute_all.py`, the
+spread is clipped (`logvar_clip`) only where it is exponentiated (sampling, the box centre):
+`encode` returns it unclipped, so the WAE's L1 penalty keeps its gradient beyond the clip.
 Member k is initialised from its own seed only, so it starts identical whatever K is.
 """
 
@@ -138,9 +140,14 @@ class PackModel(nn.Module):
         mean, spread = self._linear("enc_head", h).float().chunk(2, dim=-1)
         if self.is_wae:
             mean = torch.tanh(mean)
-            if self.logvar_clip is not None:
-                spread = spread.clamp(*self.logvar_clip)
         return mean, spread
+
+    def clipped(self, spread: torch.Tensor) -> torch.Tensor:
+        """The spread as it is exponentiated: clipped to `logvar_clip` for the WAEs (the
+        authors' [-16, 10]); the β-VAE's log-variance is never clipped."""
+        if self.is_wae and self.logvar_clip is not None:
+            return spread.clamp(*self.logvar_clip)
+        return spread
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (K, B, d) -> Bernoulli logits (K, B, 4096)."""
@@ -153,18 +160,26 @@ class PackModel(nn.Module):
         self, mean: torch.Tensor, spread: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor:
         """One code per input: Gaussian z = μ + e^{s/2}·ε (noise ~ N(0,1)); uniform box
-        z = μ + e^s·u (noise ~ U(0,1); 'centred' shifts it to U(-1/2, 1/2))."""
+        z = μ + e^s·u (noise ~ U(0,1); 'centred' shifts it to U(-1/2, 1/2)); s clipped."""
+        spread = self.clipped(spread)
         if self.family == "wae_uniform":
             u = noise - 0.5 if self.uniform_box == "centred" else noise
             return mean + torch.exp(spread) * u
         return mean + torch.exp(0.5 * spread) * noise
 
     def posterior_mean(self, mean: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
-        """The mean of q(z|x): the code the metrics and reconstruction errors use
-        (for the authors' corner box that is the box centre μ + e^s/2)."""
+        """The mean of q(z|x), which `recon_*_mean` decodes (for the authors' corner box,
+        the box centre μ + e^s/2)."""
         if self.family == "wae_uniform" and self.uniform_box == "corner":
-            return mean + 0.5 * torch.exp(spread)
+            return mean + 0.5 * torch.exp(self.clipped(spread))
         return mean
+
+    def code(self, mean: torch.Tensor, spread: torch.Tensor,
+             uniform_code: str = "mu") -> torch.Tensor:
+        """The code the disentanglement metrics read: the encoder's μ (the authors' `z_mean`;
+        for the corner box, the corner where it starts), or with uniform_code='centre' the
+        uniform WAE's box centre (its posterior mean). Gaussian encoders: μ either way."""
+        return self.posterior_mean(mean, spread) if uniform_code == "centre" else mean
 
     def member(self, k: int) -> PackModel:
         """Member k alone, as a K=1 pack sharing this pack's parameter storage."""
@@ -177,8 +192,6 @@ class PackModel(nn.Module):
             single.register_parameter(name, nn.Parameter(param.detach()[k : k + 1],
                                                          requires_grad=False))
         return single
-
-
 
 
 def lit_pixels(images: torch.Tensor,

@@ -23,6 +23,7 @@ import ray
 import torch
 from ray import tune
 
+from analysis.provenance import cpu_name
 from trainables import checkpoint, data
 from trainables.allocator import reuse_freed_memory
 from trainables.config import RUN_FIELDS, TrainConfig
@@ -45,12 +46,13 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
     trainer = PackTrainer(cfg, dataset.packed, split.train, device)
     last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+    hardware = device_name(device)
 
     def report(evaluate: bool, save: bool) -> None:
         nonlocal last_eval
         result = {**trainer.read_report(), "family": cfg.family, "param": cfg.param,
                   "value": cfg.value, "seeds": cfg.member_seeds, "node_id": node_id,
-                  "device": str(device)}
+                  "device": str(device), "device_name": hardware}
         if evaluate:
             rows = evaluate_pack(trainer.model, dataset, split, cfg, trainer.step,
                                  result["diverged_at"])
@@ -139,6 +141,14 @@ def pick_device(spec: str) -> torch.device:
         warnings.warn(f"Ray assigned GPU(s) {ray.get_gpu_ids()} but torch sees no CUDA device "
                       "(a CPU-only torch build?): training on the CPU", stacklevel=2)
     return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    """The hardware a trial trains on, for the report's provenance: the GPU's name, or the
+    CPU's model name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU: {cpu_name()}"
 
 
 def _check_resumable(cfg: TrainConfig, saved: dict) -> None:

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from analysis import figures, models
-from analysis.report import write_report
-from analysis.results import CONTRACT_COLUMNS
+from analysis.pareto import reference_recon
+from analysis.report import analyse_task, answer, write_report
+from analysis.results import CONTRACT_COLUMNS, RECON_MEAN, load_results
 from tests.analysis.fixtures import make_experiment
 
 CONTRACT_FILES = {
@@ -105,6 +106,21 @@ def test_summary_answers_the_question(report):
     assert "Figure 2" in " ".join(summary["notes"])  # skipped: no dataset given
     html = (report / "index.html").read_text(encoding="utf-8")
     assert html.index("4-variable task: wae_gaussian") < html.index("Headline numbers")
+    # before any verdict: these models trained 200 steps (the fixture), no finding
+    assert summary["caveat"].startswith("Models trained 200 of the seed's 60,000 steps")
+    assert html.index("a pipeline check, not a finding") < html.index("4-variable task:")
+    # the fixture's rows predate the sampled measure: the report says what recon_test is
+    assert summary["recon_measure"] == RECON_MEAN
+    assert "decode the posterior mean" in " ".join(summary["notes"])
+    assert "Provenance" in html and summary["provenance"]["versions_now"]["torch"]
+
+
+def test_one_replicate_per_value_has_no_interval(tmp_path):
+    results = load_results(make_experiment(tmp_path)).results
+    single = results[results["replicate"] == 0]
+    text = answer(analyse_task(single, "5var", reference_recon(single), N_BOOT, 0))
+    assert "no interval can be computed" in text
+    assert "95 % CI" not in text and "CIs do not overlap" not in text
 
 
 def test_empty_study_still_gives_a_valid_report(tmp_path):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search_spaces import adaptive, grids
+from search_spaces import adaptive, grids, seeds
 
 ADAPTIVE = {"families": ["wae_gaussian", "wae_uniform"], "lambda1_min": 0.0,
             "lambda1_max": 12.0, "sampler": "tpe", "objective": "pareto",
             "max_recon_test": 100.0, "seed": 0}
+STUDY = {"seed": 0, "replicates": 3, "seeds": "independent"}
 
 
 def test_paper_grid_is_the_seed_papers():
@@ -29,7 +30,7 @@ def test_constrained_score(d5, recon, expected):
 
 @pytest.mark.parametrize("objective", ["pareto", "constrained"])
 def test_searcher_uses_sqlite_storage(tmp_path, objective):
-    searcher = adaptive.make_searcher({**ADAPTIVE, "objective": objective}, tmp_path)
+    searcher = adaptive.make_searcher({**ADAPTIVE, "objective": objective}, STUDY, tmp_path)
     assert searcher.metric == (adaptive.OBJECTIVE_METRICS if objective == "pareto"
                                else adaptive.CONSTRAINED_METRIC)
     searcher.set_search_properties(None, None, {})  # creates the study in optuna.db
@@ -37,6 +38,19 @@ def test_searcher_uses_sqlite_storage(tmp_path, objective):
     assert suggestion["family"] in ADAPTIVE["families"]
     assert 0.0 <= suggestion["value"] <= 12.0
     assert (tmp_path / "optuna.db").exists()
+    # each Optuna trial number its own member seeds, the rule of search_spaces.seeds
+    second = searcher.suggest("t2")
+    assert suggestion["seeds"] == seeds.trial_seeds(0, 0, 3, "independent")
+    assert second["seeds"] == seeds.trial_seeds(0, 1, 3, "independent")
+    assert not set(suggestion["seeds"]) & set(second["seeds"])
+
+
+@pytest.mark.parametrize(("design", "distinct"), [("independent", 270), ("paired", 10)])
+def test_member_seeds_of_the_paper_grid(design, distinct):
+    all_seeds = [seeds.trial_seeds(0, t, 10, design) for t in range(27)]
+    assert len({s for trial in all_seeds for s in trial}) == distinct
+    assert all(0 <= s < 2**63 for trial in all_seeds for s in trial)
+    assert seeds.trial_seeds(1, 0, 10, design) != all_seeds[0]  # the study seed matters
 
 
 def test_reconcile_leaves_one_complete_per_finished_trial_and_nothing_running(tmp_path):

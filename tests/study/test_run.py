@@ -17,7 +17,9 @@ import optuna
 import pandas as pd
 import pytest
 
+from analysis import provenance
 from search_spaces.adaptive import STUDY_NAME, storage_url
+from study import spec
 
 TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
         "--set", "train.latent_dim=4", "--set", "train.batch_size=16",
@@ -137,6 +139,12 @@ def test_sigkilled_grid_study_resumes_without_losing_or_retraining(dsprites_path
     results = pd.read_csv(experiment / "report" / "results.csv")
     assert len(results) == 3 * 2 * 3
     assert not results.duplicated(["trial_id", "replicate", "calculation"]).any()
+    # the resumed trials kept the seeds the spec gave them: one per model, all distinct
+    expected = {(c["value"], r, s) for c in spec.expand(spec.load(str(experiment / "study.toml")))
+                for r, s in enumerate(c["seeds"])}
+    assert set(zip(results["value"], results["replicate"], results["seed"], strict=True)) \
+        == expected and len({s for _, _, s in expected}) == 6
+    assert [r["command"] for r in provenance.read_runs(experiment)] == ["run", "resume"]
 
 
 def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, tmp_path):
@@ -157,6 +165,8 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == len(finished_trials)
     assert optuna.trial.TrialState.RUNNING not in states
+    seeds = [s for d in finished_trials for s in result_lines(d)[-1]["seeds"]]
+    assert len(set(seeds)) == 3 * 2  # no adaptive trial reuses another's seeds
 
 
 def test_two_node_cluster_with_half_gpu_trials(dsprites_path, tmp_path):

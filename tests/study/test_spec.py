@@ -9,6 +9,7 @@ import pytest
 from study import spec
 from study.errors import BadInput
 from study.presets import PRESETS
+from trainables.config import TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -53,10 +54,13 @@ def test_presets_expand_to_the_documented_size(name, trials, models):
         assert len(spec.expand(resolved)) == trials
 
 
-def test_expansion_is_deterministic_and_seeds_distinct():
-    a, b = spec.expand(spec.load("paper")), spec.expand(spec.load("paper"))
-    assert a == b
-    assert len({c["seed"] for c in a}) == len(a)
+@pytest.mark.parametrize(("design", "distinct"), [("independent", 270), ("paired", 10)])
+def test_expansion_is_deterministic_with_a_seed_per_model(design, distinct):
+    a = spec.expand(spec.load("paper", [f"study.seeds={design}"]))
+    assert a == spec.expand(spec.load("paper", [f"study.seeds={design}"]))
+    member_seeds = [s for c in a for s in c["seeds"]]
+    assert len(member_seeds) == 270 and len(set(member_seeds)) == distinct
+    assert TrainConfig.from_dict(a[5]).member_seeds == a[5]["seeds"]
     assert [(c["family"], c["value"]) for c in a[:2]] == [("beta_vae", 1.0), ("beta_vae", 3.0)]
     assert all(c["replicates"] == 10 for c in a)
 
