@@ -22,6 +22,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from analysis.metrics.higgins import CLASSIFIER_STEPS, PROTOCOLS
+from trainables.hardware import cpu_name
+
 FILE = "provenance.json"
 PACKAGES = ("torch", "ray", "optuna", "numpy", "scikit-learn", "pandas", "h5py", "wae-study")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -54,17 +57,6 @@ def git_commit(root: Path = PROJECT_ROOT) -> dict[str, Any] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": head, "dirty": bool(dirty)}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def dataset_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
@@ -137,11 +129,20 @@ def report_provenance(experiment_dir: Path, train: dict[str, Any],
     """
     runs = read_runs(experiment_dir)
     devices = sorted({d for t in trials for d in t.get("devices") or []})
+    protocols = {k: train.get(k) for k in PROTOCOL_KEYS if k in train}
+    if "higgins_protocol" in protocols:  # null counts: name the protocol's own
+        chosen = PROTOCOLS.get(protocols["higgins_protocol"], {})
+        if protocols.get("higgins_votes") is None and "votes" in chosen:
+            protocols["higgins_votes"] = chosen["votes"]
+        if protocols.get("higgins_classifier_steps") is None:
+            protocols["higgins_classifier_steps"] = (
+                CLASSIFIER_STEPS if protocols["higgins_protocol"] == "authors"
+                else "scikit-learn LogisticRegression defaults")
     return {
         "runs": runs,
         "versions_now": versions() if not runs else None,  # old folders: the reporting side
         "devices": devices,
-        "protocols": {k: train.get(k) for k in PROTOCOL_KEYS if k in train},
+        "protocols": protocols,
         "member_seeds": {t["trial_id"]: t.get("seeds") for t in trials},
     }
 

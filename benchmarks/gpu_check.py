@@ -272,7 +272,8 @@ def main() -> None:
         t = time.perf_counter()
         run()
         emit(check="timing", part=name, seconds=round(time.perf_counter() - t, 2))
-    emit(check="imports", ray="ray" in sys.modules, optuna="optuna" in sys.modules,
+    emit(check="imports", ray=sys.modules.get("ray") is not None,  # None: blocked
+         optuna=sys.modules.get("optuna") is not None,
          seconds=round(time.perf_counter() - start, 2))
 
 

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from analysis.provenance import record_run
 from study import spec as specs
 from study.errors import BadInput
 
@@ -167,6 +166,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
 def run(source: str, overrides: list[str], name: str | None, storage: str | None,
         address: str | None, flags: dict[str, Any], data_path: Path | None) -> int:
     """Validate everything, create the experiment folder, run the study, write the report."""
+    from analysis import provenance
     from trainables import data as dsdata
 
     spec = specs.load(source, overrides)
@@ -192,7 +192,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     experiment_dir.mkdir(parents=True)
     with exclusive(experiment_dir):
         write_atomic(experiment_dir / "study.toml", specs.dumps(spec))
-        record_run(experiment_dir, "run", dataset.source)
+        provenance.record_run(experiment_dir, "run", dataset.source)
         print(f"study {name}: {specs.n_models(spec)} models in "
               f"{specs.n_trials(spec)} trials -> {experiment_dir}",
               flush=True)
@@ -204,6 +204,7 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
     """Continue a study: finished trials kept, unfinished from their checkpoints."""
     from ray import tune
 
+    from analysis import provenance
     from trainables import data as dsdata
 
     experiment_dir = Path(experiment_dir).expanduser().resolve()
@@ -219,7 +220,7 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
             tuner = tune.Tuner.restore(
                 str(experiment_dir), trainable(spec["resources"], dataset.packed),
                 resume_unfinished=True, resume_errored=True)
-        record_run(experiment_dir, "resume", dataset.source)
+        provenance.record_run(experiment_dir, "resume", dataset.source)
         print(f"resuming {experiment_dir}", flush=True)
         return finish(tuner.fit(), spec, experiment_dir, dataset)
 

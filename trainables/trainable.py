@@ -23,11 +23,11 @@ import ray
 import torch
 from ray import tune
 
-from analysis.provenance import cpu_name
 from trainables import checkpoint, data
 from trainables.allocator import reuse_freed_memory
 from trainables.config import RUN_FIELDS, TrainConfig
 from trainables.evaluate import SCORES, evaluate_pack, summarize
+from trainables.hardware import device_name
 from trainables.pack import PackTrainer
 
 
@@ -141,14 +141,6 @@ def pick_device(spec: str) -> torch.device:
         warnings.warn(f"Ray assigned GPU(s) {ray.get_gpu_ids()} but torch sees no CUDA device "
                       "(a CPU-only torch build?): training on the CPU", stacklevel=2)
     return torch.device("cpu")
-
-
-def device_name(device: torch.device) -> str:
-    """The hardware a trial trains on, for the report's provenance: the GPU's name, or the
-    CPU's model name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU: {cpu_name()}"
 
 
 def _check_resumable(cfg: TrainConfig, saved: dict) -> None:

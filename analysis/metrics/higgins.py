@@ -49,6 +49,7 @@ from analysis.metrics.codes import (
 )
 
 _CHECK_EVERY = 1_000  # steps between accuracy checks of the optional plateau stop
+CLASSIFIER_STEPS = 100_000  # the authors' full-batch Adagrad steps per calculation
 PROTOCOLS: dict[str, dict[str, int]] = {
     "authors": {"pairs": 30, "votes": 5_000},
     "heldout": {"pairs": 64, "votes": 10_000, "eval_votes": 5_000},
@@ -69,7 +70,7 @@ def higgins(encode: Encode, data: Any, *, seed: int = 0, task: str = "5var",
 
 def plan_higgins(sampler: Sampler, *, task: str = "5var", protocol: str = "authors",
                  pairs: int | None = None, votes: int | None = None,
-                 eval_votes: int | None = None, classifier_steps: int = 100_000,
+                 eval_votes: int | None = None, classifier_steps: int = CLASSIFIER_STEPS,
                  restarts: int = 3, lr: float = 1e-2, init_accumulator: float = 0.1,
                  device: str | torch.device = "cpu", plateau_steps: int | None = None,
                  plateau_tol: float = 1e-3) -> Plan:
@@ -143,7 +144,7 @@ def vote_features(codes: np.ndarray) -> np.ndarray:
 
 @torch.inference_mode()
 def fit_softmax_adagrad(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
-                        restarts: int = 3, steps: int = 100_000, lr: float = 1e-2,
+                        restarts: int = 3, steps: int = CLASSIFIER_STEPS, lr: float = 1e-2,
                         init_accumulator: float = 0.1, seed: int = 0,
                         device: str | torch.device = "cpu", plateau_steps: int | None = None,
                         plateau_tol: float = 1e-3) -> tuple[np.ndarray, int]:
