@@ -385,7 +385,8 @@ def _front_blocks(
         blocks.append(Table(pd.DataFrame({
             "front": hv["front"],
             "hypervolume (norm)": hv["hypervolume_norm"].map(_fmt),
-            "95 % CI (norm)": [f"{_fmt(a)}–{_fmt(b)}" for a, b in
+            "95 % CI (norm)": [f"{_fmt(a)}–{_fmt(b)}" if analysis.replicates > 1
+                               else "none: one replicate per value" for a, b in
                                zip(hv["ci_low_norm"], hv["ci_high_norm"], strict=True)],
             "hypervolume": hv["hypervolume"].map(lambda v: _fmt(v, 2)),
             "front points": hv["n_front"],
@@ -398,9 +399,11 @@ def _front_blocks(
                 "difference (norm)": [_fmt(c["difference_norm"]) for c in analysis.comparisons],
                 "paired 95 % CI": [
                     f"{_fmt(c['difference_ci_low_norm'])}–{_fmt(c['difference_ci_high_norm'])}"
+                    if analysis.replicates > 1 else "none: one replicate per value"
                     for c in analysis.comparisons
                 ],
-                "single CIs overlap": ["yes" if c["cis_overlap"] else "no"
+                "single CIs overlap": ["–" if analysis.replicates <= 1
+                                       else "yes" if c["cis_overlap"] else "no"
                                        for c in analysis.comparisons],
             })))
         if len(analysis.domination) > 1:
