@@ -2,8 +2,7 @@
 
 Figure 2 and the latent traversals only need "images → codes" and "codes → pixels" for one
 member of a pack; :class:`Codec` is that, so figures can be tested with any fake. The
-checkpoint loading (and the import of torch and ``trainables.checkpoint``) stays in
-:func:`load_codec`, the one place that touches a trial's files.
+checkpoint loading stays in :func:`load_codec`, the one place that touches a trial's files.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trainables.checkpoint import load_pack
 
 IMAGE_SHAPE = (64, 64)
 
@@ -38,8 +39,6 @@ def load_codec(trial_dir: Path, replicate: int) -> Codec:
     checkpoint = latest_checkpoint(trial_dir)
     if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint in {trial_dir}")
-    from trainables.checkpoint import load_pack
-
     model, config = load_pack(checkpoint)
     model.eval()
     if hasattr(model, "member"):  # a K = 1 view: no work spent on the other members

@@ -22,15 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-FAMILIES: tuple[str, ...] = ("beta_vae", "wae_gaussian", "wae_uniform")
-PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1", "wae_uniform": "lambda1"}
+from trainables.columns import CONTRACT_SCORES, ROW_KEYS
+from trainables.config import FAMILIES, PARAM_OF, flat_trial_config
+
 TASKS: tuple[str, ...] = ("4var", "5var")
-METRICS: tuple[str, ...] = (
-    "disentanglement_4var",
-    "disentanglement_5var",
-    "recon_test",
-    "recon_train",
-)
+METRICS: tuple[str, ...] = CONTRACT_SCORES
 CONTRACT_COLUMNS: tuple[str, ...] = (
     "trial_id",
     "family",
@@ -43,7 +39,7 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
     *METRICS,
 )
 # Row keys that identify a row rather than measure something.
-_ROW_KEYS = frozenset({"replicate", "seed", "calculation", "step", "diverged"})
+_ROW_KEYS = frozenset(ROW_KEYS)
 _CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged")
 _TRIAL_COLUMNS = (
     "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
@@ -265,11 +261,7 @@ def read_config(trial_dir: Path, warnings: list[str] | None = None) -> dict[str,
         if warnings is not None:
             warnings.append(f"{path.parent.name}/params.json unreadable ({err})")
         return {}
-    if not isinstance(params, dict):
-        return {}
-    nested = params.get("trial")
-    top = {k: v for k, v in params.items() if k != "trial"}
-    return {**nested, **top} if isinstance(nested, dict) else top
+    return flat_trial_config(params) if isinstance(params, dict) else {}
 
 
 def _read_reports(trial_dir: Path, warnings: list[str]) -> list[dict[str, Any]]:

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-FAMILIES: tuple[str, ...] = ("beta_vae", "wae_gaussian", "wae_uniform")
-WAE_FAMILIES: tuple[str, ...] = ("wae_gaussian", "wae_uniform")
-
-# The hyperparameter each family is swept over: β for the β-VAE, λ1 (eq. 2) for the WAEs.
-PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1", "wae_uniform": "lambda1"}
-
 # Seed paper §2: β ∈ {1, 3, 10, 20, 30, 40, 50, 75, 100}; λ1 ∈ {0, 0.1, 0.5, 1, 2, 3, 5, 8, 12}.
 PAPER_BETAS: tuple[float, ...] = (1, 3, 10, 20, 30, 40, 50, 75, 100)
 PAPER_LAMBDA1S: tuple[float, ...] = (0, 0.1, 0.5, 1, 2, 3, 5, 8, 12)

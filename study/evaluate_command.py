@@ -18,7 +18,7 @@ from typing import Any
 
 from study import spec as specs
 from study.errors import BadInput
-from study.runner import write_atomic
+from study.folder import write_atomic
 from trainables.config import EXTRA_METRICS as VALID
 
 

@@ -8,25 +8,21 @@ from typing import Any
 
 from ray.tune import Callback
 
+from trainables.config import PARAM_OF, flat_trial_config
+
 SYMBOL = {"beta": "β", "lambda1": "λ1"}
-
-
-def flat_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A Tune trial config with the grid's nested "trial" dict merged in (top level wins)."""
-    return {**config.get("trial", {}), **{k: v for k, v in config.items() if k != "trial"}}
 
 
 def describe(config: dict[str, Any]) -> str:
     """`wae_gaussian λ1=2` for a trial config (flat or nested under "trial")."""
-    flat = flat_config(config)
+    flat = flat_trial_config(config)
     family = flat.get("family", "?")
-    param = "beta" if family == "beta_vae" else "lambda1"
-    return f"{family} {SYMBOL[param]}={flat.get('value', 0):g}"
+    return f"{family} {SYMBOL[PARAM_OF.get(family, 'lambda1')]}={flat.get('value', 0):g}"
 
 
 def trial_dirname(trial: Any) -> str:
     """`<trial id>_<family>_<value>`: short, unique and readable in a file browser."""
-    flat = flat_config(trial.config)
+    flat = flat_trial_config(trial.config)
     return f"{trial.trial_id}_{flat.get('family', 'trial')}_{flat.get('value', 0):g}"
 
 

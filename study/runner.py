@@ -6,22 +6,20 @@ Ray's resources are all checked before the experiment folder is created.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from study import spec as specs
 from study.errors import BadInput
+from study.folder import exclusive, write_atomic
+from trainables.config import flat_trial_config
 
 DEFAULT_STORAGE = "experiments"
-LOCK_NAME = ".wae-study.lock"
 
 
 def storage_root(storage: str | None) -> Path:
@@ -42,23 +40,6 @@ def check_writable(folder: Path) -> None:
     except OSError:
         raise BadInput(f"storage {folder} is not writable (checked {probe}); "
                        "choose another --storage") from None
-
-
-@contextmanager
-def exclusive(experiment_dir: Path) -> Iterator[None]:
-    """Refuse a second run/resume on the same folder while one is in progress."""
-    handle = open(experiment_dir / LOCK_NAME, "a+")  # noqa: SIM115 (held for the context)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise BadInput(f"{experiment_dir} is in use by another wae-study run or resume; "
-                       "wait for it to finish or stop it first") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 def check_address(address: str) -> None:
@@ -228,19 +209,17 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
 def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
            dataset: Any) -> int:
     """Reconcile Optuna, write the report, and say how the study ended (exit code)."""
-    from study.progress import flat_config
-
     trials = results._experiment_analysis.trials
     errored = [t for t in trials if t.status == "ERROR"]
     # A trial is done when it reached its last step: after Ctrl-C Tune marks the trials it
     # stopped TERMINATED too, and may not have created every trial yet (hence the count).
     done = [t for t in trials if t.status == "TERMINATED" and (t.last_result or {}).get(
-        "step", -1) >= flat_config(t.config)["steps"]]
+        "step", -1) >= flat_trial_config(t.config)["steps"]]
     unfinished = specs.n_trials(spec) - len(done) - len(errored)
     if spec["study"]["search"] == "adaptive" and not unfinished:
         from search_spaces.adaptive import reconcile
 
-        finished = [{**flat_config(t.config), **(t.last_result or {})} for t in done]
+        finished = [{**flat_trial_config(t.config), **(t.last_result or {})} for t in done]
         reconcile(experiment_dir, finished, spec["adaptive"])
     from analysis.report import write_report
 
@@ -258,9 +237,3 @@ def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
         return 1
     print(report / "index.html")
     return 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

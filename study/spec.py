@@ -21,11 +21,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from search_spaces.grids import FAMILIES, PAPER_GRID, WAE_FAMILIES, grid_points
+from search_spaces.grids import PAPER_GRID, grid_points
 from search_spaces.seeds import SEED_DESIGNS, trial_seeds
 from study import toml_out
 from study.errors import BadInput
-from trainables.config import TrainConfig
+from study.presets import PRESETS
+from trainables.config import FAMILIES, WAE_FAMILIES, TrainConfig
 
 SEARCHES = ("grid", "adaptive")
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -223,8 +224,6 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """A preset name or a TOML file, plus `--set` overrides, resolved and validated."""
-    from study.presets import PRESETS
-
     if source in PRESETS:
         raw = copy.deepcopy(PRESETS[source].spec)
     else:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from study import spec as specs
-from study.progress import describe, flat_config
-from study.runner import LOCK_NAME
+from study.folder import LOCK_NAME
+from study.progress import describe
+from trainables.config import flat_trial_config
 
 
 @dataclass
@@ -63,7 +64,7 @@ def read_trials(experiment_dir: Path) -> list[TrialState]:
     trials = []
     for folder in sorted(p for p in experiment_dir.iterdir() if (p / "params.json").exists()):
         try:
-            config = flat_config(json.loads((folder / "params.json").read_text()))
+            config = flat_trial_config(json.loads((folder / "params.json").read_text()))
         except json.JSONDecodeError:
             continue
         last, last_eval = _last_lines(folder / "result.json")

@@ -3,7 +3,8 @@
 One trial trains a *pack*: `replicates` models of one family at one hyperparameter value,
 each with its own seed. Defaults reproduce the authors' setting (paper architecture, batch 100,
 their Adam schedule, their MMD estimator); the study presets override size and length.
-Where the sources disagree (PROTOCOL.md §2) the choice is a named option, never a constant.
+Where the sources disagree (the paper's text, the authors' code, the WAE paper's code) the
+choice is a named option, never a constant.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-FAMILIES = ("beta_vae", "wae_gaussian", "wae_uniform")
+FAMILIES: tuple[str, ...] = ("beta_vae", "wae_gaussian", "wae_uniform")
+WAE_FAMILIES: tuple[str, ...] = ("wae_gaussian", "wae_uniform")
+# The hyperparameter each family is swept over: β for the β-VAE, λ1 (the seed's eq. 2) for
+# the WAEs.
+PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1", "wae_uniform": "lambda1"}
 MMD_ESTIMATORS = ("authors", "wae_paper")
 UNIFORM_BOXES = ("corner", "centred")
 UNIFORM_CODES = ("mu", "centre")
@@ -35,6 +40,14 @@ RUN_FIELDS = frozenset({
     "higgins_protocol", "higgins_classifier_steps", "higgins_votes", "eval_seed",
     "recon_eval_images", "uniform_code", "data_path", "device",
 })
+
+
+def flat_trial_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A Tune trial's config as TrainConfig fields: a grid search nests them under "trial",
+    a searcher puts them at the top level; both merged, top-level keys winning."""
+    nested = config.get("trial")
+    top = {k: v for k, v in config.items() if k != "trial"}
+    return {**nested, **top} if isinstance(nested, dict) else top
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -134,7 +147,7 @@ class TrainConfig:
     @property
     def param(self) -> str:
         """Name of `value`: 'beta' for beta_vae, 'lambda1' for the WAEs."""
-        return "beta" if self.family == "beta_vae" else "lambda1"
+        return PARAM_OF[self.family]
 
     @property
     def member_seeds(self) -> list[int]:

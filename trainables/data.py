@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainables import factors
+from trainables import factors, render
 
 PACKED_BYTES = factors.IMAGE_SIZE * factors.IMAGE_SIZE // 8  # 512 bytes per image
 _CHUNK = 40_960  # images per read while loading: 160 MB of uint8 at a time
@@ -108,8 +108,6 @@ def load(path: str | os.PathLike | None = None) -> DSprites:
     if path is None:
         path = default_path()
         if not path.exists():
-            from trainables import render
-
             render.write_hdf5(path)
     path = Path(path)
     return DSprites(read_packed(path), source=str(path))

@@ -2,7 +2,7 @@
 
 One row per (replicate, metric calculation), the columns of results.csv, plus the scalar means
 over healthy members that the reports (and Optuna) use. The metrics come from
-`analysis.metrics` (imported lazily: the training core does not need it to load). Its suite
+`analysis.metrics`, the leaf package that imports nothing else of the project. Its suite
 draws every sample once from `eval_seed` and scores all members on the same images, so a
 model scores the same alone as inside a pack, and every model of a study is compared on
 identical votes.
@@ -16,18 +16,15 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from analysis import metrics
+from trainables.columns import ROW_KEYS, SCORES
 from trainables.config import TrainConfig
 from trainables.data import DSprites, Split
 from trainables.models import PIXELS, PackModel
 
 CHUNK = 2048  # images per forward pass while evaluating
-SCORES = ("disentanglement_4var", "disentanglement_5var", "recon_test", "recon_train",
-          "recon_test_mean", "recon_train_mean")
-# recon_<split>: the decoder on one posterior sample per image (the authors' logged measure,
-# the seed's 94.0 / 156.1 nats); recon_<split>_mean: on the posterior mean (lower).
-RECON_DECODES = {"": "sample", "_mean": "mean"}
+RECON_DECODES = {"": "sample", "_mean": "mean"}  # column suffix -> what the decoder gets
 HIGGINS = {"higgins_4var": "disentanglement_4var", "higgins_5var": "disentanglement_5var"}
-_ROW_KEYS = {"replicate", "seed", "step", "diverged", "calculation"}
 
 
 def evaluate_pack(
@@ -39,8 +36,6 @@ def evaluate_pack(
     diverged_at: list[int],
 ) -> list[dict]:
     """Rows for every member; a diverged member is not evaluated: one row of nulls."""
-    from analysis import metrics
-
     healthy = [k for k, at in enumerate(diverged_at) if at < 0]
     columns = {name: name for name in cfg.metrics if name != "higgins"}
     if "higgins" in cfg.metrics:
@@ -74,8 +69,6 @@ def score_members(
 ) -> list[dict[str, dict]]:
     """Per member in `members`, {suite metric name: result}: every member is scored on one set
     of images drawn from `cfg.eval_seed` and encoded once (empty dicts when `names` is)."""
-    from analysis import metrics
-
     if not names or not members:
         return [{} for _ in members]
     suite = metrics.prepare(data, names, seed=cfg.eval_seed, options=_options(cfg, model))
@@ -87,7 +80,7 @@ def score_members(
 def summarize(rows: list[dict]) -> dict[str, float]:
     """Per score column: the mean over healthy members of each member's mean over
     calculations (NaN when nothing was measured: reports need a number)."""
-    columns = [c for c in rows[0] if c not in _ROW_KEYS] if rows else list(SCORES)
+    columns = [c for c in rows[0] if c not in ROW_KEYS] if rows else list(SCORES)
     out = {}
     for col in columns:
         per_member: dict[int, list[float]] = {}

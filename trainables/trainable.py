@@ -25,8 +25,9 @@ from ray import tune
 
 from trainables import checkpoint, data
 from trainables.allocator import reuse_freed_memory
-from trainables.config import RUN_FIELDS, TrainConfig
-from trainables.evaluate import SCORES, evaluate_pack, summarize
+from trainables.columns import SCORES
+from trainables.config import RUN_FIELDS, TrainConfig, flat_trial_config
+from trainables.evaluate import evaluate_pack, summarize
 from trainables.hardware import device_name
 from trainables.pack import PackTrainer
 
@@ -116,10 +117,8 @@ def restorable_payload(saved: tune.Checkpoint | None) -> dict | None:
 
 
 def trial_config(config: dict) -> TrainConfig:
-    """Merge the nested "trial" dict (grid search) with top-level keys (Optuna); top wins."""
-    merged = dict(config.get("trial") or {})
-    merged.update({k: v for k, v in config.items() if k != "trial"})
-    return TrainConfig.from_dict(merged)
+    """The trial's TrainConfig: grid fields nested under "trial", searcher fields on top."""
+    return TrainConfig.from_dict(flat_trial_config(config))
 
 
 _warned_gpu = False

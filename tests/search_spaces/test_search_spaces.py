@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 from search_spaces import adaptive, grids, seeds
+from trainables.config import FAMILIES
 
 ADAPTIVE = {"families": ["wae_gaussian", "wae_uniform"], "lambda1_min": 0.0,
             "lambda1_max": 12.0, "sampler": "tpe", "objective": "pareto",
@@ -17,7 +18,7 @@ def test_paper_grid_is_the_seed_papers():
     assert grids.PAPER_GRID["beta_vae"] == (1, 3, 10, 20, 30, 40, 50, 75, 100)
     assert grids.PAPER_GRID["wae_uniform"] == (0, 0.1, 0.5, 1, 2, 3, 5, 8, 12)
     points = grids.grid_points({k: list(v) for k, v in grids.PAPER_GRID.items()},
-                               list(grids.FAMILIES))
+                               list(FAMILIES))
     assert len(points) == 27 and points[9] == ("wae_gaussian", 0.0)
 
 
