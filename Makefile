@@ -6,7 +6,7 @@ CONSTRAINTS ?= constraints-cpu.txt
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv
+.PHONY: run test test-fast lint venv
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
+
+# The edit loop: unit tests only (no Ray, no end-to-end studies, nothing slow); under 2 minutes.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q -m "not slow and not integration"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

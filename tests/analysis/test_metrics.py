@@ -297,6 +297,7 @@ def _partial_codes(data):
     return lambda images: truth(images) + 0.3 * noise(images)
 
 
+@pytest.mark.slow
 def test_permuting_code_dims_changes_nothing():
     """Exactly, except: the authors' protocol's random initial weights belong to columns (its
     ground-truth score is checked permuted above; here it is held out), and boosted trees
@@ -311,6 +312,7 @@ def test_permuting_code_dims_changes_nothing():
         assert permuted[name]["score"] == pytest.approx(plain[name]["score"], abs=tol), name
 
 
+@pytest.mark.slow
 def test_same_seed_same_scores_and_the_suite_matches_single_metrics():
     codes = _partial_codes(TINY)
     suite = metrics.evaluate(codes, TINY, list(ALL), seed=4, options=ALL)
@@ -342,6 +344,7 @@ def test_points_are_shared_between_metrics():
     assert keys["mig"] <= keys["factorvae"]
 
 
+@pytest.mark.slow
 def test_pack_scores_equal_single_model_scores():
     codes = [_partial_codes(TINY), Truth(TINY, extra=3)]
     evaluation = metrics.prepare(TINY, list(ALL), seed=1, options=ALL)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 # Run the script with Ray and Optuna blocked: importing either raises ImportError.
 BLOCKED = ("import runpy, sys; sys.modules['ray'] = None; sys.modules['optuna'] = None; "
@@ -15,6 +17,7 @@ BLOCKED = ("import runpy, sys; sys.modules['ray'] = None; sys.modules['optuna'] 
            f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
 
 
+@pytest.mark.slow
 def test_dry_run_runs_every_check_without_ray_or_optuna():
     done = subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True,
                           timeout=600)

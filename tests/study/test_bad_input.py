@@ -101,6 +101,7 @@ def test_existing_experiment_name_is_refused(tmp_path, capsys):
     assert list((tmp_path / "taken").iterdir()) == []
 
 
+@pytest.mark.integration
 def test_gpus_no_node_has_are_refused_at_once(tmp_path):
     """Ray starts locally, sees no GPU, and the run is refused before anything is written."""
     proc = subprocess.run(

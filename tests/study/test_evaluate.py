@@ -23,6 +23,9 @@ from trainables.pack import PackTrainer
 TINY = {"replicates": 2, "steps": 4, "batch_size": 8, "latent_dim": 3, "encoder_width": 8,
         "decoder_width": 8, "metrics": [], "recon_eval_images": 16, "device": "cpu"}
 
+pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
+
+
 
 @pytest.fixture(scope="module")
 def dataset(random_packed) -> dsdata.DSprites:

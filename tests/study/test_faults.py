@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.study.test_run import (
+from tests.study.helpers import (
     TINY,
     assert_each_trial_trained_once,
     checkpointed_unfinished,
@@ -35,6 +35,9 @@ SCORES = ["disentanglement_4var", "disentanglement_5var", "recon_test", "recon_t
 REPORT_FILES = ("index.html", "results.csv", "pareto_4var.csv", "pareto_5var.csv",
                 "figure1_4var.png", "figure1_5var.png", "figure2_reconstructions.png",
                 "summary.json", "report.md")
+
+pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
+
 
 
 def study_args(storage: Path, name: str, values: str, *extra: str) -> list[str]:

@@ -4,14 +4,7 @@ two-node Ray cluster with fractional logical GPUs."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -20,86 +13,22 @@ import pytest
 from analysis import provenance
 from search_spaces.adaptive import STUDY_NAME, storage_url
 from study import spec
+from tests.study.helpers import (
+    TINY,
+    assert_each_trial_trained_once,
+    checkpointed_unfinished,
+    cli,
+    finish,
+    finished,
+    kill_when,
+    one_finished_one_checkpointed,
+    result_lines,
+    trial_dirs,
+    wait_for,
+)
 
-TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
-        "--set", "train.latent_dim=4", "--set", "train.batch_size=16",
-        "--set", "train.recon_eval_images=100", "--set", "train.higgins_votes=100",
-        "--set", "train.higgins_classifier_steps=100", "--set", "study.replicates=2"]
+pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
 
-
-def cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "study.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
-
-def result_lines(trial_dir: Path) -> list[dict]:
-    path = trial_dir / "result.json"
-    if not path.exists():
-        return []
-    lines = []
-    for line in path.read_text().splitlines():
-        try:
-            lines.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return lines
-
-
-def trial_dirs(experiment: Path) -> list[Path]:
-    return sorted(p for p in experiment.iterdir() if (p / "params.json").exists())
-
-
-def finished(trial_dir: Path, steps: int) -> bool:
-    return any("evaluation" in r and r["step"] == steps for r in result_lines(trial_dir))
-
-
-def checkpoints(trial_dir: Path) -> list[Path]:
-    """The trial's checkpoint folders whose pack.pt is written."""
-    return sorted(p for p in trial_dir.glob("checkpoint_*") if (p / "pack.pt").is_file())
-
-
-def checkpointed_unfinished(trial_dir: Path, steps: int) -> bool:
-    return bool(checkpoints(trial_dir)) and not finished(trial_dir, steps)
-
-
-def one_finished_one_checkpointed(steps: int) -> Callable[[list[Path]], bool]:
-    """Kill point for the resume tests: one trial done, another checkpointed but unfinished."""
-    return lambda dirs: (any(finished(d, steps) for d in dirs)
-                         and any(checkpointed_unfinished(d, steps) for d in dirs))
-
-
-def wait_for(proc: subprocess.Popen, ready: Callable[[], object], timeout: float = 300):
-    """Poll `ready()` until it returns something truthy (returned); fail if the study ends."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"study ended before the awaited point: {proc.communicate()}")
-        found = ready()
-        if found:
-            return found
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail("the study never reached the awaited point")
-
-
-def kill_when(proc: subprocess.Popen, experiment: Path, ready, timeout: float = 300) -> None:
-    """SIGKILL the driver's whole process group once `ready(trial_dirs)` holds."""
-    wait_for(proc, lambda: experiment.exists() and ready(trial_dirs(experiment)), timeout)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def assert_each_trial_trained_once(experiment: Path, steps: int) -> None:
-    """Every trial finished, and none restarted from scratch (one step-0 evaluation each)."""
-    for trial in trial_dirs(experiment):
-        lines = result_lines(trial)
-        assert finished(trial, steps), trial.name
-        assert sum(1 for r in lines if r["step"] == 0 and "evaluation" in r) == 1, trial.name
 
 
 def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):

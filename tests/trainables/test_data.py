@@ -54,6 +54,7 @@ def write_npz(path: Path, *, marks: dict[int, int] | None = None) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", [write_hdf5, write_npz], ids=["hdf5", "npz"])
 def test_official_layouts_load_and_pack(tmp_path, writer):
     suffix = ".hdf5" if writer is write_hdf5 else ".npz"
@@ -107,6 +108,7 @@ def test_pixel_values_outside_zero_one_are_refused(tmp_path):
         data.load(path)
 
 
+@pytest.mark.slow
 def test_truncated_npz_is_refused(tmp_path):
     path = write_npz(tmp_path / "full.npz")
     cut = tmp_path / "cut.npz"
@@ -139,6 +141,7 @@ def test_unpack_rows_matches_numpy():
     assert np.array_equal(data.unpack_rows(torch.from_numpy(rows)).numpy(), expected)
 
 
+@pytest.mark.slow
 def test_generated_file_round_trips(dsprites):
     from trainables import render
 

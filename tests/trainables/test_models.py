@@ -78,6 +78,7 @@ FAULTS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GLIBC, reason="the setting is glibc's; elsewhere it does nothing")
 def test_reusing_freed_memory_stops_the_page_faults_of_large_tensors():
     def faults(mode: str) -> int:

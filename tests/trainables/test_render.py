@@ -136,6 +136,7 @@ def test_rotation_is_counter_clockwise_on_screen(packed):
     assert centroid(heart)[1] == pytest.approx(reference, abs=0.5)
 
 
+@pytest.mark.slow
 def test_write_hdf5(tmp_path, packed):
     path = tmp_path / "nested" / "dsprites.h5"
     render.write_hdf5(path)

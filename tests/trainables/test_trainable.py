@@ -188,6 +188,7 @@ def test_gpu_assigned_but_invisible_falls_back_to_cpu_with_one_warning(monkeypat
 
 
 # ---- one real Tune run ------------------------------------------------------------------
+@pytest.mark.integration
 def test_two_trials_through_ray_tune(packed, tmp_path, monkeypatch):
     import ray
 
