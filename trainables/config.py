@@ -13,21 +13,28 @@ import dataclasses
 import math
 import numbers
 import os
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
-FAMILIES: tuple[str, ...] = ("beta_vae", "wae_gaussian", "wae_uniform")
-WAE_FAMILIES: tuple[str, ...] = ("wae_gaussian", "wae_uniform")
+# The choices of the string fields, as types: the dataclass checks values against them, and
+# the tuples below are read off them (each list of names is written once).
+Family = Literal["beta_vae", "wae_gaussian", "wae_uniform"]
+MmdEstimator = Literal["authors", "wae_paper"]
+UniformBox = Literal["corner", "centred"]
+UniformCode = Literal["mu", "centre"]
+Precision = Literal["fp32", "tf32", "bf16"]
+HigginsProtocol = Literal["authors", "heldout"]
+Metric = Literal["higgins", "mig", "factorvae", "dci", "sap"]
+
+FAMILIES: tuple[str, ...] = get_args(Family)
+WAE_FAMILIES: tuple[str, ...] = FAMILIES[1:]
 # The hyperparameter each family is swept over: β for the β-VAE, λ1 (the seed's eq. 2) for
 # the WAEs.
 PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1", "wae_uniform": "lambda1"}
-MMD_ESTIMATORS = ("authors", "wae_paper")
-UNIFORM_BOXES = ("corner", "centred")
-UNIFORM_CODES = ("mu", "centre")
-PRECISIONS = ("fp32", "tf32", "bf16")
-HIGGINS_PROTOCOLS = ("authors", "heldout")
-EXTRA_METRICS = ("mig", "factorvae", "dci", "sap")
-METRICS = ("higgins", *EXTRA_METRICS)
+METRICS: tuple[str, ...] = get_args(Metric)
+EXTRA_METRICS: tuple[str, ...] = METRICS[1:]
 
 # The authors' Adam schedule: (first step, learning rate), for a run of AUTHORS_STEPS steps.
 AUTHORS_SCHEDULE = ((0, 1e-3), (15_000, 7e-4), (30_000, 3e-4), (45_000, 1e-4))
@@ -58,7 +65,7 @@ def _help(text: str, **kwargs: Any) -> Any:
 class TrainConfig:
     """One trial: a pack of `replicates` models of one family at one value of its parameter."""
 
-    family: str = _help(
+    family: Family = _help(
         "model family: beta_vae (β·KL), wae_gaussian (Gaussian encoder, N(0,I) prior, MMD) or "
         "wae_uniform (box encoder, U[-1,1]^d prior, MMD)", default="beta_vae")
     value: float = _help(
@@ -85,15 +92,15 @@ class TrainConfig:
     lambda_mmd: float = _help(
         "λ_MMD, the WAE's MMD weight: 400 as the authors' example command with batch 100 "
         "(their config file says 20); unused by beta_vae", default=400.0)
-    mmd_estimator: str = _help(
+    mmd_estimator: MmdEstimator = _help(
         "'authors': IMQ scales C ∈ {0.001..2}·d, diagonal dropped from pp, qq and pq, all "
         "divided by n(n-1); 'wae_paper': C = 2·d·{0.1..10} (σ²=1), pq over all n² pairs / n²",
         default="authors")
     penalty_p: float = _help("p of the WAE penalty λ1·mean_n Σ_i |log σ²_i|^p", default=1.0)
-    uniform_box: str = _help(
+    uniform_box: UniformBox = _help(
         "wae_uniform posterior box: 'corner' z = μ + e^s·u, u ~ U(0,1) (the authors' code) or "
         "'centred' u ~ U(-1/2, 1/2)", default="corner")
-    uniform_code: str = _help(
+    uniform_code: UniformCode = _help(
         "code of a wae_uniform model for the metrics: 'mu' (the encoder's μ, the authors' "
         "z_mean: the corner where a corner box starts) or 'centre' (the box centre, its "
         "posterior mean)", default="mu")
@@ -102,7 +109,7 @@ class TrainConfig:
         "exponentiated (the authors: [-16, 10]; the L1 penalty acts on the unclipped value, as "
         "theirs); null = no clip; beta_vae is never clipped",
         default_factory=lambda: [-16.0, 10.0])
-    precision: str = _help(
+    precision: Precision = _help(
         "fp32; tf32 (CUDA TF32 matmuls); bf16 (autocast matmuls, fp32 master weights and Adam)",
         default="fp32")
     report_every: int = _help("steps between reports to Ray Tune", default=500)
@@ -113,11 +120,11 @@ class TrainConfig:
         "steps between metric evaluations (0 = only at the end)", default=0)
     eval_at_start: bool = _help(
         "evaluate the untrained pack at step 0 (the metrics' chance baseline)", default=True)
-    metrics: list[str] = _help(
+    metrics: list[Metric] = _help(
         "disentanglement metrics: 'higgins' (4- and 5-variable tasks), extra 'mig', "
         "'factorvae', 'dci', 'sap'; [] = reconstruction errors only",
         default_factory=lambda: ["higgins"])
-    higgins_protocol: str = _help(
+    higgins_protocol: HigginsProtocol = _help(
         "Higgins metric protocol: 'authors' (as the seed's code) or 'heldout'",
         default="authors")
     higgins_classifier_steps: int | None = _help(
@@ -181,7 +188,7 @@ class TrainConfig:
             raise ValueError(
                 f"unknown TrainConfig field(s) {', '.join(unknown)}: remove them "
                 f"(known fields: {', '.join(known)})")
-        return cls(**{name: _coerce(known[name], value) for name, value in d.items()})
+        return cls(**{name: _coerce(name, value) for name, value in d.items()})
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
@@ -191,15 +198,7 @@ class TrainConfig:
     # ---- validation -------------------------------------------------------------------
     def _validate(self) -> None:
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f, getattr(self, f.name)))
-        _choice("family", self.family, FAMILIES)
-        _choice("mmd_estimator", self.mmd_estimator, MMD_ESTIMATORS)
-        _choice("uniform_box", self.uniform_box, UNIFORM_BOXES)
-        _choice("uniform_code", self.uniform_code, UNIFORM_CODES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("higgins_protocol", self.higgins_protocol, HIGGINS_PROTOCOLS)
-        for name in self.metrics:
-            _choice("metrics", name, METRICS)
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name)))
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics lists a metric twice ({self.metrics}): list each once")
         _at_least("value", self.value, 0)
@@ -251,15 +250,14 @@ class TrainConfig:
         if not pairs or any(len(pair) != 2 for pair in pairs):
             raise ValueError(f"lr_schedule {pairs} is not a list of [step, lr] pairs: {fix}")
         steps = [pair[0] for pair in pairs]
+        if not all(float(step).is_integer() for step in steps):
+            raise ValueError(f"lr_schedule steps {steps} must be whole numbers: {fix}")
+        self.lr_schedule = [[int(step), lr] for step, lr in pairs]
+        steps = [pair[0] for pair in self.lr_schedule]
         if steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
             raise ValueError(f"lr_schedule steps {steps} must start at 0 and increase: {fix}")
         if any(not (pair[1] > 0 and math.isfinite(pair[1])) for pair in pairs):
             raise ValueError(f"lr_schedule rates must be positive and finite: {fix}")
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def _at_least(name: str, value: float, low: float) -> None:
@@ -267,46 +265,79 @@ def _at_least(name: str, value: float, low: float) -> None:
         raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
 
 
-def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    """Check `value` against the field's annotation; accept numpy scalars and tuples."""
-    annotation = str(f.type)
-    if value is None:
-        if "None" in annotation:
-            return None
-        raise ValueError(f"{f.name} may not be null; give a value ({f.metadata['help']})")
-    wrong = ValueError(f"{f.name} has the wrong type ({type(value).__name__}: {value!r}); "
-                       f"expected {annotation}: {f.metadata['help']}")
-    if f.name == "lr_schedule":
-        if isinstance(value, str):
-            return value
-        if not isinstance(value, list | tuple):
-            raise wrong
-        try:
-            return [[_number(step, int), _number(lr, float)] for step, lr in value]
-        except (TypeError, ValueError):
-            raise wrong from None
-    if annotation.startswith("list"):
-        if not isinstance(value, list | tuple):
-            raise wrong
-        try:
-            if "list[str]" in annotation:
-                return [_string(v) for v in value]
-            return [_number(v, int if "list[int]" in annotation else float) for v in value]
-        except TypeError:
-            raise wrong from None
-    base = annotation.split(" | ")[0]
+def _coerce(name: str, value: Any) -> Any:
+    """`value` checked against field `name`'s type (int, float, str, bool, Literal choices,
+    lists of them, unions with None); numpy scalars and tuples accepted. ValueError names the
+    field and the fix."""
+    field_type = _field_types()[name]
     try:
-        if base == "bool":
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if base == "int":
-            return _number(value, int)
-        if base == "float":
-            return _number(value, float)
-        return _string(value)
+        return _as(field_type, value)
+    except _Choice as err:
+        raise ValueError(f"{name} must be one of {', '.join(err.allowed)}; got {err.value!r}") \
+            from None
     except TypeError:
-        raise wrong from None
+        help_text = TrainConfig.field_help()[name]
+        if value is None:
+            raise ValueError(f"{name} may not be null; give a value ({help_text})") from None
+        raise ValueError(f"{name} has the wrong type ({type(value).__name__}: {value!r}); "
+                         f"expected {_type_text(field_type)}: {help_text}") from None
+
+
+class _Choice(Exception):
+    def __init__(self, value: Any, allowed: tuple[str, ...]) -> None:
+        self.value, self.allowed = value, allowed
+
+
+def _as(kind: Any, value: Any) -> Any:
+    """`value` as type `kind`, or TypeError (_Choice for a value outside a Literal)."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise TypeError
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _as(option, value)
+            except TypeError:
+                continue
+        raise TypeError
+    if origin is Literal:
+        if value is None:
+            raise TypeError
+        if value not in args:
+            raise _Choice(value, args)
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise TypeError
+        return [_as(args[0], item) for item in value]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    if kind in (int, float):
+        return _number(value, kind)
+    if kind is str:
+        return _string(value)
+    raise TypeError(f"unsupported field type {kind!r}")
+
+
+def _field_types() -> dict[str, Any]:
+    """TrainConfig's field types, resolved once (`from __future__ import annotations` makes
+    them strings)."""
+    global _TYPES
+    if _TYPES is None:
+        _TYPES = typing.get_type_hints(TrainConfig)
+    return _TYPES
+
+
+def _type_text(kind: Any) -> str:
+    return getattr(kind, "__name__", None) if get_origin(kind) is None else str(kind).replace(
+        "typing.", "")
+
+
+_TYPES: dict[str, Any] | None = None
 
 
 def _number(value: Any, kind: type) -> int | float:
