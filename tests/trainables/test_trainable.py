@@ -45,6 +45,12 @@ def test_config_defaults_are_the_authors_setting():
     assert TrainConfig(seed=7, replicates=3).member_seeds == [7, 8, 9]
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert all(TrainConfig.field_help().values())
+    # numpy scalars, tuples and integral floats coerce to the field's real type
+    typed = TrainConfig.from_dict({"steps": np.int64(5), "seeds": (np.int32(3),),
+                                   "lr_schedule": [[0.0, 1e-3]], "logvar_clip": (-1, 1)})
+    assert typed.steps == 5 and type(typed.steps) is int and typed.seeds == [3]
+    assert typed.lr_schedule == [[0, 1e-3]] and type(typed.lr_schedule[0][0]) is int
+    assert typed.logvar_clip == [-1.0, 1.0] and type(typed.logvar_clip[0]) is float
 
 
 @pytest.mark.parametrize("bad, field", [
@@ -54,6 +60,10 @@ def test_config_defaults_are_the_authors_setting():
     ({"metrics": ["higgins", "bogus"]}, "metrics"), ({"test_fraction": 1.0}, "test_fraction"),
     ({"logvar_clip": [10, -16]}, "logvar_clip"), ({"device": "gpu"}, "device"),
     ({"value": -1.0}, "value"), ({"batch_size": 1}, "batch_size"),
+    ({"family": None}, "family may not be null"), ({"seeds": [1.5]}, "seeds has the wrong type"),
+    ({"seeds": [1, 2]}, "one seed >= 0 per replicate"), ({"uniform_code": "corner"},
+                                                         "uniform_code must be one of mu, centre"),
+    ({"lr_schedule": [[0, 1e-3], [2.5, 1e-4]]}, "whole numbers"),
 ])
 def test_config_rejects_bad_fields_by_name(bad, field):
     with pytest.raises(ValueError, match=field):
