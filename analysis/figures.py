@@ -19,11 +19,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analysis.aggregate import aggregate, kept_rows
-from analysis.results import families_in, usable
+from analysis.results import TASK_TITLE, families_in, usable
 
 COLOURS = {"beta_vae": "tab:red", "wae_gaussian": "tab:blue", "wae_uniform": "tab:green"}
 SYMBOL = {"beta": "β", "lambda1": "λ₁"}
-TASK_TITLE = {"4var": "4-variable task", "5var": "5-variable task"}
 DPI = 110
 
 

@@ -3,8 +3,9 @@
 ``write_report`` works on any experiment folder: finished, partly finished (trials without
 evaluations are listed, their rows absent), or empty (a valid report saying "no finished
 trials yet"). The folder is built in a temporary sibling and swapped in at the end, so a crash
-never leaves a half-written report. Figures that need trained models (Figure 2, latent
-traversals) are skipped with a note when no dataset is given or a checkpoint cannot be loaded.
+never leaves a half-written report. What the report states comes from `analysis.summary`
+(data, no drawing); the figures that need trained models from `analysis.model_figures`; this
+module renders the sections and writes the folder.
 """
 
 from __future__ import annotations
@@ -13,18 +14,15 @@ import json
 import math
 import shutil
 import tempfile
-import tomllib
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis import figures, models
-from analysis.aggregate import PAPER, THRESHOLD_4VAR, aggregate, headline, mean_std, picks
-from analysis.caveats import training_caveat
+from analysis import figures
+from analysis.aggregate import PAPER, THRESHOLD_4VAR, mean_std
 from analysis.document import (
     Block,
     Bullets,
@@ -36,118 +34,19 @@ from analysis.document import (
     to_html,
     to_markdown,
 )
-from analysis.pareto import (
-    BOX_MARGIN,
-    compare,
-    domination_shares,
-    hypervolume_table,
-    pareto_rows,
-    reference_recon,
+from analysis.model_figures import model_figures
+from analysis.pareto import BOX_MARGIN
+from analysis.provenance import footer_lines
+from analysis.results import RECON_SAMPLE, TASK_TITLE, StudyResults, load_results, metric_columns
+from analysis.summary import (
+    NO_RESULTS,
+    TaskAnalysis,
+    analyse,
+    baseline_table,
+    counts,
+    jsonable,
+    summary_data,
 )
-from analysis.provenance import footer_lines, report_provenance
-from analysis.results import (
-    RECON_SAMPLE,
-    TASKS,
-    StudyResults,
-    families_in,
-    load_results,
-    metric_columns,
-    read_config,
-    usable,
-)
-
-FIGURE_SEED = 0  # which test images Figure 2 and the traversals show
-N_FIGURE_IMAGES = 10
-N_CONTEXT_IMAGES = 256  # test images whose codes set each latent's traversal range
-NO_RESULTS = "No finished trials yet: no evaluated models to compare."
-
-
-@dataclass
-class TaskAnalysis:
-    """Everything computed for one disentanglement task (4var or 5var)."""
-
-    task: str
-    aggregated: pd.DataFrame
-    fronts: pd.DataFrame
-    hypervolumes: pd.DataFrame
-    comparisons: list[dict[str, Any]]
-    domination: pd.DataFrame
-    replicates: int  # most healthy replicates of any (family, value): 1 = no interval
-
-
-def most_replicates(results: pd.DataFrame, task: str) -> int:
-    """The most healthy replicates any (family, value) has for `task` (0 when none)."""
-    rows = usable(results, task)
-    if rows.empty:
-        return 0
-    return int(rows.groupby(["family", "value"])["replicate"].nunique().max())
-
-
-def analyse_task(
-    results: pd.DataFrame, task: str, reference: float, n_boot: int, seed: int
-) -> TaskAnalysis:
-    """Aggregation, fronts, hypervolumes with CIs, pairwise comparisons and domination."""
-    fronts = pareto_rows(results, task)
-    hv, draws = hypervolume_table(results, task, reference=reference, n_boot=n_boot, seed=seed)
-    return TaskAnalysis(
-        task=task,
-        aggregated=aggregate(results, task),
-        fronts=fronts,
-        hypervolumes=hv,
-        comparisons=compare(hv, draws),
-        domination=domination_shares(fronts, task),
-        replicates=most_replicates(results, task),
-    )
-
-
-def answer(analysis: TaskAnalysis) -> str:
-    """The one-sentence verdict for a task: who has the larger front, by how much, how sure."""
-    name = figures.TASK_TITLE[analysis.task]
-    hv = analysis.hypervolumes.set_index("front")
-    families = [f for f in hv.index if f != "all"]
-    if not families:
-        return f"{name}: {NO_RESULTS}"
-    if len(families) == 1:
-        return f"{name}: only {families[0]} has evaluated models; nothing to compare yet."
-    ranked = sorted(families, key=lambda f: -hv.at[f, "hypervolume"])
-    top = ranked[0]
-    single = analysis.replicates <= 1
-    sentences = [
-        f"{name}: {top} has the largest Pareto-front hypervolume (normalised), "
-        f"{_hv_text(hv.loc[top], single)}."
-    ]
-    for other in ranked[1:]:
-        pair = next(c for c in analysis.comparisons if {c["better"], c["worse"]} == {top, other})
-        if single:
-            verdict = "how sure cannot be said"
-        elif pair["cis_overlap"]:
-            verdict = f"{top} and {other} are not distinguishable (95 % CIs overlap)"
-        else:
-            verdict = "the 95 % CIs do not overlap"
-        sentences.append(
-            f"Against {other}, {_hv_text(hv.loc[other], single)}: larger by "
-            f"{pair['difference_norm']:.3f}{_percent(pair['relative'])}; {verdict}; "
-            f"{analysis.domination.at[other, top]:.0%} of {other}'s front is dominated by "
-            f"{top}'s."
-        )
-    if single:
-        sentences.append(
-            "With one replicate per value no interval can be computed (the bootstrap "
-            "resamples replicates): run more replicates to know how sure this is.")
-    return " ".join(sentences)
-
-
-def _hv_text(row: pd.Series, single: bool = False) -> str:
-    if single:
-        return f"{row['hypervolume_norm']:.3f} (one replicate per value: no interval)"
-    return (
-        f"{row['hypervolume_norm']:.3f} (95 % CI {row['ci_low_norm']:.3f}–"
-        f"{row['ci_high_norm']:.3f})"
-    )
-
-
-def _percent(ratio: float) -> str:
-    return "" if not np.isfinite(ratio) else f" ({ratio:+.0%} relative)"
 
 
 def write_report(
@@ -191,38 +90,25 @@ def _swap_in(tmp: Path, out: Path) -> None:
 
 
 def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int) -> None:
-    results = study.results
-    reference = reference_recon(results)
-    tasks = {t: analyse_task(results, t, reference, n_boot, seed) for t in TASKS}
-    heads = headline(results)
-    notes = list(study.warnings)
-
-    results.to_csv(folder / "results.csv", index=False)
-    for task, analysis in tasks.items():
+    found = analyse(study, n_boot, seed)
+    study.results.to_csv(folder / "results.csv", index=False)
+    for task, analysis in found.tasks.items():
         analysis.fronts.to_csv(folder / f"pareto_{task}.csv", index=False)
-    figure_blocks = _figure1(study, tasks, folder, reference)
-    model_blocks = _model_figures(study, data, folder, notes)
+    figure_blocks = _figure1(study, found.tasks, folder, found.reference)
+    model_blocks = model_figures(study, data, folder, found.notes)
     curves = figures.training_curves(study.curves, folder / "training_curves.png")
 
-    answers = {task: answer(analysis) for task, analysis in tasks.items()}
-    train = _train_table(study)
-    caveat = training_caveat(study.trials, study.curves, train)
-    origin = report_provenance(study.experiment_dir, train, study.trials.to_dict("records"))
-    if study.recon_measure != RECON_SAMPLE:
-        notes.append(f"recon_test / recon_train of this experiment decode the "
-                     f"{study.recon_measure} (written before the sampled measure): lower "
-                     "than the seed's numbers, which decode one posterior sample per image.")
     blocks: list[Block] = [
-        *([Paragraph(caveat, strong=True)] if caveat else []),
-        *(Paragraph(text, strong=True) for text in answers.values()),
+        *([Paragraph(found.caveat, strong=True)] if found.caveat else []),
+        *(Paragraph(text, strong=True) for text in found.answers.values()),
         Paragraph(_status(counts(study))),
         Heading("Headline numbers beside the paper"),
-        *_headline_blocks(heads, study.recon_measure),
+        *_headline_blocks(found.heads, study.recon_measure),
         Heading("Pareto fronts and hypervolumes"),
-        *_front_blocks(tasks, reference, n_boot, seed),
+        *_front_blocks(found.tasks, found.reference, n_boot, seed),
         *figure_blocks,
         Heading("Aggregated results (the paper's rule)"),
-        *_aggregate_blocks(tasks),
+        *_aggregate_blocks(found.tasks),
         Heading("Untrained baseline (step 0)"),
         *_baseline_blocks(study),
         Heading("Figure 2 and latent traversals"),
@@ -234,42 +120,18 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int)
         Heading("Trials"),
         Table(_trials_table(study)),
         Heading("Notes"),
-        Bullets(notes or ["none"]),
+        Bullets(found.notes or ["none"]),
         Heading("Study spec (study.toml)"),
         Preformatted(study.spec_text) if study.spec_text else Paragraph("No study.toml found."),
         Heading("Provenance"),
-        Bullets(footer_lines(origin)),
+        Bullets(footer_lines(found.provenance)),
     ]
     title = f"WAE / β-VAE disentanglement study: {study.name}"
     (folder / "index.html").write_text(to_html(title, blocks), encoding="utf-8")
     (folder / "report.md").write_text(to_markdown(title, blocks), encoding="utf-8")
-    summary = {"caveat": caveat, "recon_measure": study.recon_measure,
-               **_summary(study, tasks, heads, answers, reference, notes, n_boot, seed),
-               "provenance": origin}
     (folder / "summary.json").write_text(
-        json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
-
-
-def counts(study: StudyResults) -> dict[str, int]:
-    """How much of the study there is: trials, evaluated models and rows, diverged members."""
-    trials, results = study.trials, study.results
-    healthy = usable(results)
-    evaluated = trials["evaluated_step"].notna()
-    return {
-        "trials": len(trials),
-        "trials_finished": int(trials["finished"].sum()),
-        "trials_evaluated": int(evaluated.sum()),
-        "trials_unfinished_evaluated": int((evaluated & ~trials["finished"].astype(bool)).sum()),
-        "models": _n_models(results),
-        "healthy_models": _n_models(healthy),
-        "rows": len(results),
-        "diverged_members": len(study.diverged),
-    }
-
-
-def _n_models(rows: pd.DataFrame) -> int:
-    return int(rows.groupby(["trial_id", "replicate"]).ngroups) if len(rows) else 0
+        json.dumps(jsonable(summary_data(study, found, n_boot, seed)), indent=2,
+                   allow_nan=False) + "\n", encoding="utf-8")
 
 
 def _status(n: dict[str, int]) -> str:
@@ -303,14 +165,6 @@ def _g(value: Any) -> str:
 
 def _digits(column: str) -> int:
     return 1 if column.startswith("recon") else 3
-
-
-def _train_table(study: StudyResults) -> dict[str, Any]:
-    """study.toml's [train] table ({} when missing or unreadable)."""
-    try:
-        return dict(tomllib.loads(study.spec_text or "").get("train", {}))
-    except tomllib.TOMLDecodeError:
-        return {}
 
 
 def _headline_blocks(heads: pd.DataFrame, recon_measure: str = RECON_SAMPLE) -> list[Block]:
@@ -377,7 +231,7 @@ def _front_blocks(
         "distinguishable."
     )]
     for task, analysis in tasks.items():
-        blocks.append(Heading(figures.TASK_TITLE[task], 3))
+        blocks.append(Heading(TASK_TITLE[task], 3))
         hv = analysis.hypervolumes
         if hv.empty:
             blocks.append(Paragraph(NO_RESULTS))
@@ -423,7 +277,7 @@ def _figure1(
             folder / f"figure1_{task}.png", reference,
         )
         blocks.append(Image(path, (
-            f"Figure 1, {figures.TASK_TITLE[task]}: faint dots are the rows kept by the "
+            f"Figure 1, {TASK_TITLE[task]}: faint dots are the rows kept by the "
             "paper's aggregation, large markers their mean ± std per hyperparameter value, "
             "step lines the Pareto fronts, the dashed band the untrained (step 0) score."
         )))
@@ -437,7 +291,7 @@ def _aggregate_blocks(tasks: dict[str, TaskAnalysis]) -> list[Block]:
         "of what is kept. Diverged members are excluded."
     )]
     for task, analysis in tasks.items():
-        blocks.append(Heading(figures.TASK_TITLE[task], 3))
+        blocks.append(Heading(TASK_TITLE[task], 3))
         agg = analysis.aggregated
         if agg.empty:
             blocks.append(Paragraph(NO_RESULTS))
@@ -455,20 +309,6 @@ def _aggregate_blocks(tasks: dict[str, TaskAnalysis]) -> list[Block]:
                         zip(agg[f"{m}_mean"], agg[f"{m}_std"], strict=True)]
         blocks.append(Table(table))
     return blocks
-
-
-def baseline_table(baseline: pd.DataFrame) -> pd.DataFrame:
-    """Step-0 (untrained encoder) scores: mean and std of every metric per family and overall."""
-    rows = baseline[~baseline["diverged"]]
-    out = []
-    for family in [*families_in(rows), "all"]:
-        mine = rows if family == "all" else rows[rows["family"] == family]
-        entry: dict[str, Any] = {"family": family, "n_rows": len(mine)}
-        for m in metric_columns(baseline):
-            entry[f"{m}_mean"] = mine[m].mean()
-            entry[f"{m}_std"] = mine[m].std(ddof=1)
-        out.append(entry)
-    return pd.DataFrame(out) if len(rows) else pd.DataFrame()
 
 
 def _baseline_blocks(study: StudyResults) -> list[Block]:
@@ -504,131 +344,3 @@ def _trials_table(study: StudyResults) -> pd.DataFrame:
     if trials.empty:
         return pd.DataFrame({"trials": ["none found"]})
     return trials.map(lambda v: _g(v) if isinstance(v, float) or v is pd.NA else str(v))
-
-
-def _model_figures(
-    study: StudyResults, data: Any, folder: Path, notes: list[str]
-) -> list[Block]:
-    """Figure 2 and the traversals; every failure becomes a note and a placeholder."""
-    path = folder / "figure2_reconstructions.png"
-    chosen = picks(study.results)
-    reason = None
-    if data is None:
-        reason = "no dataset was given to the report"
-    elif not chosen:
-        reason = "no evaluated models yet"
-    if reason is None:
-        try:
-            return _draw_model_figures(study, data, folder, chosen, notes)
-        except Exception as err:  # never let a figure crash the report
-            reason = f"drawing failed ({type(err).__name__}: {err})"
-    message = f"Figure 2 and the latent traversals were skipped: {reason}."
-    notes.append(message)
-    figures.placeholder(path, message)
-    return [Paragraph(message), Image(path, "Figure 2 (skipped).")]
-
-
-def _draw_model_figures(
-    study: StudyResults, data: Any, folder: Path, chosen: list[dict[str, Any]], notes: list[str]
-) -> list[Block]:
-    paths = study.trials.set_index("trial_id")["path"]
-    config = read_config(Path(paths[chosen[0]["trial_id"]]))
-    split_seed = int(config.get("split_seed", 0))
-    test_fraction = float(config.get("test_fraction", 0.1))
-    test = np.asarray(data.split(split_seed, test_fraction).test)
-    rng = np.random.default_rng(FIGURE_SEED)
-    shown = np.sort(rng.choice(test, size=min(N_FIGURE_IMAGES, test.size), replace=False))
-    context = np.sort(rng.choice(test, size=min(N_CONTEXT_IMAGES, test.size), replace=False))
-    originals, context_images = data.images(shown), data.images(context)
-    notes.append(
-        f"Figure 2 images: {len(shown)} test images (split seed {split_seed}, test fraction "
-        f"{test_fraction}, figure seed {FIGURE_SEED})."
-    )
-    codecs: dict[tuple[str, int], models.Codec] = {}
-    rows = []
-    panels: dict[str, dict[tuple[str, int], tuple[str, np.ndarray, list[str]]]] = {}
-    for pick in chosen:
-        key = (pick["trial_id"], pick["replicate"])
-        try:
-            if key not in codecs:
-                codecs[key] = models.load_codec(Path(paths[key[0]]), key[1])
-            rows.append((pick["label"], codecs[key].decode(codecs[key].encode(originals))))
-            family = panels.setdefault(pick["family"], {})
-            if key not in family:
-                pictures, labels = models.traversal(codecs[key], originals[0], context_images)
-                family[key] = (pick["label"], pictures, labels)
-        except Exception as err:  # a missing or unreadable checkpoint skips that model only
-            notes.append(f"{pick['label']}: model not shown ({type(err).__name__}: {err})")
-    if not rows:
-        raise RuntimeError("no picked model could be loaded")
-    blocks: list[Block] = [Image(
-        figures.figure2(originals, rows, folder / "figure2_reconstructions.png"),
-        "Figure 2: (a) test images; then reconstructions (encoder mean, decoded) by the models "
-        "the paper's rules pick, per family: the lowest training recon among models > 98 % "
-        "on 4-var, and the best 5-var model.",
-    )]
-    for family, entries in panels.items():
-        path = figures.traversal_figure(
-            list(entries.values()), folder / f"traversals_{family}.png",
-            f"Latent traversals: {family}",
-        )
-        blocks.append(Image(path, (
-            f"Latent traversals of {family}: the first test image's code with one latent swept "
-            "over the 2–98 % range of test codes, latents ordered by that range."
-        )))
-    return blocks
-
-
-def _summary(
-    study: StudyResults,
-    tasks: dict[str, TaskAnalysis],
-    heads: pd.DataFrame,
-    answers: dict[str, str],
-    reference: float,
-    notes: list[str],
-    n_boot: int,
-    seed: int,
-) -> dict[str, Any]:
-    return {
-        "study": study.name,
-        "experiment_dir": str(study.experiment_dir),
-        "answer": answers,
-        "counts": counts(study),
-        "headline": heads.to_dict(orient="records"),
-        "paper": PAPER,
-        "hypervolume": {
-            "reference_point": {"disentanglement": 0.0, "recon_test": reference},
-            "reference_rule": f"{BOX_MARGIN} x the largest healthy recon_test of the study",
-            "bootstrap": {"resamples": n_boot, "seed": seed, "interval": "95 % percentile",
-                          "unit": "replicates within (family, value)"},
-            **{
-                task: {
-                    "fronts": a.hypervolumes.set_index("front").to_dict(orient="index"),
-                    "comparisons": a.comparisons,
-                }
-                for task, a in tasks.items()
-            },
-        },
-        "domination_share": {
-            task: a.domination.to_dict(orient="index") for task, a in tasks.items()
-        },
-        "aggregated": {task: a.aggregated.to_dict(orient="records") for task, a in tasks.items()},
-        "baseline": baseline_table(study.baseline).to_dict(orient="records"),
-        "diverged": study.diverged.to_dict(orient="records"),
-        "notes": notes,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars unwrapped, NaN and pandas NA as null."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is pd.NA or value is None:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -26,6 +26,7 @@ from trainables.columns import CONTRACT_SCORES, ROW_KEYS
 from trainables.config import FAMILIES, PARAM_OF, flat_trial_config
 
 TASKS: tuple[str, ...] = ("4var", "5var")
+TASK_TITLE: dict[str, str] = {"4var": "4-variable task", "5var": "5-variable task"}
 METRICS: tuple[str, ...] = CONTRACT_SCORES
 CONTRACT_COLUMNS: tuple[str, ...] = (
     "trial_id",

@@ -14,8 +14,9 @@ import torch
 
 from analysis import figures, models
 from analysis.pareto import reference_recon
-from analysis.report import analyse_task, answer, write_report
+from analysis.report import write_report
 from analysis.results import CONTRACT_COLUMNS, RECON_MEAN, load_results
+from analysis.summary import analyse_task, answer
 from tests.analysis.fixtures import make_experiment
 
 CONTRACT_FILES = {
