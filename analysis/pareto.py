@@ -89,7 +89,7 @@ def reference_recon(results: pd.DataFrame) -> float:
 
 
 def front_names(results: pd.DataFrame) -> list[str]:
-    """The families present, in the CONTRACT order, then ``all``."""
+    """The families present, in the interface's order, then ``all``."""
     families = families_in(usable(results))
     return [*families, "all"] if families else []
 

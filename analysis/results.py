@@ -79,13 +79,13 @@ class StudyResults:
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:
-    """Measured columns of an evaluation table: the CONTRACT metrics first, then extras."""
+    """Measured columns of an evaluation table: the interface's fixed metrics first, then extras."""
     fixed = set(CONTRACT_COLUMNS) | {"diverged"}
     return list(METRICS) + [c for c in table.columns if c not in fixed]
 
 
 def families_in(table: pd.DataFrame) -> list[str]:
-    """Families present in a table, in the CONTRACT order (unknown ones last, sorted)."""
+    """Families present in a table, in the interface's order (unknown ones last, sorted)."""
     present = set(table["family"])
     return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
 
@@ -345,7 +345,7 @@ def _diverged_members(
 
 
 def _evaluation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """CONTRACT columns first, then ``diverged``, then extra metrics in a stable order."""
+    """The interface's fixed columns, then ``diverged``, then extra metrics in a stable order."""
     table = pd.DataFrame(rows)
     extras = sorted(c for c in table.columns if c not in CONTRACT_COLUMNS and c != "diverged")
     columns = [*CONTRACT_COLUMNS, "diverged", *extras]

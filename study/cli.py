@@ -1,4 +1,4 @@
-"""The `wae-study` command line: parse, dispatch, and map failures to the CONTRACT exit codes.
+"""The `wae-study` command line: parse, dispatch, and map failures to the exit codes.
 
 0 done; 2 bad input (one line naming the problem and the fix); 130 interrupted; 1 otherwise.
 """

@@ -1,7 +1,9 @@
 """Render the 737,280 dSprites images (official grid and order) without the official file.
 
-The geometry was calibrated against 160 real dSprites frames (the dataset's animated preview,
-`/work/shared/reference/dsprites_reference_frames.npz`; `best_iou` measures it). dSprites was
+The geometry was calibrated against 160 real dSprites frames (frames of the dataset's animated
+preview, which traverses scale, orientation and position for each shape; the tests read them
+from `shared/reference/` beside the repository when it exists; `best_iou` measures the fit).
+dSprites was
 drawn with Love2D (its author, in deepmind/dsprites-dataset issue 2): vector shapes rasterised
 on a 64 x 64 canvas. What the frames showed (continuous pixel coordinates, pixel i covers
 [i, i + 1), sizes at scale 1, all sizes proportional to scale):
