@@ -141,7 +141,6 @@ def logits_fn(member: PackModel, decode: str = "sample", seed: int = 0):
     if decode not in ("sample", "mean"):
         raise ValueError(f"decode must be 'sample' or 'mean', got {decode!r}")
     generator = torch.Generator().manual_seed(seed)
-    draw = torch.rand if member.family == "wae_uniform" else torch.randn
 
     @torch.no_grad()
     def logits(images: np.ndarray) -> torch.Tensor:
@@ -150,7 +149,7 @@ def logits_fn(member: PackModel, decode: str = "sample", seed: int = 0):
             if decode == "mean":
                 z = member.posterior_mean(mean, spread)
             else:
-                noise = draw(mean.shape[1:], generator=generator).to(mean.device)
+                noise = member.noise(*mean.shape[1:], generator=generator).to(mean.device)
                 z = member.sample_posterior(mean, spread, noise)
             out.append(member.decode(z)[0])
         return torch.cat(out)

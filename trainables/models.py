@@ -156,6 +156,13 @@ class PackModel(nn.Module):
         h = torch.tanh(self._linear("dec3", h))
         return self._linear("dec_out", h).float()
 
+    def noise(self, *shape: int, generator: torch.Generator,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+        """Noise for `sample_posterior` (and the WAE's prior samples): U(0, 1) for the uniform
+        WAE's box, N(0, 1) otherwise."""
+        draw = torch.rand if self.family == "wae_uniform" else torch.randn
+        return draw(*shape, generator=generator, device=device)
+
     def sample_posterior(
         self, mean: torch.Tensor, spread: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor:

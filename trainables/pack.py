@@ -115,12 +115,11 @@ class PackTrainer:
         (K, B, d; None for the β-VAE), every member from its own generator."""
         cfg, d, b = self.cfg, self.cfg.latent_dim, self.cfg.batch_size
         width = d if cfg.family == "beta_vae" else 2 * d
-        draw = torch.rand if cfg.family == "wae_uniform" else torch.randn
         picks, noises = [], []
         for gen in self.generators:
             picks.append(torch.randint(len(self.train_indices), (b,), generator=gen,
                                        device=self.device))
-            noises.append(draw(b, width, generator=gen, device=self.device))
+            noises.append(self.model.noise(b, width, generator=gen, device=self.device))
         rows = self.packed[self.train_indices[torch.stack(picks)]]  # (K, B, 512) uint8
         x = unpack_rows(rows.view(-1, rows.shape[-1])).view(len(picks), b, PIXELS)
         noise = torch.stack(noises)
