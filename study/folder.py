@@ -1,11 +1,12 @@
 """The experiment folder's shared helpers: the lock that keeps one run or resume per folder,
-and atomic writes. `run`, `resume`, `status` and `evaluate` use them; none depends on another
-command's module."""
+atomic writes, and the pruning of a finished trial's checkpoints. `run`, `resume`, `status`
+and `evaluate` use them; none depends on another command's module."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,16 @@ def exclusive(experiment_dir: Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def prune_checkpoints(trial_dir: str | os.PathLike) -> list[Path]:
+    """Delete every `checkpoint_*` folder of a finished trial but the newest (its final one,
+    weights only unless `keep_optimizer_state`); returns what was removed. While a trial runs
+    Tune keeps its latest two full checkpoints, the fallback resume needs."""
+    found = sorted(p for p in Path(trial_dir).glob("checkpoint_*") if p.is_dir())
+    for old in found[:-1]:
+        shutil.rmtree(old, ignore_errors=True)
+    return found[:-1]
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -1,4 +1,5 @@
-"""One readable progress line per reporting interval, instead of Ray's verbose tables."""
+"""The driver's Tune callbacks: one readable progress line per reporting interval instead of
+Ray's verbose tables, and a finished trial's older checkpoints pruned."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from study.folder import prune_checkpoints
 from trainables.config import PARAM_OF, flat_trial_config
 
 SYMBOL = {"beta": "β", "lambda1": "λ1"}
@@ -62,3 +64,14 @@ class ProgressLines(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] trial {describe(trial.config)} failed; "
               "it retries from its last checkpoint while retries remain", flush=True)
+
+
+class PruneFinished(Callback):
+    """When a trial finishes, keep only its final checkpoint (`study.folder.prune_checkpoints`):
+    a finished `paper` trial keeps 0.57 GB of weights instead of two 1.7 GB full checkpoints.
+    Only trials that reached their last step: an errored trial keeps its fallback."""
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        steps = flat_trial_config(trial.config).get("steps")
+        if trial.path and (trial.last_result or {}).get("step", -1) >= (steps or 0) > 0:
+            prune_checkpoints(trial.path)

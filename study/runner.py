@@ -110,7 +110,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from study.progress import ProgressLines, trial_dirname
+    from study.progress import ProgressLines, PruneFinished, trial_dirname
 
     resources = spec["resources"]
     grid = spec["study"]["search"] == "grid"
@@ -137,7 +137,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         storage_path=str(experiment_dir.parent),
         failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[ProgressLines(specs.n_trials(spec)), JsonLoggerCallback(), CSVLoggerCallback()],
+        callbacks=[ProgressLines(specs.n_trials(spec)), PruneFinished(), JsonLoggerCallback(),
+                   CSVLoggerCallback()],
         verbose=0,
     )
     return tune.Tuner(trainable(resources, packed), param_space=param_space,

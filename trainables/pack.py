@@ -184,30 +184,47 @@ class PackTrainer:
         }
 
     # ---- checkpoint state -------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Everything the trajectory depends on, as CPU tensors and primitives only."""
-        return {
+    def state_dict(self, weights_only: bool = False) -> dict:
+        """Everything the trajectory depends on, as CPU tensors and primitives only; with
+        `weights_only` the parameters and member health alone (a finished pack, for
+        evaluation: it cannot continue training)."""
+        state = {
             "step": self.step,
             "model": {n: t.detach().cpu() for n, t in self.model.state_dict().items()},
+            "frozen": self.frozen.cpu(),
+            "diverged_at": self.diverged_at.cpu(),
+        }
+        if weights_only:
+            return state
+        return {
+            **state,
             "exp_avg": [t.cpu() for t in self.exp_avg],
             "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
             "adam_step": self.adam_step.cpu(),
-            "frozen": self.frozen.cpu(),
-            "diverged_at": self.diverged_at.cpu(),
             "generators": [g.get_state() for g in self.generators],
             "window": self.window.cpu(),
         }
 
+    @staticmethod
+    def can_continue(state: dict) -> bool:
+        """Whether a state holds what training on needs (not a weights-only final one)."""
+        return "exp_avg" in state
+
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:
-        """Restore in place (the cached member views stay valid)."""
+        """Restore in place (the cached member views stay valid). A weights-only state
+        restores the parameters and member health only."""
         self.step = int(state["step"])
         for name, param in self.model.named_parameters():
             param.copy_(state["model"][name])
+        self.frozen.copy_(state["frozen"])
+        self.diverged_at.copy_(state["diverged_at"])
+        if not self.can_continue(state):
+            return
         for mine, saved in zip(self.exp_avg + self.exp_avg_sq,
                                state["exp_avg"] + state["exp_avg_sq"], strict=True):
             mine.copy_(saved)
-        for name in ("adam_step", "frozen", "diverged_at", "window"):
+        for name in ("adam_step", "window"):
             getattr(self, name).copy_(state[name])
         moved = False
         for gen, saved, seed in zip(self.generators, state["generators"],

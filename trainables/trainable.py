@@ -63,17 +63,18 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
         if not save:
             tune.report(result)
             return
+        weights_only = trainer.step >= cfg.steps and not cfg.keep_optimizer_state
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint.save(tmp, {"config": cfg.to_dict(), "step": trainer.step,
                                   "split_seed": cfg.split_seed,
                                   "diverged_at": result["diverged_at"],
-                                  "trainer": trainer.state_dict(),
+                                  "trainer": trainer.state_dict(weights_only=weights_only),
                                   "rng": checkpoint.rng_state(), "last_eval": last_eval})
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     payload = restorable_payload(tune.get_checkpoint())
     if payload is not None:
-        _check_resumable(cfg, payload["config"])
+        _check_resumable(cfg, payload["config"])  # same steps: a weights-only one is final
         trainer.load_state_dict(payload["trainer"])
         checkpoint.set_rng_state(payload["rng"])
         last_eval = payload["last_eval"]

@@ -9,6 +9,7 @@ import signal
 import optuna
 import pandas as pd
 import pytest
+import torch
 
 from analysis import provenance
 from search_spaces.adaptive import STUDY_NAME, storage_url
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
 def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     code, out, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "g",
                                 "--set", "train.steps=40", "--set", "train.report_every=20",
+                                "--set", "train.checkpoint_every=20",
                                 "--set", "study.families=['beta_vae','wae_uniform']", *TINY))
     assert code == 0, err
     experiment = tmp_path / "g"
@@ -42,6 +44,11 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     assert len(results) == 4 * 2 * 3  # trials × replicates × authors' calculations
     assert set(results["family"]) == {"beta_vae", "wae_uniform"}
     assert (results["step"] == 40).all()
+    for trial in trial_dirs(experiment):  # a finished trial keeps its final weights only
+        kept = [p.name for p in trial.glob("checkpoint_*")]
+        assert len(kept) == 1, kept
+        final = torch.load(trial / kept[0] / "pack.pt", weights_only=True)["trainer"]
+        assert "model" in final and "exp_avg" not in final
     for name in ("pareto_4var.csv", "pareto_5var.csv", "figure1_4var.png", "figure1_5var.png",
                  "figure2_reconstructions.png", "summary.json", "report.md"):
         assert (experiment / "report" / name).exists(), name

@@ -127,6 +127,21 @@ def test_reports_evaluations_and_checkpoints(monkeypatch, packed, tmp_path):
     assert payload["diverged_at"] == [-1, -1] and payload["config"]["family"] == "wae_uniform"
     model, cfg = checkpoint.load_pack(fake.saved[-1])
     assert cfg.family == "wae_uniform" and model.k == 2
+    # the periodic checkpoint can continue training; the final one holds the weights only
+    assert "exp_avg" in torch.load(fake.saved[0] / checkpoint.FILE, weights_only=True)["trainer"]
+    assert "exp_avg" not in payload["trainer"] and "generators" not in payload["trainer"]
+
+
+def test_final_checkpoint_weights_only_unless_asked_and_a_restore_from_it(monkeypatch, packed,
+                                                                        tmp_path):
+    config = {**TINY, "family": "beta_vae", "eval_at_start": False}
+    kept = run_fake(monkeypatch, {**config, "keep_optimizer_state": True}, packed, tmp_path / "a")
+    full = torch.load(kept.saved[-1] / checkpoint.FILE, weights_only=True)["trainer"]
+    assert {"exp_avg", "exp_avg_sq", "generators"} <= set(full)
+    done = run_fake(monkeypatch, config, packed, tmp_path / "b")
+    again = run_fake(monkeypatch, config, packed, tmp_path / "c", resume_from=done.saved[-1])
+    assert [r["step"] for r in again.reports] == [6] and not again.saved  # reported, not re-run
+    assert again.reports[0]["diverged_at"] == [-1, -1]
 
 
 def test_resumed_trial_ends_bitwise_equal_to_a_straight_one(monkeypatch, packed, tmp_path):
