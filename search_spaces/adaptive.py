@@ -17,6 +17,7 @@ for paired seeds).
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,22 @@ from search_spaces.seeds import trial_seeds
 OBJECTIVE_METRICS = ["disentanglement_5var", "recon_test"]
 OBJECTIVE_MODES = ["max", "min"]
 CONSTRAINED_METRIC = "constrained_score"
-STUDY_NAME = "wae-study"
+LEGACY_STUDY_NAME = "wae-study"  # every experiment's study before names were per experiment
 
 
 def storage_url(experiment_dir: Path) -> str:
     return f"sqlite:///{Path(experiment_dir).resolve() / 'optuna.db'}"
+
+
+def study_name(experiment_dir: Path) -> str:
+    """The Optuna study of an experiment, named after it (`wae-study-<name>`, so studies of
+    several experiments can share one RDB storage); an older experiment's `wae-study`."""
+    url = storage_url(experiment_dir)
+    if (Path(experiment_dir) / "optuna.db").is_file():
+        names = optuna.get_all_study_names(url)
+        if names == [LEGACY_STUDY_NAME]:
+            return LEGACY_STUDY_NAME
+    return f"wae-study-{Path(experiment_dir).resolve().name}"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -59,6 +71,15 @@ class SeededOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._study_seed, self._replicates = study_seed, replicates
         self._seed_design = seed_design
+
+    def _setup_study(self, mode: str | list) -> None:
+        """Create (or load) the study and name its objectives, for optuna-dashboard."""
+        super()._setup_study(mode)
+        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
+        if self._ot_study.metric_names is None:
+            with warnings.catch_warnings():  # set_metric_names is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._ot_study.set_metric_names(list(metrics))
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
@@ -96,7 +117,7 @@ def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
     common = dict(
         space=space,
         sampler=make_sampler(adaptive["sampler"], adaptive["seed"]),
-        study_name=STUDY_NAME,
+        study_name=study_name(experiment_dir),
         storage=optuna.storages.RDBStorage(storage_url(experiment_dir)),
         study_seed=study["seed"],
         replicates=study["replicates"],
@@ -118,7 +139,8 @@ def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
     from the matching Tune result when one exists (same family and value) and no COMPLETE
     trial has it yet, and marked FAIL otherwise. Call it only when no trial is running.
     """
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(experiment_dir))
+    study = optuna.load_study(study_name=study_name(experiment_dir),
+                              storage=storage_url(experiment_dir))
     complete = {(t.params.get("family"), t.params.get("value"))
                 for t in study.get_trials(deepcopy=False,
                                           states=[optuna.trial.TrialState.COMPLETE])}

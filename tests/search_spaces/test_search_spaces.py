@@ -39,6 +39,10 @@ def test_searcher_uses_sqlite_storage(tmp_path, objective):
     assert suggestion["family"] in ADAPTIVE["families"]
     assert 0.0 <= suggestion["value"] <= 12.0
     assert (tmp_path / "optuna.db").exists()
+    study = optuna.load_study(study_name=f"wae-study-{tmp_path.name}",
+                              storage=adaptive.storage_url(tmp_path))
+    assert study.metric_names == (adaptive.OBJECTIVE_METRICS if objective == "pareto"
+                                  else [adaptive.CONSTRAINED_METRIC])
     # each Optuna trial number its own member seeds, the rule of search_spaces.seeds
     second = searcher.suggest("t2")
     assert suggestion["seeds"] == seeds.trial_seeds(0, 0, 3, "independent")
@@ -56,7 +60,7 @@ def test_member_seeds_of_the_paper_grid(design, distinct):
 
 def test_reconcile_leaves_one_complete_per_finished_trial_and_nothing_running(tmp_path):
     url = adaptive.storage_url(tmp_path)
-    study = optuna.create_study(study_name=adaptive.STUDY_NAME, storage=url,
+    study = optuna.create_study(study_name=adaptive.study_name(tmp_path), storage=url,
                                 directions=["maximize", "minimize"])
     space = {"family": optuna.distributions.CategoricalDistribution(ADAPTIVE["families"]),
              "value": optuna.distributions.FloatDistribution(0.0, 12.0)}
@@ -73,7 +77,7 @@ def test_reconcile_leaves_one_complete_per_finished_trial_and_nothing_running(tm
     outcome = adaptive.reconcile(tmp_path, finished, ADAPTIVE)
     assert outcome == {"completed": 1, "failed": 1}
     states = {t.number: t.state for t in optuna.load_study(
-        study_name=adaptive.STUDY_NAME, storage=url).trials}
+        study_name=adaptive.study_name(tmp_path), storage=url).trials}
     assert states[orphan_finished.number] == optuna.trial.TrialState.COMPLETE
     assert states[orphan_lost.number] == optuna.trial.TrialState.FAIL
     assert optuna.trial.TrialState.RUNNING not in states.values()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from analysis import provenance
-from search_spaces.adaptive import STUDY_NAME, storage_url
+from search_spaces.adaptive import storage_url, study_name
 from study import spec
 from tests.study.helpers import (
     TINY,
@@ -97,7 +97,9 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
     finished_trials = [d for d in trial_dirs(experiment) if finished(d, steps)]
     assert len(finished_trials) == 3
     assert_each_trial_trained_once(experiment, steps)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(experiment))
+    study = optuna.load_study(study_name=study_name(experiment), storage=storage_url(experiment))
+    assert study.study_name == "wae-study-a"
+    assert study.metric_names == ["disentanglement_5var", "recon_test"]
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == len(finished_trials)
     assert optuna.trial.TrialState.RUNNING not in states
