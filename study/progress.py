@@ -1,5 +1,5 @@
 """The driver's Tune callbacks: one readable progress line per reporting interval instead of
-Ray's verbose tables, and a finished trial's older checkpoints pruned."""
+Ray's verbose tables, TensorBoard curves, and a finished trial's older checkpoints pruned."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ray.tune import Callback
+from tensorboardX import SummaryWriter
 
 from study.folder import prune_checkpoints
 from trainables.config import PARAM_OF, flat_trial_config
@@ -75,3 +76,45 @@ class PruneFinished(Callback):
         steps = flat_trial_config(trial.config).get("steps")
         if trial.path and (trial.last_result or {}).get("step", -1) >= (steps or 0) > 0:
             prune_checkpoints(trial.path)
+
+
+TRAIN_SCALARS = ("loss", "recon", "n_diverged")
+EVAL_SCALARS = ("disentanglement_4var", "disentanglement_5var", "recon_test", "recon_train",
+                "recon_test_mean", "recon_train_mean")
+
+
+class TensorBoardScalars(Callback):
+    """Per-trial scalar curves in the trial's folder (`tensorboard --logdir EXPERIMENT`):
+    train/loss, train/recon, train/n_diverged at every report, eval/<score> at evaluation
+    steps, against the training step. Only these scalars: a result's lists (member losses,
+    evaluation rows) stay in result.json."""
+
+    def __init__(self) -> None:
+        self._writers: dict[str, Any] = {}
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        if trial.trial_id not in self._writers:
+            self._writers[trial.trial_id] = SummaryWriter(trial.path, flush_secs=30)
+        writer, step = self._writers[trial.trial_id], int(result.get("step", 0))
+        scalars = {f"train/{k}": result.get(k) for k in TRAIN_SCALARS}
+        if "evaluation" in result:
+            scalars.update({f"eval/{k}": result.get(k) for k in EVAL_SCALARS})
+        for tag, value in scalars.items():
+            if isinstance(value, int | float) and math.isfinite(value):
+                writer.add_scalar(tag, value, global_step=step)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in trials:
+            self._close(trial)
+
+    def _close(self, trial: Any) -> None:
+        writer = self._writers.pop(trial.trial_id, None)
+        if writer is not None:
+            writer.close()

@@ -62,7 +62,8 @@ def start_ray(address: str | None) -> None:
     if address:
         check_address(address)
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    # Only the JSON and CSV loggers (added in build_tuner): TensorBoard's cannot log lists.
+    # Only the JSON and CSV loggers and our TensorBoard scalars (build_tuner): Ray's own
+    # TensorBoard logger would try to log the results' lists.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of its own
     # Trial output stays in each trial's folder; the driver prints one line per interval.
@@ -110,7 +111,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from study.progress import ProgressLines, PruneFinished, trial_dirname
+    from study.progress import ProgressLines, PruneFinished, TensorBoardScalars, trial_dirname
 
     resources = spec["resources"]
     grid = spec["study"]["search"] == "grid"
@@ -137,8 +138,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         storage_path=str(experiment_dir.parent),
         failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[ProgressLines(specs.n_trials(spec)), PruneFinished(), JsonLoggerCallback(),
-                   CSVLoggerCallback()],
+        callbacks=[ProgressLines(specs.n_trials(spec)), PruneFinished(), TensorBoardScalars(),
+                   JsonLoggerCallback(), CSVLoggerCallback()],
         verbose=0,
     )
     return tune.Tuner(trainable(resources, packed), param_space=param_space,

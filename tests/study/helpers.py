@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tensorboardX.proto import event_pb2
 
 TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
         "--set", "train.latent_dim=4", "--set", "train.batch_size=16",
@@ -93,3 +95,18 @@ def assert_each_trial_trained_once(experiment: Path, steps: int) -> None:
         lines = result_lines(trial)
         assert finished(trial, steps), trial.name
         assert sum(1 for r in lines if r["step"] == 0 and "evaluation" in r) == 1, trial.name
+
+
+def tensorboard_scalars(trial_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of a trial's TensorBoard event files, by tag: (step, value) pairs. Reads the
+    TFRecord framing directly (length, its CRC, the Event, its CRC)."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(trial_dir.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[at : at + 8])
+            event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return found

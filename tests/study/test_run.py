@@ -24,6 +24,7 @@ from tests.study.helpers import (
     kill_when,
     one_finished_one_checkpointed,
     result_lines,
+    tensorboard_scalars,
     trial_dirs,
     wait_for,
 )
@@ -49,6 +50,10 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
         assert len(kept) == 1, kept
         final = torch.load(trial / kept[0] / "pack.pt", weights_only=True)["trainer"]
         assert "model" in final and "exp_avg" not in final
+        curves = tensorboard_scalars(trial)  # `tensorboard --logdir` shows the scalars
+        assert [step for step, _ in curves["train/loss"]] == [20, 40]
+        assert [step for step, _ in curves["eval/disentanglement_5var"]] == [0, 40]
+        assert {"train/recon", "eval/recon_test", "eval/recon_test_mean"} <= set(curves)
     for name in ("pareto_4var.csv", "pareto_5var.csv", "figure1_4var.png", "figure1_5var.png",
                  "figure2_reconstructions.png", "summary.json", "report.md"):
         assert (experiment / "report" / name).exists(), name
