@@ -11,6 +11,8 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +70,19 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of its own
     # Trial output stays in each trial's folder; the driver prints one line per interval.
     if address:
-        try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-        except ConnectionError as err:
-            raise BadInput(f"--address {address}: cannot join the Ray cluster ({err})") from None
+        failure = None
+        with captured_stderr() as said:  # Ray's core logs there why it could not connect
+            try:
+                ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            except ConnectionError as err:
+                failure = err
+            logged = said()
+        if failure is None:
+            sys.stderr.write(logged)  # joined: Ray's lines as they would have been
+        elif AUTH_FAILURE in logged:
+            raise BadInput(auth_failure(address))
+        else:
+            raise BadInput(f"--address {address}: cannot join the Ray cluster ({failure})")
     else:
         # No --address: a private instance. Plain ray.init() would join whatever cluster
         # `ray start` or another process's test cluster last registered on this machine
@@ -79,6 +90,41 @@ def start_ray(address: str | None) -> None:
         ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
                  include_dashboard=False, logging_level="WARNING", log_to_driver=False,
                  runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+
+
+AUTH_FAILURE = "InvalidAuthToken"  # what Ray's core logs when the cluster refuses a token
+
+
+def auth_failure(address: str) -> str:
+    """The one-line reason and fix when a token-authenticated cluster refuses the driver."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        return (f"--address {address}: the Ray cluster requires token authentication (Ray >= "
+                "2.59 `ray start` turns it on): set RAY_AUTH_MODE=token and the cluster's token "
+                "(RAY_AUTH_TOKEN, or the file ~/.ray/auth_token; `ray get-auth-token` on the "
+                "head prints it) here, as on every node")
+    return (f"--address {address}: the Ray cluster refused this machine's token (RAY_AUTH_TOKEN "
+            "or ~/.ray/auth_token): use the head's, which `ray get-auth-token` prints there")
+
+
+@contextmanager
+def captured_stderr() -> Iterator[Any]:
+    """Send file descriptor 2 (where Ray's C++ core logs) to a temporary file while inside;
+    yields a function returning what was written so far. Python's sys.stderr is flushed
+    first, so nothing of ours is lost or reordered."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+
+        def said() -> str:
+            sink.seek(0)
+            return sink.read().decode(errors="replace")
+        try:
+            yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def check_resources(resources: dict[str, Any]) -> None:
