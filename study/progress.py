@@ -29,17 +29,76 @@ def trial_dirname(trial: Any) -> str:
     return f"{trial.trial_id}_{flat.get('family', 'trial')}_{flat.get('value', 0):g}"
 
 
-class ProgressLines(Callback):
-    """Prints a line per result at most every `min_interval_s` seconds, and every trial end."""
+ONE_DAY_H = 24.0
 
-    def __init__(self, total_trials: int | None, min_interval_s: float = 5.0) -> None:
+
+def evaluations_per_trial(train: dict[str, Any]) -> int:
+    """How many evaluations a trial runs: step 0 (if asked), every `eval_every`, the end."""
+    steps, every = int(train["steps"]), int(train["eval_every"])
+    periodic = steps // every if every else 1
+    return periodic + (1 if every and steps % every else 0) + bool(train["eval_at_start"])
+
+
+def estimate_hours(trials: int, steps: int, steps_per_s: float, evaluations: int,
+                   evaluation_s: float, at_a_time: int) -> float:
+    """Wall time of a study whose trials each train `steps` at `steps_per_s` and run
+    `evaluations` of `evaluation_s` each, `at_a_time` trials side by side."""
+    per_trial = steps / steps_per_s + evaluations * evaluation_s
+    return trials * per_trial / max(1, at_a_time) / 3600
+
+
+class ProgressLines(Callback):
+    """Prints a line when a trial starts, per result at most every `min_interval_s` seconds,
+    and at every trial end; after the first trial's first training report, the study's
+    estimated wall time, measured on the resources it runs on (a warning beyond a day)."""
+
+    def __init__(self, total_trials: int | None, train: dict[str, Any] | None = None,
+                 min_interval_s: float = 5.0) -> None:
         self.total = total_trials
+        self.train = train
         self.min_interval_s = min_interval_s
         self._last = 0.0
         self._done: set[str] = set()
+        self._evaluated_at: dict[str, float] = {}  # trial -> time_total_s of its step-0 report
+        self._estimated = False
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        doing = ("evaluating the untrained models (step 0)"
+                 if (self.train or {}).get("eval_at_start") else "training")
+        print(f"[{time.strftime('%H:%M:%S')}] started {describe(trial.config)}: {doing}",
+              flush=True)
+
+    def _estimate(self, trials: list, trial: Any, result: dict) -> None:
+        """Print the study's estimated wall time once, from this trial's first steps."""
+        if self._estimated or not self.train or not self.total:
+            return
+        if result.get("step") == 0:
+            self._evaluated_at[trial.trial_id] = float(result.get("time_total_s", 0.0))
+            return
+        # without a step-0 evaluation, the first report's time is all training (and set-up)
+        evaluation_s = self._evaluated_at.get(
+            trial.trial_id, None if self.train["eval_at_start"] else 0.0)
+        if evaluation_s is None or "evaluation" in result:
+            return
+        seconds = float(result.get("time_total_s", 0.0)) - evaluation_s
+        if seconds <= 0:
+            return
+        self._estimated = True
+        rate = int(result["step"]) / seconds
+        at_a_time = max(1, sum(t.status == "RUNNING" for t in trials))
+        hours = estimate_hours(self.total, int(self.train["steps"]), rate,
+                               evaluations_per_trial(self.train), evaluation_s, at_a_time)
+        line = (f"[{time.strftime('%H:%M:%S')}] estimated wall time {hours:.1f} h "
+                f"({rate:.1f} steps/s per trial, {evaluation_s:.0f} s per evaluation, "
+                f"{at_a_time} trials at a time)")
+        if hours > ONE_DAY_H:
+            line += (": more than a day on these resources; add GPUs (--gpus-per-trial) or "
+                     "nodes, or run a smaller study (the laptop or quick preset)")
+        print(line, flush=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
+        self._estimate(trials, trial, result)
         now = time.monotonic()
         if now - self._last < self.min_interval_s and "evaluation" not in result:
             return

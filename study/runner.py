@@ -184,7 +184,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         storage_path=str(experiment_dir.parent),
         failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[ProgressLines(specs.n_trials(spec)), PruneFinished(), TensorBoardScalars(),
+        callbacks=[ProgressLines(specs.n_trials(spec), spec["train"]), PruneFinished(),
+                   TensorBoardScalars(),
                    JsonLoggerCallback(), CSVLoggerCallback()],
         verbose=0,
     )

@@ -41,6 +41,8 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     assert code == 0, err
     experiment = tmp_path / "g"
     assert out.strip().splitlines()[-1] == str(experiment / "report" / "index.html")
+    assert "started beta_vae β=1: evaluating the untrained models (step 0)" in out
+    assert "estimated wall time" in out and "trials at a time)" in out
     results = pd.read_csv(experiment / "report" / "results.csv")
     assert len(results) == 4 * 2 * 3  # trials × replicates × authors' calculations
     assert set(results["family"]) == {"beta_vae", "wae_uniform"}

@@ -91,3 +91,4 @@ def test_spec_files_are_read_and_bad_toml_refused(tmp_path):
     bad.write_text("[study\nname=")
     with pytest.raises(BadInput, match="not valid TOML"):
         spec.load(str(bad))
+
