@@ -6,6 +6,7 @@ Ray's resources are all checked before the experiment folder is created.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -90,6 +91,10 @@ def start_ray(address: str | None) -> None:
         ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
                  include_dashboard=False, logging_level="WARNING", log_to_driver=False,
                  runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+    # Tune's warnings speak of its own API (on Ctrl-C: "Resume experiment with:
+    # Tuner.restore(...)", then one FileNotFoundError per trial not yet started); the project
+    # says what happened and what to run (`finish`, the progress lines). Errors still show.
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
 
 
 AUTH_FAILURE = "InvalidAuthToken"  # what Ray's core logs when the cluster refuses a token

@@ -154,3 +154,5 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
     code, out, err = finish(proc, timeout=120)
     assert code == 130, err
     assert f"wae-study resume {experiment}" in err
+    # only the project's lines: not Tune's own resume hint nor its warnings about trials
+    assert "Tuner.restore" not in err and "FileNotFoundError" not in err, err
