@@ -243,8 +243,7 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
     from trainables import data as dsdata
 
     experiment_dir = Path(experiment_dir).expanduser().resolve()
-    spec_path = specs.spec_path(experiment_dir)
-    spec = specs.load(str(spec_path))
+    spec = specs.experiment_spec(experiment_dir)
     with exclusive(experiment_dir):
         start_ray(address)
         check_resources(spec["resources"])

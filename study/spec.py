@@ -200,13 +200,17 @@ def spec_path(experiment_dir: Path) -> Path:
     return path
 
 
+def experiment_spec(experiment_dir: Path) -> dict[str, dict[str, Any]]:
+    """An experiment's resolved `study.toml`; BadInput (one line, the fix) when the folder is
+    no experiment or the file is unreadable or invalid (e.g. truncated)."""
+    return load(str(spec_path(experiment_dir)))
+
+
 def data_path_for(experiment_dir: Path, data_path: Path | None) -> str | Path | None:
     """The dataset of an experiment: `data_path` if given, else its study.toml's
     `train.data_path` (None: the default file); BadInput when the folder is no experiment."""
-    path = spec_path(experiment_dir)
-    if data_path is not None:
-        return data_path
-    return tomllib.loads(path.read_text()).get("train", {}).get("data_path")
+    spec = experiment_spec(experiment_dir)
+    return data_path if data_path is not None else spec["train"].get("data_path")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

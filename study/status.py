@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +81,7 @@ def read_trials(experiment_dir: Path) -> list[TrialState]:
 
 def status(experiment_dir: Path) -> int:
     experiment_dir = Path(experiment_dir).expanduser().resolve()
-    spec_path = specs.spec_path(experiment_dir)
-    spec = specs.resolve(tomllib.loads(spec_path.read_text()))
+    spec = specs.experiment_spec(experiment_dir)
     trials = read_trials(experiment_dir)
     total = specs.n_trials(spec)
     counts = {s: sum(t.state == s for t in trials) for s in ("finished", "running", "paused",

@@ -63,7 +63,18 @@ CASES = {
     "status-missing": (lambda t: ["status", str(t / "nope")], "does not exist"),
     "report-not-experiment": (lambda t: ["report", str(t)], "not a wae-study experiment"),
     "unknown-preset-show": (lambda t: ["presets", "--show", "nope"], "unknown preset"),
+    "status-truncated-spec": (lambda t: ["status", str(_truncated(t))], "is not valid TOML"),
+    "report-truncated-spec": (lambda t: ["report", str(_truncated(t))], "is not valid TOML"),
+    "resume-truncated-spec": (lambda t: ["resume", str(_truncated(t))], "is not valid TOML"),
 }
+
+
+def _truncated(tmp: Path) -> Path:
+    """An experiment folder whose study.toml a crash cut mid-line."""
+    experiment = tmp / "cut"
+    experiment.mkdir(exist_ok=True)
+    (experiment / "study.toml").write_text('[study]\nname = "cu')
+    return experiment
 
 
 def _corrupt(tmp: Path) -> Path:
