@@ -60,6 +60,7 @@ class StudyResults:
     experiment_dir: Path
     name: str
     spec_text: str | None
+    spec: dict[str, Any]  # study.toml parsed ({} when missing or unreadable)
     results: pd.DataFrame  # latest evaluation after step 0, one row per (trial, replicate, calc)
     baseline: pd.DataFrame  # step-0 (untrained encoder) evaluation rows, same columns
     curves: pd.DataFrame  # one row per report: trial_id, family, value, step, loss, recon, ...
@@ -105,7 +106,8 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
     if not root.is_dir():
         raise FileNotFoundError(f"experiment folder {root} does not exist")
     warnings: list[str] = []
-    spec_text, name = _read_spec(root, warnings)
+    spec_text, spec = _read_spec(root, warnings)
+    name = spec.get("name")
     finals, baselines, curves, trials, diverged = [], [], [], [], []
     for trial_dir in sorted(p for p in root.iterdir() if _is_trial_dir(p)):
         trial = _read_trial(trial_dir, warnings)
@@ -116,8 +118,9 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
         diverged.extend(trial.diverged)
     return StudyResults(
         experiment_dir=root,
-        name=name,
+        name=str(name) if name else root.name,
         spec_text=spec_text,
+        spec=spec,
         results=_evaluation_table(finals),
         baseline=_evaluation_table(baselines),
         curves=pd.DataFrame(curves, columns=list(_CURVE_COLUMNS)),
@@ -131,17 +134,17 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
     )
 
 
-def _read_spec(root: Path, warnings: list[str]) -> tuple[str | None, str]:
+def _read_spec(root: Path, warnings: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """study.toml's text and its parsed tables ({} when missing or unparsable)."""
     path = root / "study.toml"
     if not path.is_file():
-        return None, root.name
+        return None, {}
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        name = tomllib.loads(text).get("name")
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         warnings.append(f"study.toml could not be parsed ({err}); shown as text")
-        name = None
-    return text, str(name) if name else root.name
+        return text, {}
 
 
 def _is_trial_dir(path: Path) -> bool:

@@ -9,7 +9,6 @@ its own; `summary_data` is what `summary.json` holds. `analysis.report` renders 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +145,7 @@ def analyse(study: StudyResults, n_boot: int, seed: int) -> Analysis:
     results = study.results
     reference = reference_recon(results)
     tasks = {t: analyse_task(results, t, reference, n_boot, seed) for t in TASKS}
-    train = train_table(study)
+    train = dict(study.spec.get("train", {}))
     notes = list(study.warnings)
     if study.recon_measure != RECON_SAMPLE:
         notes.append(f"recon_test / recon_train of this experiment decode the "
@@ -197,14 +196,6 @@ def baseline_table(baseline: pd.DataFrame) -> pd.DataFrame:
             entry[f"{m}_std"] = mine[m].std(ddof=1)
         out.append(entry)
     return pd.DataFrame(out) if len(rows) else pd.DataFrame()
-
-
-def train_table(study: StudyResults) -> dict[str, Any]:
-    """study.toml's [train] table ({} when missing or unreadable)."""
-    try:
-        return dict(tomllib.loads(study.spec_text or "").get("train", {}))
-    except tomllib.TOMLDecodeError:
-        return {}
 
 
 def summary_data(study: StudyResults, found: Analysis, n_boot: int, seed: int) -> dict[str, Any]:

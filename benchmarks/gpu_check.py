@@ -42,6 +42,7 @@ from trainables.allocator import reuse_freed_memory  # noqa: E402
 from trainables.config import AUTHORS_STEPS, FAMILIES, TrainConfig  # noqa: E402
 from trainables.data import DSprites  # noqa: E402
 from trainables.evaluate import evaluate_pack  # noqa: E402
+from trainables.hardware import device_name  # noqa: E402
 from trainables.pack import PackTrainer  # noqa: E402
 
 PAPER_TRIALS = 27  # the paper preset: 3 families × 9 values, each one pack of 10 replicates
@@ -258,7 +259,7 @@ def main() -> None:
     data = DSprites(packed_np, source="rendered" if not args.dry_run else "random bits")
     packed = torch.from_numpy(packed_np[::37].copy()).to(device)  # 19,927 rows for training
     emit(check="device", device=device.type, torch=torch.__version__,
-         name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+         name=device_name(device),
          dry_run=args.dry_run)
     start = time.perf_counter()
     steps = {"correctness": lambda: check_correctness(sizes, packed, device),

@@ -126,14 +126,19 @@ class ProgressLines(Callback):
               "it retries from its last checkpoint while retries remain", flush=True)
 
 
+def reached_last_step(trial: Any) -> bool:
+    """Whether a Tune trial reported its last step (its `steps`): done, whatever its status
+    (after Ctrl-C Tune marks the trials it stopped TERMINATED too)."""
+    return (trial.last_result or {}).get("step", -1) >= flat_trial_config(trial.config)["steps"]
+
+
 class PruneFinished(Callback):
     """When a trial finishes, keep only its final checkpoint (`study.folder.prune_checkpoints`):
     a finished `paper` trial keeps 0.57 GB of weights instead of two 1.7 GB full checkpoints.
     Only trials that reached their last step: an errored trial keeps its fallback."""
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        steps = flat_trial_config(trial.config).get("steps")
-        if trial.path and (trial.last_result or {}).get("step", -1) >= (steps or 0) > 0:
+        if trial.path and reached_last_step(trial):
             prune_checkpoints(trial.path)
 
 

@@ -262,12 +262,13 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
 def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
            dataset: Any) -> int:
     """Reconcile Optuna, write the report, and say how the study ended (exit code)."""
+    from study.progress import reached_last_step
+
     trials = results._experiment_analysis.trials
     errored = [t for t in trials if t.status == "ERROR"]
     # A trial is done when it reached its last step: after Ctrl-C Tune marks the trials it
     # stopped TERMINATED too, and may not have created every trial yet (hence the count).
-    done = [t for t in trials if t.status == "TERMINATED" and (t.last_result or {}).get(
-        "step", -1) >= flat_trial_config(t.config)["steps"]]
+    done = [t for t in trials if t.status == "TERMINATED" and reached_last_step(t)]
     unfinished = specs.n_trials(spec) - len(done) - len(errored)
     if spec["study"]["search"] == "adaptive" and not unfinished:
         from search_spaces.adaptive import reconcile

@@ -10,6 +10,7 @@ choice is a named option, never a constant.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import os
@@ -327,21 +328,17 @@ def _as(kind: Any, value: Any) -> Any:
     raise TypeError(f"unsupported field type {kind!r}")
 
 
+@functools.cache
 def _field_types() -> dict[str, Any]:
     """TrainConfig's field types, resolved once (`from __future__ import annotations` makes
     them strings)."""
-    global _TYPES
-    if _TYPES is None:
-        _TYPES = typing.get_type_hints(TrainConfig)
-    return _TYPES
+    return typing.get_type_hints(TrainConfig)
 
 
 def _type_text(kind: Any) -> str:
     return getattr(kind, "__name__", None) if get_origin(kind) is None else str(kind).replace(
         "typing.", "")
 
-
-_TYPES: dict[str, Any] | None = None
 
 
 def _number(value: Any, kind: type) -> int | float:

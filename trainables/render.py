@@ -3,10 +3,9 @@
 The geometry was calibrated against 160 real dSprites frames (frames of the dataset's animated
 preview, which traverses scale, orientation and position for each shape; the tests read them
 from `shared/reference/` beside the repository when it exists; `best_iou` measures the fit).
-dSprites was
-drawn with Love2D (its author, in deepmind/dsprites-dataset issue 2): vector shapes rasterised
-on a 64 x 64 canvas. What the frames showed (continuous pixel coordinates, pixel i covers
-[i, i + 1), sizes at scale 1, all sizes proportional to scale):
+dSprites was drawn with Love2D (its author, in deepmind/dsprites-dataset issue 2): vector
+shapes rasterised on a 64 x 64 canvas. What the frames showed (continuous pixel coordinates,
+pixel i covers [i, i + 1), sizes at scale 1, all sizes proportional to scale):
 
 * Sampling: a pixel is on when its centre (i + 0.5) is strictly inside the shape (binary, no
   anti-aliasing, as an OpenGL rasteriser does).
