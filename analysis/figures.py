@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import cm, colormaps, colors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -174,7 +174,55 @@ def training_curves(curves: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], path: Path) -> Path:
+    """λ1 (or β) over steps, one line per PBT trial, coloured by the trial's final objective;
+    a dot where a trial cloned another (its line jumps to the donor's value, perturbed)."""
+    if schedule.empty:
+        return placeholder(path, "No PBT reports yet.")
+    families = families_in(schedule)
+    fig = Figure(figsize=(5.5 * len(families), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(families), squeeze=False)
+    scores = np.array([v for v in final_score.values() if np.isfinite(v)])
+    low, high = (scores.min(), scores.max()) if scores.size else (0.0, 1.0)
+    cmap = colormaps["viridis"]
+    for ax, family in zip(axes[0], families, strict=True):
+        for trial_id, rows in schedule[schedule["family"] == family].groupby("trial_id"):
+            score = final_score.get(trial_id, np.nan)
+            shade = cmap((score - low) / (high - low)) if np.isfinite(score) and high > low \
+                else "tab:gray"
+            cloned = rows[rows["cloned_from"].notna()]
+            # the new value starts at the clone's step (its first report comes later)
+            line = pd.concat([rows.assign(order=0),
+                              cloned.assign(step=cloned["cloned_at"], order=1)])
+            line = line.sort_values(["step", "order"], kind="mergesort")
+            ax.step(line["step"], line["value"], where="post", color=shade, linewidth=1.2)
+            ax.plot(cloned["cloned_at"], cloned["value"], "o", color=shade, markersize=4)
+        ax.set_title(family, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("value (λ₁ or β) trained with")
+        ax.set_yscale("symlog", linthresh=0.1)  # λ1 = 0 and log steps above it
+        ax.grid(alpha=0.3)
+    if scores.size:
+        mappable = cm.ScalarMappable(colors.Normalize(low, high), cmap)
+        fig.colorbar(mappable, ax=axes[0].tolist(), label="final PBT objective")
+    return _save(fig, path)
+
+
+def hypervolume_progress(progress: pd.DataFrame, xlabel: str, path: Path) -> Path:
+    """The 5-variable front's normalised hypervolume as the search advanced."""
+    if progress.empty:
+        return placeholder(path, "No evaluations yet: no search progress to show.")
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    ax.plot(progress["x"], progress["hypervolume_norm"], "o-", color="tab:blue")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("hypervolume (norm), 5-var task")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     return path

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import figures
+from analysis import figures, search_progress
 from analysis.aggregate import PAPER, THRESHOLD_4VAR, mean_std
 from analysis.document import (
     Block,
@@ -107,6 +107,7 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int)
         Heading("Pareto fronts and hypervolumes"),
         *_front_blocks(found.tasks, found.reference, n_boot, seed),
         *figure_blocks,
+        *_search_blocks(study, found.reference, folder),
         Heading("Aggregated results (the paper's rule)"),
         *_aggregate_blocks(found.tasks),
         Heading("Untrained baseline (step 0)"),
@@ -132,6 +133,54 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int)
     (folder / "summary.json").write_text(
         json.dumps(jsonable(summary_data(study, found, n_boot, seed)), indent=2,
                    allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _search_blocks(study: StudyResults, reference: float, folder: Path) -> list[Block]:
+    """For an adaptive or PBT study: how the search advanced (and PBT's schedules)."""
+    search = study.spec.get("study", {}).get("search")
+    if search not in ("adaptive", "pbt"):
+        return []
+    box = (f"Hypervolume of the 5-variable front, normalised, in the box of the fronts above "
+           f"(reference point: disentanglement 0, test recon {_fmt(reference, 1)}).")
+    if search == "adaptive":
+        progress = search_progress.trial_progress(study.results, study.trials, study.curves,
+                                                  reference)
+        path = figures.hypervolume_progress(progress, "trials finished",
+                                            folder / "search_progress.png")
+        progress.to_csv(folder / "search_progress.csv", index=False)
+        return [Heading("Search progress"),
+                Image(path, f"{box} After each trial finished (in the order they finished), "
+                            "the front of the finished trials' final evaluations, every "
+                            "member a point.")]
+    pbt = study.spec.get("pbt", {})
+    progress = search_progress.pbt_progress(study.curves, reference)
+    progress.to_csv(folder / "search_progress.csv", index=False)
+    schedule = search_progress.schedules(study.curves)
+    schedule.to_csv(folder / "pbt_schedules.csv", index=False)
+    clones = search_progress.clones(study.curves)
+    final = search_progress.final_objective(study.curves, pbt) if pbt else {}
+    schedule_png = figures.pbt_schedules(schedule, final, folder / "pbt_schedules.png")
+    progress_png = figures.hypervolume_progress(progress, "step",
+                                                folder / "search_progress.png")
+    objective = (f"{pbt.get('objective')} (see study.toml's [pbt] table)" if pbt
+                 else "unknown")
+    return [
+        Heading("Population-based training"),
+        Paragraph(f"Each line is one trial: the value it trained with at each step; a dot "
+                  f"marks a clone (the trial copied a better trial's weights and continued "
+                  f"with a perturbed value). Colour: the trial's objective at its last "
+                  f"evaluation, {objective}. The fronts above are the population's final "
+                  f"models, each at the value it ended with (pbt_schedules.csv has every "
+                  f"step)."),
+        Image(schedule_png, "PBT schedules: value against step, per trial."),
+        Table(clones.assign(value=clones["value"].map(_g)) if len(clones)
+              else pd.DataFrame({"clones": ["none yet"]})),
+        Heading("Search progress", 3),
+        Image(progress_png, f"{box} At each evaluation step, the front of the population's "
+                            "evaluations at that step, one point per trial (the mean over its "
+                            "members); steps before the last use the cheaper interim "
+                            "evaluation (train.interim_*)."),
+    ]
 
 
 def _status(n: dict[str, int]) -> str:

@@ -41,7 +41,12 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
 )
 # Row keys that identify a row rather than measure something.
 _ROW_KEYS = frozenset(ROW_KEYS)
-_CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged")
+# One row per report. `value` is the value trained with at that step (PBT changes it; a
+# clone's first report names its donor in `cloned_from`); the scores are the latest
+# evaluation's means, made at `eval_step` (an interim evaluation before the last step).
+_CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged",
+                  "cloned_from", "cloned_at", "eval_step", "disentanglement_5var",
+                  "recon_test", "timestamp")
 _TRIAL_COLUMNS = (
     "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
     "evaluated_step", "finished", "n_diverged", "seeds", "devices", "path",
@@ -175,13 +180,14 @@ def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
     ordered = [by_step[s] for s in sorted(by_step)]
     evaluated = [evals[s] for s in sorted(evals)]
     first = reports[0] if reports else {}
+    latest = next((line for line in reversed(evaluated) if int(line["step"]) > 0), None)
     family = str(first.get("family") or config.get("family") or "unknown")
     param = str(first.get("param") or config.get("param") or PARAM_OF.get(family, "value"))
-    value = _number(first.get("value", config.get("value")))
+    # the value the latest evaluation's models trained with last (PBT perturbs it)
+    value = _number((latest or first).get("value", config.get("value")))
     trial_id = str(first.get("trial_id") or _trial_id_from_name(trial_dir.name))
     ident = {"trial_id": trial_id, "family": family, "param": param, "value": value}
 
-    latest = next((line for line in reversed(evaluated) if int(line["step"]) > 0), None)
     step0 = next((line for line in evaluated if int(line["step"]) == 0), None)
     last = ordered[-1] if ordered else {}
     planned = _number(config.get("steps"))
@@ -205,11 +211,14 @@ def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
     }
     curve = [
         {
-            **{k: ident[k] for k in ("trial_id", "family", "value")},
+            "trial_id": trial_id,
+            "family": family,
+            "value": _number(line.get("value", value)),
             "step": int(line["step"]),
-            "loss": _number(line.get("loss")),
-            "recon": _number(line.get("recon")),
-            "n_diverged": _number(line.get("n_diverged")),
+            **{key: _number(line.get(key)) for key in ("loss", "recon", "n_diverged")},
+            "cloned_from": line.get("cloned_from"),
+            **{key: _number(line.get(key)) for key in
+               ("cloned_at", "eval_step", "disentanglement_5var", "recon_test", "timestamp")},
         }
         for line in ordered
     ]

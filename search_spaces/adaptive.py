@@ -25,6 +25,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.seeds import trial_seeds
+from trainables import objectives
 
 OBJECTIVE_METRICS = ["disentanglement_5var", "recon_test"]
 OBJECTIVE_MODES = ["max", "min"]
@@ -56,10 +57,9 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def constrained_score(result: dict[str, Any], max_recon_test: float) -> float | None:
-    d5, recon = result.get("disentanglement_5var"), result.get("recon_test")
-    if d5 is None or recon is None or not math.isfinite(d5) or not math.isfinite(recon):
-        return None
-    return float(d5) - max(0.0, float(recon) / max_recon_test - 1.0)
+    """`trainables.objectives.score`'s constrained objective; None before an evaluation."""
+    value = objectives.score(result, "constrained", max_recon_test)
+    return None if math.isnan(value) else value
 
 
 class SeededOptunaSearch(OptunaSearch):

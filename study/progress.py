@@ -100,7 +100,8 @@ class ProgressLines(Callback):
                         **info: Any) -> None:
         self._estimate(trials, trial, result)
         now = time.monotonic()
-        if now - self._last < self.min_interval_s and "evaluation" not in result:
+        said = "evaluation" in result or "cloned_from" in result
+        if now - self._last < self.min_interval_s and not said:
             return
         self._last = now
         running = sum(t.status == "RUNNING" for t in trials)
@@ -114,6 +115,9 @@ class ProgressLines(Callback):
                      f"recon_test {result['recon_test']:.1f}")
         if result.get("n_diverged"):
             line += f", {result['n_diverged']} diverged"
+        if result.get("cloned_from"):
+            line += (f" (PBT: cloned trial {result['cloned_from']} at step "
+                     f"{result['cloned_at']})")
         print(line, flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -135,23 +139,34 @@ def reached_last_step(trial: Any) -> bool:
 class PruneFinished(Callback):
     """When a trial finishes, keep only its final checkpoint (`study.folder.prune_checkpoints`):
     a finished `paper` trial keeps 0.57 GB of weights instead of two 1.7 GB full checkpoints.
-    Only trials that reached their last step: an errored trial keeps its fallback."""
+    Only trials that reached their last step: an errored trial keeps its fallback. With
+    `at_end` (PBT, where another trial may still clone a finished one's earlier checkpoint)
+    only once the whole study has ended."""
+
+    def __init__(self, at_end: bool = False) -> None:
+        self.at_end = at_end
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.path and reached_last_step(trial):
+        if not self.at_end and trial.path and reached_last_step(trial):
             prune_checkpoints(trial.path)
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.at_end:
+            for trial in trials:
+                if trial.path and reached_last_step(trial):
+                    prune_checkpoints(trial.path)
 
-TRAIN_SCALARS = ("loss", "recon", "n_diverged")
+
+TRAIN_SCALARS = ("loss", "recon", "n_diverged", "value")  # value: λ1 or β (PBT changes it)
 EVAL_SCALARS = ("disentanglement_4var", "disentanglement_5var", "recon_test", "recon_train",
                 "recon_test_mean", "recon_train_mean")
 
 
 class TensorBoardScalars(Callback):
     """Per-trial scalar curves in the trial's folder (`tensorboard --logdir EXPERIMENT`):
-    train/loss, train/recon, train/n_diverged at every report, eval/<score> at evaluation
-    steps, against the training step. Only these scalars: a result's lists (member losses,
-    evaluation rows) stay in result.json."""
+    train/loss, train/recon, train/n_diverged, train/value at every report, eval/<score> at
+    evaluation steps, against the training step. Only these scalars: a result's lists
+    (member losses, evaluation rows) stay in result.json."""
 
     def __init__(self) -> None:
         self._writers: dict[str, Any] = {}

@@ -165,13 +165,21 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
     from study.progress import ProgressLines, PruneFinished, TensorBoardScalars, trial_dirname
 
     resources = spec["resources"]
-    grid = spec["study"]["search"] == "grid"
-    if grid:
+    search = spec["study"]["search"]
+    if search in ("grid", "pbt"):
         configs = specs.expand(spec)
         param_space: dict[str, Any] = {"trial": tune.grid_search(configs)}
+        scheduler = None
+        if search == "pbt":
+            from search_spaces.pbt_scheduler import PBTScheduler
+
+            # The scheduler adds its objective to the results it ranks; Tune's check that
+            # every result carries a scheduler's metric would refuse them before it does.
+            os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+            scheduler = PBTScheduler(spec["pbt"], spec["train"]["steps"])
         tune_config = tune.TuneConfig(
             max_concurrent_trials=resources["max_concurrent"] or None,
-            trial_dirname_creator=trial_dirname)
+            trial_dirname_creator=trial_dirname, scheduler=scheduler)
     else:
         from search_spaces.adaptive import make_searcher
 
@@ -188,8 +196,11 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         name=experiment_dir.name,
         storage_path=str(experiment_dir.parent),
         failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[ProgressLines(specs.n_trials(spec), spec["train"]), PruneFinished(),
+        # While trials run: the latest checkpoint and one fallback; PBT keeps two more, which
+        # other trials may be about to clone (Ray warns below three).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if search == "pbt" else 2),
+        callbacks=[ProgressLines(specs.n_trials(spec), spec["train"]),
+                   PruneFinished(at_end=search == "pbt"),
                    TensorBoardScalars(),
                    JsonLoggerCallback(), CSVLoggerCallback()],
         verbose=0,

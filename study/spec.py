@@ -1,16 +1,17 @@
 """Study specs: TOML in, validated before Ray starts, expanded deterministically into trials.
 
-A spec has five tables:
-  [study]      name, search ("grid" | "adaptive"), families, replicates, seed, seeds,
-               description
+A spec has six tables:
+  [study]      name, search ("grid" | "adaptive" | "pbt"), families, replicates, seed,
+               seeds, description
   [grid]       the values swept per family (β for beta_vae, λ1 for the WAEs)
   [adaptive]   the Optuna search over λ1 (WAE families only)
+  [pbt]        population-based training of λ1 / β (search_spaces.pbt)
   [train]      `trainables.config.TrainConfig` fields shared by every trial
   [resources]  cpus_per_trial, gpus_per_trial, max_concurrent, max_failures
 
 `resolve` fills every default in; the result is what `study.toml` records and what
-`wae-study presets --show` prints. `expand` turns a grid spec into the same list of trial
-configs every time.
+`wae-study presets --show` prints. `expand` turns a grid (or a PBT population) into the same
+list of trial configs every time.
 """
 
 from __future__ import annotations
@@ -21,19 +22,21 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from search_spaces import pbt as pbt_space
 from search_spaces.grids import PAPER_GRID, grid_points
 from search_spaces.seeds import SEED_DESIGNS, trial_seeds
 from study import toml_out
 from study.errors import BadInput
 from study.presets import PRESETS
+from trainables import objectives
 from trainables.config import FAMILIES, WAE_FAMILIES, TrainConfig
 
-SEARCHES = ("grid", "adaptive")
+SEARCHES = ("grid", "adaptive", "pbt")
 SAMPLERS = ("tpe", "nsga2", "random")
 OBJECTIVES = ("pareto", "constrained")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Fields the study sets per trial; [train] may not set them.
-PER_TRIAL = ("family", "value", "replicates", "seed", "seeds")
+PER_TRIAL = ("family", "value", "replicates", "seed", "seeds", "perturbable")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "study": {
@@ -56,6 +59,23 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_recon_test": 150.0,
         "seed": 0,
     },
+    "pbt": {
+        "families": ["wae_gaussian"],
+        "population": 8,
+        "perturbation_interval": 5000,
+        "quantile_fraction": 0.25,
+        "resample_probability": 0.25,
+        "perturbation_factor": 1.25,
+        "lambda1_min": 0.0,
+        "lambda1_max": 12.0,
+        "beta_min": 1.0,
+        "beta_max": 100.0,
+        "floor": 0.1,
+        "objective": "constrained",
+        "max_recon_test": 150.0,
+        "recon_scale": 1000.0,
+        "seed": 0,
+    },
     "train": {},  # filled from TrainConfig's defaults in `resolve`
     "resources": {
         "cpus_per_trial": 1.0,
@@ -66,7 +86,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 COMMENTS: dict[str, str] = {
-    "study.search": "grid | adaptive",
+    "study.search": "grid | adaptive | pbt",
     "study.replicates": "models per trial, trained together as one pack",
     "study.seed": "the study's seed: every model's seed derives from it (search_spaces.seeds)",
     "study.seeds": "independent: every (trial, replicate) its own seed | paired: the same "
@@ -75,6 +95,19 @@ COMMENTS: dict[str, str] = {
     "adaptive.sampler": "tpe | nsga2 | random (seeded with adaptive.seed)",
     "adaptive.objective": "pareto: 5-var up, recon_test down | constrained: 5-var up "
                           "subject to recon_test <= max_recon_test",
+    "pbt.families": "one population per family; a trial only clones its own family",
+    "pbt.population": "trials per family, started log-spaced from max(min, floor) to max "
+                      "(min itself first when below floor)",
+    "pbt.perturbation_interval": "steps between perturbations: a multiple of "
+                                 "train.checkpoint_every and train.eval_every",
+    "pbt.quantile_fraction": "bottom fraction that clones the top fraction (<= 0.5)",
+    "pbt.resample_probability": "chance a clone's value is drawn afresh, log-uniform",
+    "pbt.perturbation_factor": "otherwise the value is multiplied or divided by it",
+    "pbt.floor": "log-scale floor: a value below it perturbs as if at it; a result below "
+                 "it becomes the family's min (so lambda1 = 0 is reachable)",
+    "pbt.objective": "constrained: 5-var - max(0, recon_test / max_recon_test - 1) | "
+                     "weighted: 5-var - recon_test / recon_scale",
+    "pbt.seed": "seeds the perturbations (Ray picks which top trial is cloned)",
     "resources.max_concurrent": "0 = as many as the cluster's resources allow",
     "resources.max_failures": "retries per trial, each from its last checkpoint",
 }
@@ -110,6 +143,7 @@ def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
                            f"known tables: {', '.join(defaults)}")
         if not isinstance(raw[table], dict):
             raise BadInput(f"{table} must be a table ([{table}]), got {raw[table]!r}")
+    _check_one_search(raw, defaults)
     for table, table_defaults in defaults.items():
         given = raw.get(table, {})
         body = dict(table_defaults)
@@ -132,6 +166,19 @@ def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return spec
 
 
+def _check_one_search(raw: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> None:
+    """PBT is a scheduler that runs without a searcher: a spec that sets both [adaptive] (the
+    Optuna searcher) and [pbt] values away from their defaults asks for a combination Ray
+    cannot run."""
+    search = raw.get("study", {}).get("search") if isinstance(raw.get("study"), dict) else None
+    other = {"pbt": "adaptive", "adaptive": "pbt"}.get(search)
+    given = raw.get(other) if other else None
+    if isinstance(given, dict) and any(defaults[other].get(k) != v for k, v in given.items()):
+        raise BadInput(f"[{other}] does not combine with study.search = '{search}' (Ray's "
+                       f"population-based training runs without a searcher): remove [{other}] "
+                       f"or set study.search = '{other}'")
+
+
 def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     study, grid, adaptive, res = spec["study"], spec["grid"], spec["adaptive"], spec["resources"]
     if not NAME_PATTERN.match(study["name"]):
@@ -140,11 +187,11 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     if study["search"] not in SEARCHES:
         raise BadInput(f"study.search must be one of {', '.join(SEARCHES)}, "
                        f"got '{study['search']}'")
-    families = study["families"] if study["search"] == "grid" else adaptive["families"]
-    table = "study" if study["search"] == "grid" else "adaptive"
+    table = "study" if study["search"] == "grid" else study["search"]
+    families = spec[table]["families"]
     if not families:
         raise BadInput(f"{table}.families is empty; name at least one of {', '.join(FAMILIES)}")
-    allowed = FAMILIES if study["search"] == "grid" else WAE_FAMILIES
+    allowed = WAE_FAMILIES if study["search"] == "adaptive" else FAMILIES
     for family in families:
         if family not in allowed:
             raise BadInput(f"unknown family '{family}' in {table}.families; "
@@ -167,6 +214,8 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
                 raise BadInput(f"grid.{family} must hold numbers >= 0, got {bad[0]!r}")
             if len(set(values)) != len(values):
                 raise BadInput(f"grid.{family} repeats a value; list each value once")
+    elif study["search"] == "pbt":
+        _check_pbt(spec["pbt"], spec["train"], families)
     else:
         if adaptive["trials"] < 1:
             raise BadInput(f"adaptive.trials must be >= 1, got {adaptive['trials']}")
@@ -189,6 +238,45 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     except ValueError as err:
         raise BadInput(f"[train] {err}") from None
     spec["train"] = {k: v for k, v in checked.items() if k not in PER_TRIAL}
+
+
+def _check_pbt(pbt: dict[str, Any], train: dict[str, Any], families: list[str]) -> None:
+    """The [pbt] table, and the [train] steps it relies on (evaluations and checkpoints at
+    every perturbation step)."""
+    if len(set(families)) != len(families):
+        raise BadInput("pbt.families repeats a family; list each once")
+    if pbt["population"] < 2:
+        raise BadInput(f"pbt.population must be >= 2 (a trial clones another of its family), "
+                       f"got {pbt['population']}")
+    interval = pbt["perturbation_interval"]
+    steps = train["steps"]
+    if not 0 < interval < steps:
+        raise BadInput(f"pbt.perturbation_interval must be in (0, train.steps = {steps}), got "
+                       f"{interval}")
+    for key in ("checkpoint_every", "eval_every"):
+        every = train[key]
+        if not every or interval % every:
+            raise BadInput(f"pbt.perturbation_interval ({interval}) must be a multiple of "
+                           f"train.{key} ({every}): PBT ranks and clones trials by their "
+                           f"evaluation and checkpoint at every perturbation step; set "
+                           f"train.{key} = {interval}")
+    if not 0 < pbt["quantile_fraction"] <= 0.5:
+        raise BadInput("pbt.quantile_fraction must be in (0, 0.5]")
+    if not 0 <= pbt["resample_probability"] <= 1:
+        raise BadInput("pbt.resample_probability must be in [0, 1]")
+    if not pbt["perturbation_factor"] > 1:
+        raise BadInput("pbt.perturbation_factor must be > 1 (e.g. 1.25)")
+    if not pbt["floor"] > 0:
+        raise BadInput("pbt.floor must be > 0 (e.g. 0.1): log-scale steps need a floor")
+    for param in {"beta" if f == "beta_vae" else "lambda1" for f in families}:
+        low, high = pbt[f"{param}_min"], pbt[f"{param}_max"]
+        if not 0 <= low < high or high <= pbt["floor"]:
+            raise BadInput(f"pbt.{param}_min must be >= 0 and below pbt.{param}_max, which "
+                           f"must exceed pbt.floor")
+    if pbt["objective"] not in objectives.OBJECTIVES:
+        raise BadInput(f"pbt.objective must be one of {', '.join(objectives.OBJECTIVES)}")
+    if pbt["max_recon_test"] <= 0 or pbt["recon_scale"] <= 0:
+        raise BadInput("pbt.max_recon_test and pbt.recon_scale must be > 0")
 
 
 def spec_path(experiment_dir: Path) -> Path:
@@ -257,9 +345,11 @@ def dumps(spec: dict[str, dict[str, Any]]) -> str:
 
 
 def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """A grid spec as its trial configs, in the same order every time; trial i's members get
-    their seeds from `search_spaces.seeds.trial_seeds`."""
+    """A grid spec (or a PBT spec's initial population) as its trial configs, in the same
+    order every time; trial i's members get their seeds from `search_spaces.seeds`."""
     study = spec["study"]
+    if study["search"] == "pbt":
+        return pbt_space.expand(spec)
     return [
         {**spec["train"], "family": family, "value": value, "replicates": study["replicates"],
          "seeds": trial_seeds(study["seed"], i, study["replicates"], study["seeds"])}
@@ -269,9 +359,9 @@ def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def n_trials(spec: dict[str, dict[str, Any]]) -> int:
     """Tune trials the study runs in all: the grid's points, or the adaptive budget."""
-    if spec["study"]["search"] == "grid":
-        return len(expand(spec))
-    return spec["adaptive"]["trials"]
+    if spec["study"]["search"] == "adaptive":
+        return spec["adaptive"]["trials"]
+    return len(expand(spec))
 
 
 def n_models(spec: dict[str, dict[str, Any]]) -> int:

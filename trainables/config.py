@@ -47,6 +47,7 @@ RUN_FIELDS = frozenset({
     "report_every", "checkpoint_every", "eval_every", "eval_at_start", "metrics",
     "higgins_protocol", "higgins_classifier_steps", "higgins_votes", "eval_seed",
     "recon_eval_images", "uniform_code", "data_path", "device", "keep_optimizer_state",
+    "interim_higgins_votes", "interim_higgins_classifier_steps", "interim_recon_eval_images",
 })
 
 
@@ -79,6 +80,9 @@ class TrainConfig:
         "each member's own seed (one per replicate), as a study assigns them "
         "(search_spaces.seeds); a member's init, batches and noise come from its seed alone, "
         "so it trains the same in any pack; null = seed + r", default=None)
+    perturbable: bool = _help(
+        "population-based training may change `value` between checkpoints (a PBT study sets "
+        "it); otherwise a checkpoint only continues its own value", default=False)
     steps: int = _help("optimiser steps per member (the authors: 60,000)", default=AUTHORS_STEPS)
     batch_size: int = _help(
         "images per member per step; 100 as the authors (disentanglement_lib uses 64)",
@@ -144,6 +148,15 @@ class TrainConfig:
         default=0)
     recon_eval_images: int = _help(
         "images per split for the train/test reconstruction errors", default=10_000)
+    interim_higgins_votes: int | None = _help(
+        "higgins_votes of every evaluation before the last step (periodic ones, PBT's "
+        "perturbation steps): a cheaper ranking; null = as the final evaluation", default=None)
+    interim_higgins_classifier_steps: int | None = _help(
+        "higgins_classifier_steps of the evaluations before the last step; null = as the "
+        "final", default=None)
+    interim_recon_eval_images: int | None = _help(
+        "recon_eval_images of the evaluations before the last step; null = as the final",
+        default=None)
     split_seed: int = _help("seed of the random train/test split of all images", default=0)
     test_fraction: float = _help("fraction of the images held out for testing", default=0.1)
     data_path: str | None = _help(
@@ -174,6 +187,13 @@ class TrainConfig:
             scale = self.steps / AUTHORS_STEPS
             return [(round(step * scale), lr) for step, lr in AUTHORS_SCHEDULE]
         return [(int(step), float(lr)) for step, lr in self.lr_schedule]
+
+    def interim(self) -> TrainConfig:
+        """This config as evaluations before the last step use it (the `interim_*` fields)."""
+        changes = {name: getattr(self, f"interim_{name}") for name in
+                   ("higgins_votes", "higgins_classifier_steps", "recon_eval_images")}
+        return dataclasses.replace(
+            self, **{k: v for k, v in changes.items() if v is not None})
 
     def lr_at(self, step: int) -> float:
         """Learning rate of the update made at `step` (0-based)."""
@@ -226,7 +246,8 @@ class TrainConfig:
         _at_least("eval_every", self.eval_every, 0)
         _at_least("recon_eval_images", self.recon_eval_images, 1)
         _at_least("eval_seed", self.eval_seed, 0)
-        for name in ("higgins_classifier_steps", "higgins_votes"):
+        for name in ("higgins_classifier_steps", "higgins_votes", "interim_higgins_votes",
+                     "interim_higgins_classifier_steps", "interim_recon_eval_images"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
         if not self.penalty_p > 0:

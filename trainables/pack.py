@@ -227,18 +227,23 @@ class PackTrainer:
         for name in ("adam_step", "window"):
             getattr(self, name).copy_(state[name])
         moved = False
-        for gen, saved, seed in zip(self.generators, state["generators"],
-                                    self.cfg.member_seeds, strict=True):
+        for gen, saved in zip(self.generators, state["generators"], strict=True):
             try:
                 gen.set_state(saved)
             except RuntimeError:  # saved on another device type: its stream cannot continue
-                gen.manual_seed(member_stream_seed(seed, TRAIN_STREAM, self.step))
                 moved = True
         if moved:
+            self.restart_streams()
             warnings.warn("the checkpoint's batch streams come from another device type; they "
                           f"restart from seeds derived from step {self.step}: training goes "
                           "on, but not bitwise as it would have on the original device",
                           stacklevel=2)
+
+    def restart_streams(self) -> None:
+        """Each member's batch and noise stream restarted from its own seed and the step (a
+        checkpoint from another device type, or another trial's after a PBT clone)."""
+        for gen, seed in zip(self.generators, self.cfg.member_seeds, strict=True):
+            gen.manual_seed(member_stream_seed(seed, TRAIN_STREAM, self.step))
 
 
 def _by_member(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:

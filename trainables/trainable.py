@@ -7,7 +7,12 @@
 
 Every report carries the latest evaluation's scalar means (NaN before the first) so that a
 searcher or scheduler watching them always finds its metric (Tune checks every result);
-`eval_step` says which step they belong to.
+`eval_step` says which step they belong to. Evaluations before the last step use the
+config's `interim_*` settings (step 0, the chance baseline, and the last use the full ones).
+
+Population-based training restarts a trial from another trial's checkpoint with a perturbed
+`value` (a `perturbable` config): the first report after it names the donor (`cloned_from`,
+`cloned_at`), and the members' batch and noise streams restart from their own seeds.
 """
 
 from __future__ import annotations
@@ -48,15 +53,19 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
     last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     hardware = device_name(device)
+    trial_id = tune.get_context().get_trial_id()
+    clone: dict[str, Any] = {}  # said once, in the first report after a PBT clone
 
     def report(evaluate: bool, save: bool) -> None:
         nonlocal last_eval
         result = {**trainer.read_report(), "family": cfg.family, "param": cfg.param,
                   "value": cfg.value, "seeds": cfg.member_seeds, "node_id": node_id,
-                  "device": str(device), "device_name": hardware}
+                  "device": str(device), "device_name": hardware, **clone}
+        clone.clear()
         if evaluate:
-            rows = evaluate_pack(trainer.model, dataset, split, cfg, trainer.step,
-                                 result["diverged_at"])
+            full = trainer.step in (0, cfg.steps)
+            rows = evaluate_pack(trainer.model, dataset, split, cfg if full else cfg.interim(),
+                                 trainer.step, result["diverged_at"])
             last_eval = {**summarize(rows), "eval_step": trainer.step}
             result["evaluation"] = rows
         result.update(last_eval)
@@ -66,6 +75,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
         weights_only = trainer.step >= cfg.steps and not cfg.keep_optimizer_state
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint.save(tmp, {"config": cfg.to_dict(), "step": trainer.step,
+                                  "trial_id": trial_id,
                                   "split_seed": cfg.split_seed,
                                   "diverged_at": result["diverged_at"],
                                   "trainer": trainer.state_dict(weights_only=weights_only),
@@ -74,8 +84,13 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
 
     payload = restorable_payload(tune.get_checkpoint())
     if payload is not None:
-        _check_resumable(cfg, payload["config"])  # same steps: a weights-only one is final
+        donor = payload.get("trial_id")
+        cloned = donor is not None and trial_id is not None and donor != trial_id
+        _check_resumable(cfg, payload["config"], cloned)  # same steps: weights-only is final
         trainer.load_state_dict(payload["trainer"])
+        if cloned:
+            trainer.restart_streams()
+            clone.update(cloned_from=donor, cloned_at=trainer.step)
         checkpoint.set_rng_state(payload["rng"])
         last_eval = payload["last_eval"]
     elif cfg.eval_at_start:
@@ -143,10 +158,13 @@ def pick_device(spec: str) -> torch.device:
     return torch.device("cpu")
 
 
-def _check_resumable(cfg: TrainConfig, saved: dict) -> None:
-    """A checkpoint continues only the same trajectory; run-only fields may change."""
+def _check_resumable(cfg: TrainConfig, saved: dict, cloned: bool = False) -> None:
+    """A checkpoint continues only the same trajectory; run-only fields may change, `value`
+    when PBT may perturb it, and the members' seeds when PBT cloned another trial."""
     current = cfg.to_dict()
-    changed = sorted(k for k in current if k not in RUN_FIELDS and saved.get(k) != current[k])
+    free = RUN_FIELDS | ({"value"} if cfg.perturbable else set()) | \
+        ({"seeds", "seed"} if cloned else set())
+    changed = sorted(k for k in current if k not in free and saved.get(k) != current[k])
     if changed:
         raise checkpoint.CheckpointError(
             f"checkpoint was written with different {', '.join(changed)} "

@@ -7,6 +7,7 @@ import math
 import shutil
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -80,8 +81,13 @@ def test_trial_config_merges_nested_and_top_level_keys():
 class FakeTune:
     Checkpoint = tune.Checkpoint
 
-    def __init__(self, store: Path, resume_from: Path | None = None) -> None:
+    def __init__(self, store: Path, resume_from: Path | None = None,
+                 trial_id: str | None = None) -> None:
         self.store, self.resume_from, self.reports, self.saved = store, resume_from, [], []
+        self.trial_id = trial_id
+
+    def get_context(self):
+        return SimpleNamespace(get_trial_id=lambda: self.trial_id)
 
     def get_checkpoint(self):
         return None if self.resume_from is None else tune.Checkpoint.from_directory(
@@ -95,8 +101,8 @@ class FakeTune:
             self.saved.append(kept)
 
 
-def run_fake(monkeypatch, config, packed, store, resume_from=None) -> FakeTune:
-    fake = FakeTune(store, resume_from)
+def run_fake(monkeypatch, config, packed, store, resume_from=None, trial_id=None) -> FakeTune:
+    fake = FakeTune(store, resume_from, trial_id)
     monkeypatch.setattr(trainable, "tune", fake)
     trainable.train_trial(config, packed)
     return fake
@@ -163,6 +169,52 @@ def test_resume_refuses_a_checkpoint_of_another_trajectory(monkeypatch, packed, 
     with pytest.raises(checkpoint.CheckpointError, match="seed"):
         run_fake(monkeypatch, {**config, "seed": 9}, packed, tmp_path / "b",
                  resume_from=first.saved[0])
+
+
+def test_a_pbt_clone_takes_the_donors_weights_with_its_own_value_and_streams(
+        monkeypatch, packed, tmp_path):
+    donor_cfg = {**TINY, "family": "beta_vae", "value": 4.0, "eval_at_start": False,
+                 "perturbable": True, "seeds": [11, 12]}
+    donor = run_fake(monkeypatch, donor_cfg, packed, tmp_path / "a", trial_id="donor")
+    mine = {**donor_cfg, "value": 5.0, "seeds": [21, 22]}
+    clone = run_fake(monkeypatch, mine, packed, tmp_path / "b", resume_from=donor.saved[0],
+                     trial_id="me")
+    first = clone.reports[0]
+    assert (first["step"], first["value"], first["seeds"]) == (6, 5.0, [21, 22])
+    assert (first["cloned_from"], first["cloned_at"]) == ("donor", 4)
+    assert torch.load(clone.saved[-1] / checkpoint.FILE, weights_only=True)["trial_id"] == "me"
+    # the same restore within one trial (a resume) is no clone: the streams continue
+    again = run_fake(monkeypatch, {**donor_cfg, "value": 5.0}, packed, tmp_path / "c",
+                     resume_from=donor.saved[0], trial_id="donor")
+    assert "cloned_from" not in again.reports[0]
+    assert again.reports[-1]["member_loss"] != clone.reports[-1]["member_loss"]
+
+
+def test_only_a_perturbable_trial_continues_with_another_value(monkeypatch, packed, tmp_path):
+    config = {**TINY, "family": "beta_vae", "eval_at_start": False}
+    first = run_fake(monkeypatch, config, packed, tmp_path / "a", trial_id="t")
+    with pytest.raises(checkpoint.CheckpointError, match="value"):
+        run_fake(monkeypatch, {**config, "value": 2.0}, packed, tmp_path / "b",
+                 resume_from=first.saved[0], trial_id="t")
+    with pytest.raises(checkpoint.CheckpointError, match="seeds"):  # not a clone: same trial
+        run_fake(monkeypatch, {**config, "perturbable": True, "seeds": [5, 6]}, packed,
+                 tmp_path / "c", resume_from=first.saved[0], trial_id="t")
+
+
+def test_interim_evaluations_use_the_interim_settings(monkeypatch, packed, tmp_path):
+    import trainables.trainable as module
+
+    seen = []
+    real = module.evaluate_pack
+
+    def spy(model, data, split, cfg, step, diverged_at):
+        seen.append((step, cfg.recon_eval_images))
+        return real(model, data, split, cfg, step, diverged_at)
+
+    monkeypatch.setattr(module, "evaluate_pack", spy)
+    run_fake(monkeypatch, {**TINY, "eval_every": 2, "interim_recon_eval_images": 8}, packed,
+             tmp_path)
+    assert seen == [(0, 32), (2, 8), (4, 8), (6, 32)]
 
 
 def test_evaluation_rows_with_higgins_and_a_diverged_member(packed):

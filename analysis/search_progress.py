@@ -1,0 +1,88 @@
+"""How an adaptive search got where it did: PBT's schedules, and the hypervolume of the
+study's front as the search advanced.
+
+Hypervolume progress, 5-variable task, in the report's box (reference point: disentanglement
+0, `recon_test` = the report's reference, 1.1 × the largest healthy final `recon_test`):
+    adaptive / grid  after the n-th trial to finish (ordered by its last report's time), the
+                     front of those trials' final evaluations, every member a point
+    pbt              at every evaluation step, the front of the population's evaluations at
+                     that step, one point per trial (the mean over its members); steps before
+                     the last use the cheaper interim evaluation
+Both read only the results tables, so they work on any (partial) study.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.pareto import hypervolume
+from analysis.results import usable
+from trainables import objectives
+
+PROGRESS_COLUMNS = ("x", "hypervolume", "hypervolume_norm", "n_points")
+
+
+def schedules(curves: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, report): trial_id, family, step, value, cloned_from, cloned_at;
+    for PBT the value a trial trained with over steps and where it copied another trial's
+    weights (the report after the clone names the donor and the step it cloned at)."""
+    columns = ["trial_id", "family", "step", "value", "cloned_from", "cloned_at"]
+    if curves.empty:
+        return pd.DataFrame(columns=columns)
+    return curves[columns].sort_values(["trial_id", "step"], kind="mergesort").reset_index(
+        drop=True)
+
+
+def clones(curves: pd.DataFrame) -> pd.DataFrame:
+    """Every PBT clone: trial_id, the step it cloned at, the value it continued with, its
+    donor."""
+    found = curves[curves["cloned_from"].notna()]
+    return found[["trial_id", "family", "cloned_at", "value", "cloned_from"]].astype(
+        {"cloned_at": int}).reset_index(drop=True)
+
+
+def final_objective(curves: pd.DataFrame, pbt: dict[str, Any]) -> dict[str, float]:
+    """Each trial's PBT objective ([pbt] table) at its last report."""
+    last = curves.sort_values("step", kind="mergesort").groupby("trial_id").tail(1)
+    return {row.trial_id: objectives.score(
+                {"disentanglement_5var": row.disentanglement_5var, "recon_test": row.recon_test},
+                pbt["objective"], pbt["max_recon_test"], pbt["recon_scale"])
+            for row in last.itertuples()}
+
+
+def pbt_progress(curves: pd.DataFrame, reference: float) -> pd.DataFrame:
+    """Hypervolume (5-var task) of the population's evaluations at each evaluation step > 0;
+    `x` is the step."""
+    evaluated = curves[(curves["step"] == curves["eval_step"]) & (curves["step"] > 0)]
+    rows = []
+    for step, at in evaluated.groupby("step"):
+        rows.append(_row(step, at["disentanglement_5var"], at["recon_test"], reference))
+    return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
+
+
+def trial_progress(results: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame,
+                   reference: float) -> pd.DataFrame:
+    """Hypervolume (5-var task) of the finished trials' final evaluations after each trial
+    finished; `x` is how many had finished."""
+    finished = trials[trials["finished"].astype(bool)]
+    ended = curves.groupby("trial_id")["timestamp"].max()
+    order = sorted(finished["trial_id"], key=lambda t: (ended.get(t, math.inf), t))
+    rows = usable(results, "5var")
+    out = []
+    for n in range(1, len(order) + 1):
+        mine = rows[rows["trial_id"].isin(order[:n])]
+        out.append(_row(n, mine["disentanglement_5var"], mine["recon_test"], reference))
+    return pd.DataFrame(out, columns=list(PROGRESS_COLUMNS))
+
+
+def _row(x: float, disentanglement: pd.Series, recon: pd.Series,
+         reference: float) -> dict[str, float]:
+    d, r = np.asarray(disentanglement, dtype=float), np.asarray(recon, dtype=float)
+    ok = np.isfinite(d) & np.isfinite(r)
+    volume = hypervolume(d[ok], r[ok], reference) if math.isfinite(reference) else math.nan
+    return {"x": x, "hypervolume": volume, "hypervolume_norm": volume / reference,
+            "n_points": int(ok.sum())}

@@ -1,0 +1,132 @@
+"""Ray Tune's asynchronous population-based training with the project's rules
+(`search_spaces.pbt`): populations per family, the scalarised objective, clones keep their
+own seeds, no perturbation at a trial's last step.
+
+The scheduler's per-trial state (last perturbation step, last score) and its random state are
+saved to `<experiment>/pbt_state.json` at every perturbation step and read back when `resume`
+re-adds the trials, so a resumed study neither perturbs twice nor forgets scores. `[pbt].seed`
+seeds the perturbations; which top trial a bottom one clones is Ray's random choice, and
+trials interleave asynchronously: a PBT study is not bitwise repeatable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+from search_spaces.pbt import objective, perturb
+from trainables.config import flat_trial_config
+
+OBJECTIVE_KEY = "pbt_objective"  # what the scheduler ranks by (added to each result it sees)
+STATE_FILE = "pbt_state.json"
+
+
+class PBTScheduler(PopulationBasedTraining):
+    """Ray Tune's asynchronous PBT with the project's rules: populations per family, the
+    scalarised objective, clones keep their own seeds, no perturbation at a trial's last
+    step, state saved beside the experiment for `resume`."""
+
+    def __init__(self, pbt: dict[str, Any], steps: int) -> None:
+        self._pbt = dict(pbt)
+        self._steps = int(steps)
+        self._rng = random.Random(int(pbt["seed"]))
+        self._saved: dict[str, Any] | None = None  # pbt_state.json, read at the first add
+        super().__init__(
+            time_attr="step", metric=OBJECTIVE_KEY, mode="max",
+            perturbation_interval=int(pbt["perturbation_interval"]),
+            quantile_fraction=float(pbt["quantile_fraction"]),
+            resample_probability=float(pbt["resample_probability"]),
+            custom_explore_fn=self._explore, log_config=True)
+
+    # ---- what a trial is ---------------------------------------------------------------
+    @staticmethod
+    def _family(trial: Any) -> str:
+        return flat_trial_config(trial.config)["family"]
+
+    def _explore(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The donor's config with a perturbed value (called by Ray on the copied config)."""
+        flat = flat_trial_config(config)
+        new_value = perturb(float(flat["value"]), flat["family"], self._pbt, self._rng)
+        if isinstance(config.get("trial"), dict):
+            config["trial"] = {**config["trial"], "value": new_value}
+        else:
+            config["value"] = new_value
+        return config
+
+    def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
+        """The explored config, with the bottom trial's own member seeds kept."""
+        new_config, operations = super()._get_new_config(trial, trial_to_clone)
+        seeds = flat_trial_config(trial.config).get("seeds")
+        if isinstance(new_config.get("trial"), dict):
+            new_config["trial"] = {**new_config["trial"], "seeds": seeds}
+        else:
+            new_config["seeds"] = seeds
+        return new_config, operations
+
+    # ---- Ray's hooks -------------------------------------------------------------------
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if self._saved is None:
+            self._saved = _read_state(Path(trial.local_experiment_path) / STATE_FILE)
+            if "rng" in self._saved:
+                version, internal, gauss = self._saved["rng"]
+                self._rng.setstate((version, tuple(internal), gauss))
+        kept = self._saved.get("trials", {}).get(trial.trial_id)
+        if kept:
+            state = self._trial_state[trial]
+            state.last_perturbation_time = kept["last_perturbation_time"]
+            state.last_train_time = kept["last_train_time"]
+            state.last_score = kept["last_score"]
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if int(result.get("step", 0)) >= self._steps:
+            return TrialScheduler.CONTINUE  # a last step is never perturbed: trials end as is
+        scored = {**result, OBJECTIVE_KEY: objective(result, self._pbt)}
+        before = self._trial_state[trial].last_perturbation_time
+        decision = super().on_trial_result(tune_controller, trial, scored)
+        if self._trial_state[trial].last_perturbation_time != before:
+            self._write_state(tune_controller, trial)
+        return decision
+
+    def _checkpoint_or_exploit(self, trial: Any, tune_controller: Any, upper_quantile: list,
+                               lower_quantile: list) -> None:
+        """Ray's rule applied within the trial's family: quantiles of its own population."""
+        family = self._family(trial)
+        same = {t for t in self._trial_state if self._family(t) == family}
+        lower, upper = self._quantiles_among(same)
+        super()._checkpoint_or_exploit(trial, tune_controller, upper, lower)
+
+    def _quantiles_among(self, trials: set) -> tuple[list, list]:
+        """Ray's `_quantiles` restricted to `trials`."""
+        everyone = self._trial_state
+        self._trial_state = {t: s for t, s in everyone.items() if t in trials}
+        try:
+            return self._quantiles()
+        finally:
+            self._trial_state = everyone
+
+    def _write_state(self, tune_controller: Any, trial: Any) -> None:
+        state = {
+            "trials": {t.trial_id: {"last_perturbation_time": s.last_perturbation_time,
+                                    "last_train_time": s.last_train_time,
+                                    "last_score": s.last_score}
+                       for t, s in self._trial_state.items()},
+            "rng": list(self._rng.getstate()),
+        }
+        path = Path(trial.local_experiment_path) / STATE_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,152 @@
+"""Population-based training: the population, the perturbation rule, the objective, and the
+scheduler's per-family quantiles, clones' own seeds and saved state (with stand-in trials)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from types import SimpleNamespace
+
+import pytest
+
+from search_spaces import pbt
+from search_spaces.pbt_scheduler import OBJECTIVE_KEY, STATE_FILE, PBTScheduler
+from study import spec as specs
+
+PBT = specs.load("quick-pbt")["pbt"]
+
+
+@pytest.mark.parametrize(("family", "n", "expected"), [
+    ("wae_gaussian", 4, [0.0, 0.1, 1.095, 12.0]),  # λ1's min 0 first, then log-spaced
+    ("wae_gaussian", 2, [0.0, 12.0]),
+    ("beta_vae", 3, [1.0, 10.0, 100.0]),  # β's min 1 is above the floor
+])
+def test_initial_population_is_log_spaced_from_the_floor(family, n, expected):
+    assert pbt.initial_values({**PBT, "population": n}, family) == expected
+
+
+def test_expand_gives_perturbable_trials_with_their_own_seeds():
+    spec = specs.load("quick-pbt", ["pbt.families=['beta_vae','wae_gaussian']"])
+    configs = specs.expand(spec)
+    assert [(c["family"], c["value"]) for c in configs] == [
+        ("beta_vae", 1.0), ("beta_vae", 4.642), ("beta_vae", 21.54), ("beta_vae", 100.0),
+        ("wae_gaussian", 0.0), ("wae_gaussian", 0.1), ("wae_gaussian", 1.095),
+        ("wae_gaussian", 12.0)]
+    assert all(c["perturbable"] for c in configs)
+    seeds = [s for c in configs for s in c["seeds"]]
+    assert len(set(seeds)) == len(seeds) == 8 * 2
+    assert specs.n_trials(spec) == 8
+
+
+class Draws(random.Random):
+    """A random.Random whose random() returns the given values in turn."""
+
+    def __init__(self, *values: float) -> None:
+        super().__init__(0)
+        self.values = list(values)
+
+    def random(self) -> float:
+        return self.values.pop(0)
+
+
+@pytest.mark.parametrize(("value", "draws", "expected"), [
+    (2.0, (0.9, 0.1), 2.5),      # no resample (0.9 >= 0.25), up: × 1.25
+    (2.0, (0.9, 0.7), 1.6),      # down: ÷ 1.25
+    (0.0, (0.9, 0.1), 0.125),    # 0 perturbs as if at the floor (0.1)
+    (0.1, (0.9, 0.7), 0.0),      # below the floor: the family's min
+    (11.0, (0.9, 0.1), 12.0),    # clipped to the max
+])
+def test_perturbation_rule(value, draws, expected):
+    assert pbt.perturb(value, "wae_gaussian", PBT, Draws(*draws)) == pytest.approx(expected)
+
+
+def test_a_resample_is_log_uniform_within_the_bounds():
+    rng = random.Random(3)
+    values = [pbt.perturb(2.0, "beta_vae", {**PBT, "resample_probability": 1.0}, rng)
+              for _ in range(2000)]
+    assert min(values) >= 1.0 and max(values) <= 100.0
+    below_10 = sum(v < 10 for v in values) / len(values)  # log-uniform on [1, 100]: one half
+    assert below_10 == pytest.approx(0.5, abs=0.04)
+
+
+@pytest.mark.parametrize(("objective", "d5", "recon", "expected"), [
+    ("constrained", 0.8, 100.0, 0.8),           # feasible: the score itself
+    ("constrained", 0.8, 300.0, 0.8 - 1.0),     # 300 / 150 - 1 = 1 over
+    ("weighted", 0.8, 300.0, 0.8 - 0.3),        # recon / 1000
+    ("weighted", None, 300.0, math.nan),
+])
+def test_objective(objective, d5, recon, expected):
+    got = pbt.objective({"disentanglement_5var": d5, "recon_test": recon},
+                        {**PBT, "objective": objective, "max_recon_test": 150.0,
+                         "recon_scale": 1000.0})
+    assert got == pytest.approx(expected, nan_ok=True)
+
+
+# ---- the scheduler, with stand-in trials ----------------------------------------------------
+class FakeTrial:
+    """What PBT reads of a trial (hashable by identity, as Ray's Trial)."""
+
+    def __init__(self, trial_id: str, family: str, value: float, seeds: list[int],
+                 folder) -> None:
+        self.trial_id, self.experiment_tag = trial_id, trial_id
+        self.config = {"trial": {"family": family, "value": value, "seeds": seeds}}
+        self.local_experiment_path, self.evaluated_params = str(folder), {}
+        keep = SimpleNamespace(num_to_keep=4)
+        self.run_metadata = SimpleNamespace(
+            checkpoint_manager=SimpleNamespace(checkpoint_config=keep))
+        self.status = "RUNNING"
+
+    def is_finished(self) -> bool:
+        return False
+
+
+def scheduler_with(trials, steps=100):
+    scheduler = PBTScheduler({**PBT, "perturbation_interval": 10}, steps)
+    controller = SimpleNamespace(search_alg=None)
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+    return scheduler
+
+
+def test_quantiles_are_taken_within_each_family(tmp_path):
+    trials = [FakeTrial(f"b{i}", "beta_vae", i + 1.0, [i], tmp_path) for i in range(4)] + \
+             [FakeTrial(f"w{i}", "wae_gaussian", float(i), [10 + i], tmp_path) for i in range(4)]
+    scheduler = scheduler_with(trials)
+    for i, trial in enumerate(trials):  # every β-VAE scores above every WAE
+        scheduler._trial_state[trial].last_score = (10 if i < 4 else 0) + i
+    lower, upper = scheduler._quantiles_among({t for t in trials if t.trial_id[0] == "w"})
+    assert [t.trial_id for t in lower] == ["w0"] and [t.trial_id for t in upper] == ["w3"]
+
+
+def test_a_clone_keeps_its_own_seeds_and_gets_a_perturbed_value(tmp_path):
+    donor = FakeTrial("top", "wae_gaussian", 2.0, [1, 2], tmp_path)
+    me = FakeTrial("bottom", "wae_gaussian", 8.0, [3, 4], tmp_path)
+    scheduler = scheduler_with([donor, me])
+    config, _ = scheduler._get_new_config(me, donor)
+    assert config["trial"]["seeds"] == [3, 4]
+    assert config["trial"]["value"] in (1.6, 2.5) or 0.1 <= config["trial"]["value"] <= 12
+    assert donor.config["trial"]["value"] == 2.0  # the donor's own config is untouched
+
+
+def test_no_perturbation_at_the_last_step_and_state_saved_then_restored(tmp_path):
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(2)]
+    scheduler = scheduler_with(trials, steps=100)
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None,
+                                 pause_trial=lambda trial, should_checkpoint: None)
+    result = {"step": 100, "disentanglement_5var": 0.5, "recon_test": 100.0}
+    assert scheduler.on_trial_result(controller, trials[0], result) == "CONTINUE"
+    assert not (tmp_path / STATE_FILE).exists()
+    # the first trial at a perturbation step: scored and saved (no other score yet: no clone)
+    scheduler.on_trial_result(controller, trials[0], {**result, "step": 10})
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    assert saved["trials"]["t0"]["last_perturbation_time"] == 10
+    assert saved["trials"]["t0"]["last_score"] == pytest.approx(0.5 - 0.1)
+    assert OBJECTIVE_KEY not in result
+    # a resumed study's scheduler starts from the saved state
+    again = scheduler_with(trials, steps=100)
+    state = again._trial_state[trials[0]]
+    assert (state.last_perturbation_time, state.last_score) == (10, pytest.approx(0.4))
+    assert again._trial_state[trials[1]].last_perturbation_time == 0
+    assert again._rng.getstate() == scheduler._rng.getstate()
