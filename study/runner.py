@@ -59,7 +59,7 @@ def check_address(address: str) -> None:
                        "with `ray start --head` or fix the address") from None
 
 
-def start_ray(address: str | None) -> None:
+def start_ray(address: str | None, search: str) -> None:
     import ray
 
     if address:
@@ -69,6 +69,10 @@ def start_ray(address: str | None) -> None:
     # TensorBoard logger would try to log the results' lists.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of its own
+    if search == "pbt":
+        # The PBT scheduler adds its objective to the results it ranks; Tune's check that every
+        # result carries the scheduler's metric would refuse them before it sees them.
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # Trial output stays in each trial's folder; the driver prints one line per interval.
     if address:
         failure = None
@@ -173,9 +177,6 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         if search == "pbt":
             from search_spaces.pbt_scheduler import PBTScheduler
 
-            # The scheduler adds its objective to the results it ranks; Tune's check that
-            # every result carries a scheduler's metric would refuse them before it does.
-            os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
             scheduler = PBTScheduler(spec["pbt"], spec["train"]["steps"])
         tune_config = tune.TuneConfig(
             max_concurrent_trials=resources["max_concurrent"] or None,
@@ -232,7 +233,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
         raise BadInput(f"{experiment_dir} already exists; `wae-study resume {experiment_dir}` "
                        "continues it, or pass another --name")
     check_writable(root)
-    start_ray(address)
+    start_ray(address, spec["study"]["search"])
     check_resources(spec["resources"])
     dataset = dsdata.load(spec["train"].get("data_path"))
     experiment_dir.mkdir(parents=True)
@@ -256,7 +257,7 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
     experiment_dir = Path(experiment_dir).expanduser().resolve()
     spec = specs.experiment_spec(experiment_dir)
     with exclusive(experiment_dir):
-        start_ray(address)
+        start_ray(address, spec["study"]["search"])
         check_resources(spec["resources"])
         dataset = dsdata.load(spec["train"].get("data_path"))
         if not tune.Tuner.can_restore(str(experiment_dir)):

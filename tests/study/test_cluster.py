@@ -96,3 +96,7 @@ def test_token_cluster_runs_half_gpu_trials_on_both_nodes(dsprites_path, tmp_pat
              for line in result_lines(trial) if "node_id" in line}
     assert len(nodes) == 2  # half a GPU per trial: the two trials filled both nodes' GPUs
     assert len(pd.read_csv(tmp_path / "t" / "report" / "results.csv")) == 2 * 2 * 3
+    code, out, err = finish(cli("run", "quick", "--address", address, "--storage", str(tmp_path),
+                                "--name", "t2", "--gpus-per-trial", "2", env=env), timeout=180)
+    assert code == 2 and "exceeds the most GPUs on any node (1)" in err, err
+    assert not (tmp_path / "t2").exists()

@@ -81,7 +81,7 @@ def test_removed_node_trial_finishes_on_the_other_node(dsprites_path, tmp_path):
         cluster.wait_for_nodes()
         # Without --address a study starts its own Ray, never joins this machine's cluster.
         own = subprocess.run([sys.executable, "-c", "import ray; from study.runner import "
-                              "start_ray; start_ray(None); "
+                              "start_ray; start_ray(None, \"grid\"); "
                               "print(ray.get_runtime_context().gcs_address)"],
                              capture_output=True, text=True, timeout=120)
         assert own.returncode == 0, own.stderr

@@ -1,6 +1,6 @@
 """Studies end to end through the real command line: a grid study, SIGKILL + resume for grid
-and adaptive studies (no trial lost, none retrained from scratch, Optuna consistent), and a
-two-node Ray cluster with fractional logical GPUs."""
+and adaptive studies (no trial lost, none retrained from scratch, Optuna consistent), Ctrl-C.
+A real two-node cluster with fractional GPUs: tests/study/test_cluster.py."""
 
 from __future__ import annotations
 
@@ -112,29 +112,6 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
     assert optuna.trial.TrialState.RUNNING not in states
     seeds = [s for d in finished_trials for s in result_lines(d)[-1]["seeds"]]
     assert len(set(seeds)) == 3 * 2  # no adaptive trial reuses another's seeds
-
-
-def test_two_node_cluster_with_half_gpu_trials(dsprites_path, tmp_path):
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1})
-    try:
-        cluster.add_node(num_cpus=2, num_gpus=1)
-        cluster.wait_for_nodes()
-        code, out, err = finish(cli(
-            "run", "quick", "--storage", str(tmp_path), "--name", "c",
-            "--address", cluster.address, "--gpus-per-trial", "0.5", "--cpus-per-trial", "1",
-            "--set", "train.steps=20", "--set", "train.report_every=10",
-            "--set", "study.families=['beta_vae','wae_gaussian']", *TINY))
-        assert code == 0, err
-        nodes = {r["node_id"] for d in trial_dirs(tmp_path / "c") for r in result_lines(d)}
-        assert len(nodes) == 2, nodes
-        code, out, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "c2",
-                                    "--address", cluster.address, "--gpus-per-trial", "2"))
-        assert code == 2 and "exceeds the most GPUs" in err
-        assert not (tmp_path / "c2").exists()
-    finally:
-        cluster.shutdown()
 
 
 def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):

@@ -1,0 +1,69 @@
+"""Population-based training end to end through the real command line: SIGKILL of the driver
+after a clone, then `resume`: every trial finishes, none restarts from step 0, the clones'
+history and the scheduler's state survive, and the report shows the schedules."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.study.helpers import (
+    TINY,
+    assert_each_trial_trained_once,
+    cli,
+    finish,
+    kill_when,
+    result_lines,
+    trial_dirs,
+)
+
+pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
+
+STEPS, INTERVAL = 120, 30
+
+
+def clones(trial_dirs_: list) -> list[tuple[str, int, int]]:
+    return [(d.name, r["step"], r["cloned_at"]) for d in trial_dirs_ for r in result_lines(d)
+            if r.get("cloned_from")]
+
+
+def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprites_path,
+                                                                          tmp_path):
+    args = ["run", "quick-pbt", "--storage", str(tmp_path), "--name", "p",
+            "--set", "pbt.population=2", "--set", f"pbt.perturbation_interval={INTERVAL}",
+            "--set", f"train.steps={STEPS}", "--set", "train.report_every=10",
+            "--set", f"train.checkpoint_every={INTERVAL}", "--set", f"train.eval_every={INTERVAL}",
+            "--set", "train.interim_higgins_votes=50",
+            "--set", "train.interim_higgins_classifier_steps=50",
+            "--set", "train.interim_recon_eval_images=50", *TINY]
+    experiment = tmp_path / "p"
+    proc = cli(*args)
+    # kill once a trial has cloned the other and trained on: history to keep, work to resume
+    kill_when(proc, experiment, lambda dirs: any(step > cloned_at
+                                                 for _, step, cloned_at in clones(dirs)))
+    before = clones(trial_dirs(experiment))
+    saved = json.loads((experiment / "pbt_state.json").read_text())["trials"]
+    assert saved and all(s["last_perturbation_time"] % INTERVAL == 0 for s in saved.values())
+
+    code, out, err = finish(cli("resume", str(experiment)))
+    assert code == 0, err
+    assert len(trial_dirs(experiment)) == 2
+    assert_each_trial_trained_once(experiment, STEPS)  # none restarted from step 0
+    after = clones(trial_dirs(experiment))
+    assert set(before) <= set(after)
+    # a trial clones at most once per perturbation step, never at the last one
+    at = [(name, cloned_at) for name, _, cloned_at in after]
+    assert len(at) == len(set(at)) and all(0 < c < STEPS and c % INTERVAL == 0 for _, c in at)
+
+    report = experiment / "report"
+    schedules = pd.read_csv(report / "pbt_schedules.csv")
+    assert set(schedules["trial_id"]) == {d.name[:11] for d in trial_dirs(experiment)}
+    assert schedules["cloned_from"].notna().sum() == len(after)
+    progress = pd.read_csv(report / "search_progress.csv")
+    assert list(progress["x"]) == list(range(INTERVAL, STEPS + 1, INTERVAL))
+    assert (report / "pbt_schedules.png").exists()
+    assert "Population-based training" in (report / "report.md").read_text()
+    results = pd.read_csv(report / "results.csv")
+    assert len(results) == 2 * 2 * 3  # the population's final models
