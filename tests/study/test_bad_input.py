@@ -35,6 +35,17 @@ CASES = {
     "negative-grid-value": (lambda t: ["run", "quick", "--set", "grid.beta_vae=[-1]"],
                             "numbers >= 0"),
     "malformed-set": (lambda t: ["run", "quick", "--set", "steps"], "TABLE.KEY=VALUE"),
+    "pbt-population-of-one": (lambda t: ["run", "quick-pbt", "--set", "pbt.population=1"],
+                              "pbt.population must be >= 2"),
+    "pbt-interval-off-checkpoints": (
+        lambda t: ["run", "quick-pbt", "--set", "pbt.perturbation_interval=250"],
+        "must be a multiple of train.checkpoint_every (300)"),
+    "pbt-with-a-searcher": (
+        lambda t: ["run", "quick-pbt", "--set", "adaptive.sampler=nsga2"],
+        "[adaptive] does not combine with study.search = 'pbt'"),
+    "pbt-perturbable-set-by-hand": (
+        lambda t: ["run", "quick", "--set", "train.perturbable=true"],
+        "unknown key 'train.perturbable' (the study sets it per trial)"),
     "escaping-name": (lambda t: ["run", "quick", "--name", "../../etc"], "--name"),
     "name-with-space": (lambda t: ["run", "quick", "--name", "my study"], "--name"),
     "uri-storage": (lambda t: ["run", "quick", "--storage", "s3://bucket/x"],
