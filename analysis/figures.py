@@ -208,6 +208,29 @@ def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], path: P
     return _save(fig, path)
 
 
+def compared_fronts(fronts: pd.DataFrame, task: str, reference: float, path: Path) -> Path:
+    """The labelled fronts of two studies ("<family> · <study>") as step lines: colour by
+    family, one line style per study."""
+    if fronts.empty:
+        return placeholder(path, "No healthy rows in either study: no fronts to compare.")
+    score = f"disentanglement_{task}"
+    studies = sorted({label.split(" · ", 1)[1] for label in fronts["front"]})
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    for label, front in fronts.groupby("front", sort=True):
+        family, study = label.split(" · ", 1)
+        front = front.sort_values("recon_test")
+        ax.step(np.r_[front["recon_test"], reference], np.r_[front[score], front[score].iloc[-1]],
+                where="post", color=colour(family), linewidth=1.5, label=label,
+                linestyle=("-", "--", ":")[studies.index(study) % 3])
+        ax.plot(front["recon_test"], front[score], ".", color=colour(family))
+    ax.set_xlabel("test reconstruction error (nats per image)")
+    ax.set_ylabel(f"disentanglement ({TASK_TITLE.get(task, task)})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
 def hypervolume_progress(progress: pd.DataFrame, xlabel: str, path: Path) -> Path:
     """The 5-variable front's normalised hypervolume as the search advanced."""
     if progress.empty:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from analysis import figures, search_progress
 from analysis.aggregate import PAPER, THRESHOLD_4VAR, mean_std
+from analysis.comparison import Comparison, compare
 from analysis.document import (
     Block,
     Bullets,
@@ -56,21 +57,24 @@ def write_report(
     *,
     n_boot: int = 1000,
     seed: int = 0,
+    compare_with: str | Path | None = None,
 ) -> Path:
     """Write the report folder (default ``<experiment_dir>/report``) and return its path.
 
     ``data`` is the dSprites object (``trainables.data.load``) Figure 2 and the traversals
     need; ``None`` skips them with a note. ``n_boot`` resamples (seeded with ``seed``) give
-    the hypervolume CIs.
+    the hypervolume CIs. ``compare_with``: another experiment folder whose fronts the report
+    shows beside this one's, in one box (e.g. the grid a PBT population extends).
     """
     study = load_results(experiment_dir)
+    other = load_results(compare_with) if compare_with is not None else None
     out = Path(out_dir) if out_dir is not None else study.experiment_dir / "report"
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
         shutil.rmtree(stale, ignore_errors=True)  # left by a writer that was killed
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _build(study, tmp, data, n_boot, seed)
+        _build(study, tmp, data, n_boot, seed, other)
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -89,7 +93,8 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int) -> None:
+def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int,
+           other: StudyResults | None = None) -> None:
     found = analyse(study, n_boot, seed)
     study.results.to_csv(folder / "results.csv", index=False)
     for task, analysis in found.tasks.items():
@@ -108,6 +113,7 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int)
         *_front_blocks(found.tasks, found.reference, n_boot, seed),
         *figure_blocks,
         *_search_blocks(study, found.reference, folder),
+        *(_comparison_blocks(compare(study, other, n_boot, seed), folder) if other else []),
         Heading("Aggregated results (the paper's rule)"),
         *_aggregate_blocks(found.tasks),
         Heading("Untrained baseline (step 0)"),
@@ -181,6 +187,31 @@ def _search_blocks(study: StudyResults, reference: float, folder: Path) -> list[
                             "members); steps before the last use the cheaper interim "
                             "evaluation (train.interim_*)."),
     ]
+
+
+def _comparison_blocks(found: Comparison, folder: Path) -> list[Block]:
+    """This study's fronts beside another study's, in one box."""
+    blocks: list[Block] = [
+        Heading(f"Beside {found.other}"),
+        Paragraph(f"Each family's front in this study and in {found.other}, labelled "
+                  f"'family · study', measured in one box: reference point (0, "
+                  f"{_fmt(found.reference, 1)}) = {BOX_MARGIN} × the largest healthy test "
+                  f"recon of the two studies; CIs from each study's replicates resampled."),
+    ]
+    for task, hv in found.hypervolumes.items():
+        found.fronts[task].to_csv(folder / f"compared_pareto_{task}.csv", index=False)
+        blocks += [Heading(TASK_TITLE[task], 3), Table(pd.DataFrame({
+            "front": hv["front"],
+            "hypervolume (norm)": hv["hypervolume_norm"].map(_fmt),
+            "95 % CI (norm)": [f"{_fmt(a)}–{_fmt(b)}" for a, b in
+                               zip(hv["ci_low_norm"], hv["ci_high_norm"], strict=True)],
+            "front points": hv["n_front"],
+            "models": hv["n_models"],
+        }))]
+    path = figures.compared_fronts(found.fronts["5var"], "5var", found.reference,
+                                   folder / "compared_fronts_5var.png")
+    return [*blocks, Image(path, f"5-variable fronts of this study (solid) and {found.other} "
+                                 "(dashed), one colour per family.")]
 
 
 def _status(n: dict[str, int]) -> str:

@@ -112,7 +112,6 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
         raise FileNotFoundError(f"experiment folder {root} does not exist")
     warnings: list[str] = []
     spec_text, spec = _read_spec(root, warnings)
-    name = spec.get("name")
     finals, baselines, curves, trials, diverged = [], [], [], [], []
     for trial_dir in sorted(p for p in root.iterdir() if _is_trial_dir(p)):
         trial = _read_trial(trial_dir, warnings)
@@ -123,7 +122,7 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
         diverged.extend(trial.diverged)
     return StudyResults(
         experiment_dir=root,
-        name=str(name) if name else root.name,
+        name=root.name,  # the experiment's name (`run --name`, else the spec's + a time)
         spec_text=spec_text,
         spec=spec,
         results=_evaluation_table(finals),

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
     report.add_argument("--out", type=Path, help="report folder (default EXPERIMENT_DIR/report)")
     report.add_argument("--data", type=Path, help="dSprites file for the reconstruction figure")
+    report.add_argument("--compare", type=Path, metavar="OTHER_EXPERIMENT_DIR",
+                        help="show another experiment's fronts beside this one's, in one box "
+                        "(e.g. the grid study a PBT population extends)")
 
     evaluate = commands.add_parser(
         "evaluate", help="re-score the final checkpoints with more metrics, then the report")
@@ -131,7 +134,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         from study.report_command import report
 
-        return report(experiment_folder(args.experiment), args.out, args.data)
+        other = experiment_folder(args.compare) if args.compare else None
+        return report(experiment_folder(args.experiment), args.out, args.data, other)
     if args.command == "evaluate":
         from study.evaluate_command import evaluate
 

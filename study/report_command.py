@@ -7,12 +7,15 @@ from pathlib import Path
 from study import spec as specs
 
 
-def report(experiment_dir: Path, out: Path | None, data_path: Path | None) -> int:
+def report(experiment_dir: Path, out: Path | None, data_path: Path | None,
+           compare_with: Path | None = None) -> int:
     from analysis.report import write_report
     from trainables import data as dsdata
 
     data_path = specs.data_path_for(experiment_dir, data_path)
+    if compare_with is not None:
+        specs.experiment_spec(compare_with)  # BadInput unless an experiment folder
     dataset = dsdata.load(data_path) if data_path or dsdata.default_path().exists() else None
-    folder = write_report(experiment_dir, out_dir=out, data=dataset)
+    folder = write_report(experiment_dir, out_dir=out, data=dataset, compare_with=compare_with)
     print(folder / "index.html")
     return 0

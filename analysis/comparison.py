@@ -1,0 +1,44 @@
+"""One study's fronts beside another's (e.g. a PBT population beside the grid it extends):
+both studies' healthy final rows in one box, so their hypervolumes compare.
+
+Each family becomes "<family> · <study name>"; the reference point is BOX_MARGIN × the
+largest healthy test recon of the two studies together, and the bootstrap resamples each
+study's replicates as in `analysis.pareto`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.pareto import hypervolume_table, pareto_rows, reference_recon
+from analysis.results import TASKS, StudyResults
+
+
+@dataclass
+class Comparison:
+    other: str  # the other study's name
+    reference: float  # the shared box's reference test recon
+    hypervolumes: dict[str, pd.DataFrame]  # per task, one row per labelled front
+    fronts: dict[str, pd.DataFrame]  # per task, the labelled fronts' rows
+
+
+def labelled(study: StudyResults) -> pd.DataFrame:
+    """The study's results with each family labelled by the study's name."""
+    return study.results.assign(trial_id=study.name + "/" + study.results["trial_id"],
+                                family=study.results["family"] + " · " + study.name)
+
+
+def compare(this: StudyResults, other: StudyResults, n_boot: int, seed: int) -> Comparison:
+    """Both studies' fronts per family (and over all) and their hypervolumes, in one box."""
+    if other.name == this.name:
+        other = StudyResults(**{**other.__dict__, "name": f"{other.name} (compared)"})
+    rows = pd.concat([labelled(this), labelled(other)], ignore_index=True)
+    reference = reference_recon(rows)
+    hypervolumes, fronts = {}, {}
+    for task in TASKS:
+        table, _ = hypervolume_table(rows, task, reference, n_boot, seed)
+        hypervolumes[task] = table[table["front"] != "all"].reset_index(drop=True)
+        fronts[task] = pareto_rows(rows, task).query("front != 'all'")
+    return Comparison(other.name, reference, hypervolumes, fronts)
