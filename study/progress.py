@@ -59,10 +59,17 @@ class ProgressLines(Callback):
         self.min_interval_s = min_interval_s
         self._last = 0.0
         self._done: set[str] = set()
+        self._started: set[str] = set()
         self._evaluated_at: dict[str, float] = {}  # trial -> time_total_s of its step-0 report
         self._estimated = False
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.last_result.get("step") or trial.trial_id in self._started:
+            # a retry, a resumed study, or PBT restarting a paused or cloned trial
+            print(f"[{time.strftime('%H:%M:%S')}] {describe(trial.config)} continues from "
+                  "its checkpoint", flush=True)
+            return
+        self._started.add(trial.trial_id)
         doing = ("evaluating the untrained models (step 0)"
                  if (self.train or {}).get("eval_at_start") else "training")
         print(f"[{time.strftime('%H:%M:%S')}] started {describe(trial.config)}: {doing}",
