@@ -2,8 +2,8 @@
 
 Figure 2 and the latent traversals only need "images → codes" and "codes → pixels" for one
 member of a pack; :class:`Codec` is that, so figures can be tested with any fake. The
-checkpoint loading stays in :func:`load_codec` (which checkpoint:
-`trainables.experiment.newest_loadable`).
+checkpoint loading stays in :func:`load_codec`; which checkpoint is
+`trainables.experiment.newest_loadable`'s choice.
 """
 
 from __future__ import annotations

@@ -127,9 +127,10 @@ class ProgressLines(Callback):
 
 
 class PruneFinished(Callback):
-    """When a trial finishes, keep only its final checkpoint (`trainables.experiment`):
-    a finished `paper` trial keeps 0.57 GB of weights instead of two 1.7 GB full checkpoints.
-    Only trials that reached their last step: an errored trial keeps its fallback."""
+    """When a trial finishes, keep only its final checkpoint
+    (`trainables.experiment.prune_checkpoints`): a finished `paper` trial keeps 0.57 GB of
+    weights instead of two 1.7 GB full checkpoints. Only trials that reached their last step:
+    an errored trial keeps its fallback."""
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.path and tune_trial_finished(trial):
