@@ -14,7 +14,8 @@ import numpy as np
 from analysis import figures, models
 from analysis.aggregate import picks
 from analysis.document import Block, Image, Paragraph
-from analysis.results import StudyResults, read_config
+from analysis.results import StudyResults
+from trainables.experiment import read_params
 
 FIGURE_SEED = 0  # which test images Figure 2 and the traversals show
 N_FIGURE_IMAGES = 10
@@ -47,7 +48,7 @@ def _draw_model_figures(
     study: StudyResults, data: Any, folder: Path, chosen: list[dict[str, Any]], notes: list[str]
 ) -> list[Block]:
     paths = study.trials.set_index("trial_id")["path"]
-    config = read_config(Path(paths[chosen[0]["trial_id"]]))
+    config = read_params(Path(paths[chosen[0]["trial_id"]]))
     split_seed = int(config.get("split_seed", 0))
     test_fraction = float(config.get("test_fraction", 0.1))
     test = np.asarray(data.split(split_seed, test_fraction).test)

@@ -2,7 +2,8 @@
 
 Figure 2 and the latent traversals only need "images → codes" and "codes → pixels" for one
 member of a pack; :class:`Codec` is that, so figures can be tested with any fake. The
-checkpoint loading stays in :func:`load_codec`, the one place that touches a trial's files.
+checkpoint loading stays in :func:`load_codec`; which checkpoint is
+`trainables.experiment.newest_loadable`'s choice.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from trainables.checkpoint import load_pack
+from trainables.checkpoint import CheckpointError, pack_from_payload
+from trainables.experiment import newest_loadable
 
 IMAGE_SHAPE = (64, 64)
 
@@ -28,18 +30,14 @@ class Codec:
     decode: Callable[[np.ndarray], np.ndarray]
 
 
-def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """The highest-numbered ``checkpoint_*`` folder of a trial (the final one when finished)."""
-    found = [p for p in Path(trial_dir).glob("checkpoint_*") if p.is_dir()]
-    return max(found, key=lambda p: p.name) if found else None
-
-
 def load_codec(trial_dir: Path, replicate: int) -> Codec:
-    """Member ``replicate`` of the trial's latest checkpoint; raises if there is none."""
-    checkpoint = latest_checkpoint(trial_dir)
-    if checkpoint is None:
-        raise FileNotFoundError(f"no checkpoint in {trial_dir}")
-    model, config = load_pack(checkpoint)
+    """Member ``replicate`` of the trial's newest checkpoint that loads; raises if none does."""
+    found = newest_loadable(trial_dir)
+    if found.payload is None:
+        if not found.skipped:
+            raise FileNotFoundError(f"no checkpoint in {trial_dir}")
+        raise CheckpointError(found.skipped[0][1])
+    model, config = pack_from_payload(found.payload)
     model.eval()
     if hasattr(model, "member"):  # a K = 1 view: no work spent on the other members
         return pack_codec(model.member(replicate), 0, 1)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.metrics.higgins import CLASSIFIER_STEPS, PROTOCOLS
+from trainables.experiment import write_atomic
 from trainables.hardware import cpu_name
 
 FILE = "provenance.json"
@@ -78,9 +79,7 @@ def dataset_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
             digest.update(block)
     sha = digest.hexdigest()
     try:
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**key, "sha256": sha}))
-        os.replace(tmp, cache)
+        write_atomic(cache, json.dumps({**key, "sha256": sha}))
     except OSError:
         pass  # a read-only data folder: the hash is simply not cached
     return {"path": str(path), "bytes": stat.st_size, "sha256": sha}
@@ -104,10 +103,7 @@ def record_run(experiment_dir: Path, command: str,
     """Append this run's entry to `<experiment>/provenance.json` (atomically)."""
     entries = read_runs(experiment_dir)
     entry = run_entry(command, dataset_path)
-    path = Path(experiment_dir) / FILE
-    tmp = path.with_name(f".{FILE}.tmp")
-    tmp.write_text(json.dumps([*entries, entry], indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(Path(experiment_dir) / FILE, json.dumps([*entries, entry], indent=1) + "\n")
     return entry
 
 

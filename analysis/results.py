@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainables import experiment
 from trainables.columns import CONTRACT_SCORES, ROW_KEYS
-from trainables.config import FAMILIES, PARAM_OF, flat_trial_config
+from trainables.config import FAMILIES, PARAM_OF
 
 TASKS: tuple[str, ...] = ("4var", "5var")
 TASK_TITLE: dict[str, str] = {"4var": "4-variable task", "5var": "5-variable task"}
@@ -54,7 +55,6 @@ _TRIAL_COLUMNS = (
 # What recon_test / recon_train decode: one posterior sample per image (the seed's measure),
 # or, in experiments written before the sampled measure existed, the posterior mean.
 RECON_SAMPLE, RECON_MEAN = "posterior sample", "posterior mean"
-EXTRA_FILE = "extra_metrics.json"  # written by `wae-study evaluate`
 _RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
 
 
@@ -113,8 +113,8 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
     warnings: list[str] = []
     spec_text, spec = _read_spec(root, warnings)
     finals, baselines, curves, trials, diverged = [], [], [], [], []
-    for trial_dir in sorted(p for p in root.iterdir() if _is_trial_dir(p)):
-        trial = _read_trial(trial_dir, warnings)
+    for record in experiment.read_trials(root, warnings):
+        trial = _read_trial(record, warnings)
         trials.append(trial.summary)
         curves.extend(trial.curve)
         finals.extend(trial.final_rows)
@@ -140,19 +140,15 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
 
 def _read_spec(root: Path, warnings: list[str]) -> tuple[str | None, dict[str, Any]]:
     """study.toml's text and its parsed tables ({} when missing or unparsable)."""
-    path = root / "study.toml"
-    if not path.is_file():
+    try:
+        text = experiment.read_study_text(root)
+    except OSError:
         return None, {}
-    text = path.read_text(encoding="utf-8", errors="replace")
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         warnings.append(f"study.toml could not be parsed ({err}); shown as text")
         return text, {}
-
-
-def _is_trial_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "params.json").is_file() or (path / "result.json").is_file())
 
 
 @dataclass
@@ -164,9 +160,8 @@ class _Trial:
     diverged: list[dict[str, Any]]
 
 
-def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
-    config = read_config(trial_dir, warnings)
-    reports = _read_reports(trial_dir, warnings)
+def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
+    trial_dir, config, reports = record.path, record.config, record.lines
     # A resumed trial may re-report steps (a restored final checkpoint is reported again
     # without its evaluation): per step the last line wins, the last evaluation separately.
     by_step: dict[int, dict[str, Any]] = {}
@@ -189,19 +184,14 @@ def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
 
     step0 = next((line for line in evaluated if int(line["step"]) == 0), None)
     last = ordered[-1] if ordered else {}
-    planned = _number(config.get("steps"))
-    last_step = int(last["step"]) if last else None
-    finished = bool(any(line.get("done") for line in reports)) or (
-        last_step is not None and not math.isnan(planned) and last_step >= planned
-    )
     diverged = _diverged_members(ident, last, latest)
     summary = {
         **ident,
         "replicates": config.get("replicates"),
-        "steps": planned,
-        "last_step": last_step,
+        "steps": _number(config.get("steps")),
+        "last_step": record.last_step,
         "evaluated_step": int(latest["step"]) if latest else None,
-        "finished": finished,
+        "finished": record.finished,
         "n_diverged": len(diverged),
         "seeds": first.get("seeds") if isinstance(first.get("seeds"), list) else None,
         "devices": sorted({str(line.get("device_name") or line.get("device"))
@@ -233,13 +223,13 @@ def _read_trial(trial_dir: Path, warnings: list[str]) -> _Trial:
 
 def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple[int, int], dict[str, Any]]:
     """Columns of ``extra_metrics.json`` (re-scored checkpoints) by (replicate, step)."""
-    path = trial_dir / EXTRA_FILE
+    path = trial_dir / experiment.EXTRA_FILE
     if not path.is_file():
         return {}
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        warnings.append(f"{trial_dir.name}/{EXTRA_FILE} unreadable ({err}), skipped")
+        warnings.append(f"{trial_dir.name}/{experiment.EXTRA_FILE} unreadable ({err}), skipped")
         return {}
     extra = {}
     for raw in rows if isinstance(rows, list) else []:
@@ -259,39 +249,6 @@ def _merge_extra(
     for row in rows:
         row.update(extra.get((row["replicate"], row["step"]), {}))
     return rows
-
-
-def read_config(trial_dir: Path, warnings: list[str] | None = None) -> dict[str, Any]:
-    """A trial's config from ``params.json``: keys nested under ``"trial"`` lifted to the top
-    level, top-level keys winning (as the trainable reads it); ``{}`` if unreadable."""
-    path = Path(trial_dir) / "params.json"
-    if not path.is_file():
-        return {}
-    try:
-        params = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        if warnings is not None:
-            warnings.append(f"{path.parent.name}/params.json unreadable ({err})")
-        return {}
-    return flat_trial_config(params) if isinstance(params, dict) else {}
-
-
-def _read_reports(trial_dir: Path, warnings: list[str]) -> list[dict[str, Any]]:
-    path = trial_dir / "result.json"
-    if not path.is_file():
-        return []
-    lines = []
-    for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
-        if not text.strip():
-            continue
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError:
-            warnings.append(f"{trial_dir.name}/result.json line {number + 1} unreadable, skipped")
-            continue
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines
 
 
 def _trial_id_from_name(name: str) -> str:

@@ -12,7 +12,6 @@ trials interleave asynchronously: a PBT study is not bitwise repeatable.
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
 from search_spaces.pbt import objective, perturb
+from trainables import experiment
 from trainables.config import flat_trial_config
 
 OBJECTIVE_KEY = "pbt_objective"  # what the scheduler ranks by (added to each result it sees)
@@ -119,10 +119,8 @@ class PBTScheduler(PopulationBasedTraining):
                        for t, s in self._trial_state.items()},
             "rng": list(self._rng.getstate()),
         }
-        path = Path(trial.local_experiment_path) / STATE_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        experiment.write_atomic(Path(trial.local_experiment_path) / STATE_FILE,
+                                json.dumps(state))
 
 
 def _read_state(path: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from study.errors import BadInput
 from trainables.data import DataError
+from trainables.experiment import study_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +100,7 @@ def list_presets(show: str | None) -> int:
 
 def experiment_folder(path: Path) -> Path:
     path = path.expanduser().resolve()
-    if not (path / "study.toml").exists() and not path.is_dir():
+    if not study_file(path).exists() and not path.is_dir():
         raise BadInput(f"{path} does not exist; pass the experiment folder `wae-study run` "
                        "printed")
     return path

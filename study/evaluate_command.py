@@ -18,7 +18,7 @@ from typing import Any
 
 from study import spec as specs
 from study.errors import BadInput
-from study.folder import write_atomic
+from trainables import experiment
 from trainables.config import EXTRA_METRICS as VALID
 
 
@@ -50,19 +50,18 @@ def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: An
     report and return its index.html. Unfinished or unreadable trials are skipped with a note
     on stderr."""
     from analysis.report import write_report
-    from analysis.results import EXTRA_FILE
 
     root = Path(experiment_dir)
     metrics = parse_metrics(",".join(metrics))
     specs.spec_path(root)
-    for trial_dir in sorted(p for p in root.iterdir() if (p / "params.json").is_file()):
+    for trial_dir in experiment.trial_dirs(root):
         found = final_checkpoint(trial_dir)
         if isinstance(found, str):
             _note(f"{trial_dir.name}: skipped, {found}")
             continue
         path, payload = found
         rows = score_checkpoint(payload, metrics, data)
-        merge_rows(trial_dir / EXTRA_FILE, rows)
+        merge_rows(trial_dir / experiment.EXTRA_FILE, rows)
         _note(f"{trial_dir.name}: {', '.join(metrics)} at step {payload['step']} "
               f"({path.name})")
     return write_report(root, data=data) / "index.html"
@@ -71,21 +70,17 @@ def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: An
 def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
     """The newest checkpoint that loads, with its payload, if it is at the trial's last step;
     otherwise why there is none. Unusable checkpoints are noted on stderr."""
-    from trainables import checkpoint
-
-    found = sorted((p for p in trial_dir.glob("checkpoint_*") if p.is_dir()), reverse=True)
-    for path in found:
-        try:
-            payload = checkpoint.load(path)
-        except checkpoint.CheckpointError as err:
-            _note(f"{trial_dir.name}: {path.name} unusable ({err})")
-            continue
-        steps = payload["config"]["steps"]  # a resume never changes it (_check_resumable)
-        if payload.get("step") == steps:
-            return path, payload
-        return f"not finished (checkpoint {path.name} is at step {payload.get('step')} of " \
-               f"{steps})"
-    return "no checkpoint loads" if found else "no checkpoint"
+    found = experiment.newest_loadable(trial_dir)
+    for path, reason in found.skipped:
+        _note(f"{trial_dir.name}: {path.name} unusable ({reason})")
+    if found.path is None:
+        return "no checkpoint loads" if found.skipped else "no checkpoint"
+    payload = found.payload
+    steps = payload["config"]["steps"]  # a resume never changes it (_check_resumable)
+    if experiment.reached_last_step(payload.get("step"), steps):
+        return found.path, payload
+    return f"not finished (checkpoint {found.path.name} is at step {payload.get('step')} of " \
+           f"{steps})"
 
 
 def score_checkpoint(payload: dict, metrics: list[str], data: Any) -> list[dict[str, Any]]:
@@ -127,7 +122,7 @@ def merge_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         merged.setdefault((row["replicate"], row["step"]), {}).update(row)
     ordered = [merged[key] for key in sorted(merged, key=lambda key: (key[1], key[0]))]
-    write_atomic(path, json.dumps(ordered, indent=1) + "\n")
+    experiment.write_atomic(path, json.dumps(ordered, indent=1) + "\n")
 
 
 def _finite(value: Any) -> float | None:

@@ -10,8 +10,8 @@ from typing import Any
 from ray.tune import Callback
 from tensorboardX import SummaryWriter
 
-from study.folder import prune_checkpoints
 from trainables.config import PARAM_OF, flat_trial_config
+from trainables.experiment import prune_checkpoints, tune_trial_finished
 
 SYMBOL = {"beta": "β", "lambda1": "λ1"}
 
@@ -137,30 +137,24 @@ class ProgressLines(Callback):
               "it retries from its last checkpoint while retries remain", flush=True)
 
 
-def reached_last_step(trial: Any) -> bool:
-    """Whether a Tune trial reported its last step (its `steps`): done, whatever its status
-    (after Ctrl-C Tune marks the trials it stopped TERMINATED too)."""
-    return (trial.last_result or {}).get("step", -1) >= flat_trial_config(trial.config)["steps"]
-
-
 class PruneFinished(Callback):
-    """When a trial finishes, keep only its final checkpoint (`study.folder.prune_checkpoints`):
-    a finished `paper` trial keeps 0.57 GB of weights instead of two 1.7 GB full checkpoints.
-    Only trials that reached their last step: an errored trial keeps its fallback. With
-    `at_end` (PBT, where another trial may still clone a finished one's earlier checkpoint)
-    only once the whole study has ended."""
+    """When a trial finishes, keep only its final checkpoint
+    (`trainables.experiment.prune_checkpoints`): a finished `paper` trial keeps 0.57 GB of
+    weights instead of two 1.7 GB full checkpoints. Only trials that reached their last step:
+    an errored trial keeps its fallback. With `at_end` (PBT, where another trial may still
+    clone a finished one's earlier checkpoint) only once the whole study has ended."""
 
     def __init__(self, at_end: bool = False) -> None:
         self.at_end = at_end
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if not self.at_end and trial.path and reached_last_step(trial):
+        if not self.at_end and trial.path and tune_trial_finished(trial):
             prune_checkpoints(trial.path)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.at_end:
             for trial in trials:
-                if trial.path and reached_last_step(trial):
+                if trial.path and tune_trial_finished(trial):
                     prune_checkpoints(trial.path)
 
 

@@ -13,13 +13,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from study import spec as specs
 from study.errors import BadInput
-from study.folder import exclusive, write_atomic
+from trainables import experiment
 from trainables.config import flat_trial_config
 
 DEFAULT_STORAGE = "experiments"
@@ -43,6 +43,18 @@ def check_writable(folder: Path) -> None:
     except OSError:
         raise BadInput(f"storage {folder} is not writable (checked {probe}); "
                        "choose another --storage") from None
+
+
+@contextmanager
+def exclusive(experiment_dir: Path) -> Iterator[None]:
+    """One run or resume per folder: the folder's lock, or BadInput while another holds it."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(experiment.locked(experiment_dir))
+        except experiment.FolderInUse:
+            raise BadInput(f"{experiment_dir} is in use by another wae-study run or resume; "
+                           "wait for it to finish or stop it first") from None
+        yield
 
 
 def check_address(address: str) -> None:
@@ -238,7 +250,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     dataset = dsdata.load(spec["train"].get("data_path"))
     experiment_dir.mkdir(parents=True)
     with exclusive(experiment_dir):
-        write_atomic(experiment_dir / "study.toml", specs.dumps(spec))
+        experiment.write_atomic(experiment.study_file(experiment_dir), specs.dumps(spec))
         provenance.record_run(experiment_dir, "run", dataset.source)
         print(f"study {name}: {specs.n_models(spec)} models in "
               f"{specs.n_trials(spec)} trials -> {experiment_dir}",
@@ -274,13 +286,11 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
 def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
            dataset: Any) -> int:
     """Reconcile Optuna, write the report, and say how the study ended (exit code)."""
-    from study.progress import reached_last_step
-
     trials = results._experiment_analysis.trials
     errored = [t for t in trials if t.status == "ERROR"]
     # A trial is done when it reached its last step: after Ctrl-C Tune marks the trials it
     # stopped TERMINATED too, and may not have created every trial yet (hence the count).
-    done = [t for t in trials if t.status == "TERMINATED" and reached_last_step(t)]
+    done = [t for t in trials if t.status == "TERMINATED" and experiment.tune_trial_finished(t)]
     unfinished = specs.n_trials(spec) - len(done) - len(errored)
     if spec["study"]["search"] == "adaptive" and not unfinished:
         from search_spaces.adaptive import reconcile

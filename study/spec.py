@@ -28,7 +28,7 @@ from search_spaces.seeds import SEED_DESIGNS, trial_seeds
 from study import toml_out
 from study.errors import BadInput
 from study.presets import PRESETS
-from trainables import objectives
+from trainables import experiment, objectives
 from trainables.config import FAMILIES, WAE_FAMILIES, TrainConfig
 
 SEARCHES = ("grid", "adaptive", "pbt")
@@ -281,7 +281,7 @@ def _check_pbt(pbt: dict[str, Any], train: dict[str, Any], families: list[str]) 
 
 def spec_path(experiment_dir: Path) -> Path:
     """`<experiment>/study.toml`, or BadInput when the folder is not an experiment."""
-    path = Path(experiment_dir) / "study.toml"
+    path = experiment.study_file(experiment_dir)
     if not path.is_file():
         raise BadInput(f"{experiment_dir} is not a wae-study experiment folder (no study.toml); "
                        "pass the folder `wae-study run` printed")
@@ -291,7 +291,12 @@ def spec_path(experiment_dir: Path) -> Path:
 def experiment_spec(experiment_dir: Path) -> dict[str, dict[str, Any]]:
     """An experiment's resolved `study.toml`; BadInput (one line, the fix) when the folder is
     no experiment or the file is unreadable or invalid (e.g. truncated)."""
-    return load(str(spec_path(experiment_dir)))
+    path = spec_path(experiment_dir)
+    try:
+        text = experiment.read_study_text(experiment_dir)
+    except OSError as err:
+        raise BadInput(f"cannot read {path} ({err})") from None
+    return resolve(parse_toml(text, path))
 
 
 def data_path_for(experiment_dir: Path, data_path: Path | None) -> str | Path | None:
@@ -314,6 +319,14 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return table, key, value
 
 
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """A spec file's tables; BadInput naming the file when its syntax is broken."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise BadInput(f"{path} is not valid TOML ({err}); fix the syntax") from None
+
+
 def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """A preset name or a TOML file, plus `--set` overrides, resolved and validated."""
     if source in PRESETS:
@@ -324,9 +337,7 @@ def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str,
             raise BadInput(f"'{source}' is neither a preset ({', '.join(PRESETS)}) nor an "
                            "existing TOML file")
         try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise BadInput(f"{path} is not valid TOML ({err}); fix the syntax") from None
+            raw = parse_toml(path.read_text(), path)
         except (OSError, UnicodeDecodeError) as err:
             raise BadInput(f"cannot read {path} ({err})") from None
     for text in overrides or []:

@@ -1,21 +1,19 @@
 """`wae-study status`: trials by state, steps done, ETA and the best results so far.
 
-Reads only files (each trial's params.json and result.json), so it works while the study
-runs, after a crash, and on a copy of the folder.
+Reads only files (each trial's params.json and result.json, through
+`trainables.experiment`), so it works while the study runs, after a crash, and on a copy of
+the folder.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from study import spec as specs
-from study.folder import LOCK_NAME
 from study.progress import describe
-from trainables.config import flat_trial_config
+from trainables import experiment
 
 
 @dataclass
@@ -29,51 +27,19 @@ class TrialState:
     last_eval: dict[str, Any] | None
 
 
-def study_in_progress(experiment_dir: Path) -> bool:
-    """True while a run/resume holds the folder's lock."""
-    lock = experiment_dir / LOCK_NAME
-    if not lock.exists():
-        return False
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
-
-
-def _last_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The last result and the last result that carries an evaluation."""
-    last = last_eval = None
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-            last = row
-            if "evaluation" in row:
-                last_eval = row
-    return last, last_eval
-
-
 def read_trials(experiment_dir: Path) -> list[TrialState]:
-    running = study_in_progress(experiment_dir)
+    running = experiment.lock_held(experiment_dir)
     trials = []
-    for folder in sorted(p for p in experiment_dir.iterdir() if (p / "params.json").exists()):
-        try:
-            config = flat_trial_config(json.loads((folder / "params.json").read_text()))
-        except json.JSONDecodeError:
-            continue
-        last, last_eval = _last_lines(folder / "result.json")
-        step = int(last["step"]) if last else 0
-        steps = int(config.get("steps", 0))
-        finished = last_eval is not None and int(last_eval["step"]) >= steps
-        errored = (folder / "error.txt").exists() and not finished
-        state = ("finished" if finished else "errored" if errored
+    for trial in experiment.read_trials(experiment_dir):
+        if not trial.config:
+            continue  # params.json not written yet: the trial counts as pending
+        last = trial.lines[-1] if trial.lines else None
+        last_eval = next((line for line in reversed(trial.lines) if "evaluation" in line), None)
+        state = ("finished" if trial.finished else "errored" if trial.errored
                  else "running" if running else "paused")
-        trials.append(TrialState(folder.name, describe(config), state, step, steps,
+        trials.append(TrialState(trial.path.name, describe(trial.config), state,
+                                 int(last["step"]) if last else 0,
+                                 int(trial.config.get("steps", 0)),
                                  float(last.get("time_total_s", 0.0)) if last else 0.0,
                                  last_eval))
     return trials

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from trainables.config import TrainConfig
+from trainables.experiment import replacing
 from trainables.models import PackModel
 
 FILE = "pack.pt"
@@ -37,9 +38,8 @@ def save(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write `payload` as `directory/pack.pt`, atomically (a crash leaves no half file)."""
     path = Path(directory) / FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".pt.partial")
-    torch.save({"format": FORMAT, **payload}, partial)
-    os.replace(partial, path)
+    with replacing(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
     return path
 
 

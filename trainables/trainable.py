@@ -28,7 +28,7 @@ import ray
 import torch
 from ray import tune
 
-from trainables import checkpoint, data
+from trainables import checkpoint, data, experiment
 from trainables.allocator import reuse_freed_memory
 from trainables.columns import SCORES
 from trainables.config import RUN_FIELDS, TrainConfig, flat_trial_config
@@ -115,21 +115,15 @@ def restorable_payload(saved: tune.Checkpoint | None) -> dict | None:
         return None
     with saved.as_directory() as folder:
         latest = Path(folder)
-        older = sorted((p for p in latest.parent.glob("checkpoint_*")
-                        if p.is_dir() and p.name < latest.name), reverse=True)
-        for candidate in [latest, *older]:
-            try:
-                payload = checkpoint.load(candidate)
-            except checkpoint.CheckpointError as err:
-                which = "latest checkpoint" if candidate == latest else "checkpoint"
-                warnings.warn(f"{which} unusable: {err}", stacklevel=2)
-                continue
-            if candidate != latest:
-                warnings.warn(f"resuming from the earlier checkpoint {candidate.name}",
-                              stacklevel=2)
-            return payload
-    warnings.warn("no usable checkpoint: the trial restarts from step 0", stacklevel=2)
-    return None
+        found = experiment.newest_loadable(latest.parent, latest=latest)
+    for path, reason in found.skipped:
+        which = "latest checkpoint" if path == latest else "checkpoint"
+        warnings.warn(f"{which} unusable: {reason}", stacklevel=2)
+    if found.payload is None:
+        warnings.warn("no usable checkpoint: the trial restarts from step 0", stacklevel=2)
+    elif found.path != latest:
+        warnings.warn(f"resuming from the earlier checkpoint {found.path.name}", stacklevel=2)
+    return found.payload
 
 
 def trial_config(config: dict) -> TrainConfig:

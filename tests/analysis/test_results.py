@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from analysis.results import CONTRACT_COLUMNS, load_results, read_config, usable
+from analysis.results import CONTRACT_COLUMNS, load_results, usable
 from tests.analysis.fixtures import CALCULATIONS, REPLICATES, make_experiment
+from trainables.experiment import read_params
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,8 @@ def test_config_nesting_top_level_wins(tmp_path):
     (tmp_path / "params.json").write_text(json.dumps(
         {"family": "wae_uniform", "trial": {"family": "beta_vae", "value": 3.0}}
     ))
-    assert read_config(tmp_path) == {"family": "wae_uniform", "value": 3.0}
-    assert read_config(tmp_path / "missing") == {}
+    assert read_params(tmp_path) == {"family": "wae_uniform", "value": 3.0}
+    assert read_params(tmp_path / "missing") == {}
 
 
 def test_empty_and_missing_folders(tmp_path):

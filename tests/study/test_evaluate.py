@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.results import EXTRA_FILE, load_results
+from analysis.results import load_results
 from study import spec
 from study.cli import main
 from study.evaluate_command import evaluate_experiment
@@ -18,6 +18,7 @@ from trainables import checkpoint
 from trainables import data as dsdata
 from trainables.config import TrainConfig
 from trainables.evaluate import evaluate_pack
+from trainables.experiment import EXTRA_FILE
 from trainables.pack import PackTrainer
 
 TINY = {"replicates": 2, "steps": 4, "batch_size": 8, "latent_dim": 3, "encoder_width": 8,

@@ -1,0 +1,245 @@
+"""The experiment folder's one owner: its layout, how its files are read and written, and the
+rules every command applies to them.
+
+    <experiment>/study.toml              the resolved spec (`study.spec`)
+    <experiment>/.wae-study.lock         held by the run or resume in progress
+    <experiment>/<trial>/params.json     the trial's config, as Tune passed it
+    <experiment>/<trial>/result.json     one JSON line per report (a kill may cut the last)
+    <experiment>/<trial>/error.txt       Tune's record of a failed attempt
+    <experiment>/<trial>/checkpoint_NNNNNN/pack.pt   (`trainables.checkpoint`)
+    <experiment>/<trial>/extra_metrics.json          (`wae-study evaluate`)
+
+`run`, `resume`, `status`, `report`, `evaluate` and the trainable read and write the folder
+through here, so they agree on what a trial folder is, when a trial is finished, and which
+checkpoint to load. No torch or Ray at import: `wae-study status` reads files only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainables.config import flat_trial_config
+
+STUDY_FILE = "study.toml"
+LOCK_FILE = ".wae-study.lock"
+PARAMS_FILE = "params.json"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
+EXTRA_FILE = "extra_metrics.json"
+CHECKPOINT_PREFIX = "checkpoint_"
+
+
+# ---- study.toml ---------------------------------------------------------------------------
+def study_file(experiment_dir: str | os.PathLike) -> Path:
+    return Path(experiment_dir) / STUDY_FILE
+
+
+def read_study_text(experiment_dir: str | os.PathLike) -> str:
+    """study.toml's text (OSError when there is none); undecodable bytes are replaced so that
+    a damaged file can still be shown, and its parser names the problem."""
+    return study_file(experiment_dir).read_text(encoding="utf-8", errors="replace")
+
+
+# ---- trial folders ------------------------------------------------------------------------
+def trial_dirs(experiment_dir: str | os.PathLike) -> list[Path]:
+    """The trial folders (those Tune wrote params.json or result.json into), by name."""
+    return sorted(p for p in Path(experiment_dir).iterdir() if p.is_dir() and (
+        (p / PARAMS_FILE).is_file() or (p / RESULT_FILE).is_file()))
+
+
+def read_params(trial_dir: str | os.PathLike, warnings: list[str] | None = None
+                ) -> dict[str, Any]:
+    """A trial's config as the trainable reads it (`flat_trial_config`); {} when params.json
+    is missing or unreadable (Tune may be writing it), with a warning in `warnings`."""
+    path = Path(trial_dir) / PARAMS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        params = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        if warnings is not None:
+            warnings.append(f"{path.parent.name}/{PARAMS_FILE} unreadable ({err})")
+        return {}
+    return flat_trial_config(params) if isinstance(params, dict) else {}
+
+
+def read_result_lines(trial_dir: str | os.PathLike, warnings: list[str] | None = None
+                      ) -> list[dict[str, Any]]:
+    """result.json's reports in order; a line a kill cut mid-write is skipped (and named in
+    `warnings`), so a study's folder stays readable while it runs and after a crash."""
+    path = Path(trial_dir) / RESULT_FILE
+    if not path.is_file():
+        return []
+    lines = []
+    for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace")
+                                  .splitlines()):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            if warnings is not None:
+                warnings.append(f"{path.parent.name}/{RESULT_FILE} line {number + 1} "
+                                "unreadable, skipped")
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
+
+
+def reached_last_step(step: Any, steps: Any) -> bool:
+    """The one rule for a finished trial: it reported its last step. Not Tune's status (after
+    Ctrl-C Tune marks the trials it stopped TERMINATED too), nor an evaluation at that step
+    (a trial restored from its final checkpoint reports the last step again without one)."""
+    return isinstance(step, int | float) and isinstance(steps, int | float) and step >= steps
+
+
+def tune_trial_finished(trial: Any) -> bool:
+    """`reached_last_step` for a Tune `Trial` (its last result and config)."""
+    step = (trial.last_result or {}).get("step")
+    return reached_last_step(step, flat_trial_config(trial.config).get("steps"))
+
+
+@dataclass
+class Trial:
+    """One trial folder, read."""
+
+    path: Path
+    config: dict[str, Any]  # params.json, flattened; {} when missing or unreadable
+    lines: list[dict[str, Any]]  # result.json's readable reports, in order
+    error_file: bool  # Tune recorded a failed attempt (a retry may have finished it since)
+
+    @property
+    def last_step(self) -> int | None:
+        """The highest step reported (a resumed trial may report steps again)."""
+        steps = [int(line["step"]) for line in self.lines
+                 if isinstance(line.get("step"), int | float)]
+        return max(steps) if steps else None
+
+    @property
+    def finished(self) -> bool:
+        return reached_last_step(self.last_step, self.config.get("steps"))
+
+    @property
+    def errored(self) -> bool:
+        """Failed, and no retry has finished it since."""
+        return self.error_file and not self.finished
+
+
+def read_trial(trial_dir: str | os.PathLike, warnings: list[str] | None = None) -> Trial:
+    path = Path(trial_dir)
+    return Trial(path, read_params(path, warnings), read_result_lines(path, warnings),
+                 (path / ERROR_FILE).exists())
+
+
+def read_trials(experiment_dir: str | os.PathLike, warnings: list[str] | None = None
+                ) -> list[Trial]:
+    return [read_trial(p, warnings) for p in trial_dirs(experiment_dir)]
+
+
+# ---- checkpoints --------------------------------------------------------------------------
+def checkpoint_dirs(trial_dir: str | os.PathLike) -> list[Path]:
+    """The trial's checkpoint folders, newest first (Tune numbers them in order)."""
+    return sorted((p for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir()),
+                  reverse=True)
+
+
+@dataclass
+class Loaded:
+    """What `newest_loadable` found: the checkpoint and its `pack.pt` payload (None when
+    none loads), and the newer ones skipped with why."""
+
+    path: Path | None
+    payload: dict | None
+    skipped: list[tuple[Path, str]]
+
+
+def newest_loadable(trial_dir: str | os.PathLike, latest: Path | None = None) -> Loaded:
+    """The trial's newest checkpoint that loads: a truncated or corrupt one (a kill during
+    the save) falls back to the one before. `latest` (Tune's latest, possibly outside
+    `trial_dir`) is tried first, then the trial's checkpoints older than it."""
+    from trainables import checkpoint  # torch: only for the callers that load
+
+    candidates = checkpoint_dirs(trial_dir)
+    if latest is not None:
+        candidates = [latest, *(p for p in candidates if p.name < latest.name)]
+    skipped = []
+    for candidate in candidates:
+        try:
+            return Loaded(candidate, checkpoint.load(candidate), skipped)
+        except checkpoint.CheckpointError as err:
+            skipped.append((candidate, str(err)))
+    return Loaded(None, None, skipped)
+
+
+def prune_checkpoints(trial_dir: str | os.PathLike) -> list[Path]:
+    """Delete every checkpoint folder of a finished trial but the newest (its final one,
+    weights only unless `keep_optimizer_state`); returns what was removed. While a trial runs
+    Tune keeps its latest two full checkpoints, the fallback resume needs."""
+    older = checkpoint_dirs(trial_dir)[1:]
+    for old in older:
+        shutil.rmtree(old, ignore_errors=True)
+    return older
+
+
+# ---- the lock: one run or resume per folder -----------------------------------------------
+class FolderInUse(RuntimeError):
+    """Another process holds the experiment folder's lock."""
+
+
+@contextmanager
+def locked(experiment_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the folder's lock while inside; FolderInUse at once if another process holds it."""
+    handle = open(Path(experiment_dir) / LOCK_FILE, "a+")  # noqa: SIM115 (held for the context)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise FolderInUse(str(experiment_dir)) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def lock_held(experiment_dir: str | os.PathLike) -> bool:
+    """True while a run or resume holds the folder's lock (creates no lock file)."""
+    lock = Path(experiment_dir) / LOCK_FILE
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+# ---- atomic writes ------------------------------------------------------------------------
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; moved over `path` when the block ends,
+    removed if it fails: readers (and a crash) see the old file or the new, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
