@@ -192,7 +192,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
             scheduler = PBTScheduler(spec["pbt"], spec["train"]["steps"])
         tune_config = tune.TuneConfig(
             max_concurrent_trials=resources["max_concurrent"] or None,
-            trial_dirname_creator=trial_dirname, scheduler=scheduler)
+            trial_dirname_creator=trial_dirname, scheduler=scheduler, reuse_actors=True)
     else:
         from search_spaces.adaptive import make_searcher
 
@@ -204,7 +204,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
 
             searcher = ConcurrencyLimiter(searcher, max_concurrent=resources["max_concurrent"])
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=spec["adaptive"]["trials"],
-                                      trial_dirname_creator=trial_dirname)
+                                      trial_dirname_creator=trial_dirname, reuse_actors=True)
     run_config = tune.RunConfig(
         name=experiment_dir.name,
         storage_path=str(experiment_dir.parent),
