@@ -1,5 +1,6 @@
 """Studies on S3-compatible object storage through the real command line, against a local
-moto server: run, SIGKILL, resume, status and report from the URI; bad URIs exit 2 at once."""
+moto server: run, SIGKILL, resume, status, report and evaluate from the URI; bad URIs exit 2
+at once."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def download(s3: S3, path: str, dest: Path) -> Path:
     return dest
 
 
-def test_s3_study_killed_resumed_with_status_and_report(dsprites_path, s3, tmp_path):
+def test_s3_study_killed_resumed_with_status_report_and_evaluate(dsprites_path, s3, tmp_path):
     steps = 300
     uri = f"s3://{BUCKET}/pre"
     env = {**os.environ, **s3.env}
@@ -130,6 +131,13 @@ def test_s3_study_killed_resumed_with_status_and_report(dsprites_path, s3, tmp_p
     assert len(results) == 3 * 2 * 3
     assert not results.duplicated(["trial_id", "replicate", "calculation"]).any()
     assert (results["step"] == steps).all()
+    code, out, err = finish(cli("evaluate", f"{uri}/k", "--metrics", "mig", env=env))
+    assert code == 0, err  # each trial's final checkpoint downloaded, scored, uploaded
+    evaluated = download(s3, f"{BUCKET}/pre/k", tmp_path / "evaluated")
+    for trial in trial_dirs(evaluated):
+        rows = json.loads((trial / "extra_metrics.json").read_text())
+        assert [(r["replicate"], r["step"]) for r in rows] == [(0, steps), (1, steps)]
+    assert pd.read_csv(evaluated / "report" / "results.csv")["mig"].notna().all()
 
 
 @pytest.mark.parametrize("storage, endpoint, message", [
