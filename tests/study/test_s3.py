@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,18 +42,15 @@ class S3:
     filesystem: pafs.S3FileSystem
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on a free local port with one bucket; stopped at the end."""
+@contextmanager
+def moto_server(**server_env: str) -> Iterator[int]:
+    """A moto S3 server on a free local port (yields the port); stopped at the end."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-           "AWS_EC2_METADATA_DISABLED": "true",
-           "WAE_STUDY_MIRROR": str(tmp_path_factory.mktemp("mirror"))}
+                               str(port)], env={**os.environ, **server_env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -62,14 +61,28 @@ def s3(tmp_path_factory):
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.fail("the moto server did not start")
                 time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def aws_env(port: int, mirror: Path) -> dict[str, str]:
+    """The AWS variables of the server at `port`, and the mirror folder, for the CLI."""
+    return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_EC2_METADATA_DISABLED": "true", "WAE_STUDY_MIRROR": str(mirror)}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server with one bucket, for the whole module."""
+    with moto_server() as port:
         filesystem = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http",
                                        region="us-east-1", access_key="test",
                                        secret_key="test", allow_bucket_creation=True)
         filesystem.create_dir(BUCKET)
-        yield S3(env, filesystem)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        yield S3(aws_env(port, tmp_path_factory.mktemp("mirror")), filesystem)
 
 
 def download(s3: S3, path: str, dest: Path) -> Path:
@@ -169,3 +182,17 @@ def test_a_uri_that_is_no_experiment_is_refused(s3, monkeypatch, capsys):
         monkeypatch.setenv(key, value)
     assert main(["resume", f"s3://{BUCKET}/nothing/here"]) == 2
     assert "is not a wae-study experiment (no study.toml)" in capsys.readouterr().err
+
+
+def test_refused_credentials_exit_2_at_once(tmp_path, monkeypatch, capsys):
+    """A server that checks signatures (moto with authentication on) and unknown keys."""
+    with moto_server(INITIAL_NO_AUTH_ACTION_COUNT="0") as port:
+        for key, value in aws_env(port, tmp_path / "mirror").items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unknown")
+        start = time.monotonic()
+        assert main(["run", "quick", "--storage", f"s3://{BUCKET}/x"]) == 2
+        assert time.monotonic() - start < 15
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "access denied" in err and "AWS_ACCESS_KEY_ID" in err
+    assert not (tmp_path / "mirror").exists()
