@@ -180,15 +180,16 @@ def _filesystem(uri: str, retries: int) -> tuple[Any, str]:
 
 
 def _unreachable(uri: str, err: OSError) -> str:
-    """The one-line reason (credentials or network) and the fix."""
-    text = str(err).replace("\n", " ")
-    if any(word in text for word in ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId",
-                                     "SignatureDoesNotMatch", "403", "credentials")):
-        return (f"{uri}: access denied ({text[:200]}); set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to credentials for the bucket")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default endpoint")
-    return (f"{uri}: cannot reach the storage at {endpoint} ({text[:200]}); check the "
-            "network and AWS_ENDPOINT_URL")
+    """The one-line reason (the network, or the credentials) and the fix."""
+    text = str(err).replace("\n", " ")[:200]
+    if "NETWORK_CONNECTION" in text or "curlCode" in text:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "its default endpoint")
+        return (f"{uri}: cannot reach the storage at {endpoint} ({text}); check the network "
+                "and AWS_ENDPOINT_URL")
+    fix = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to credentials "
+           "for the bucket" if uri.startswith("s3://") else
+           "check the file system's credentials")
+    return f"{uri}: access denied ({text}); {fix}"
 
 
 def open_experiment(text: str, checkpoints: bool = False) -> tuple[Path, Remote | None]:

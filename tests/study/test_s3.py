@@ -184,15 +184,22 @@ def test_a_uri_that_is_no_experiment_is_refused(s3, monkeypatch, capsys):
     assert "is not a wae-study experiment (no study.toml)" in capsys.readouterr().err
 
 
-def test_refused_credentials_exit_2_at_once(tmp_path, monkeypatch, capsys):
-    """A server that checks signatures (moto with authentication on) and unknown keys."""
+def test_refused_or_missing_credentials_exit_2_at_once(tmp_path, monkeypatch, capsys):
+    """A server that checks signatures (moto with authentication on): unknown keys, none."""
     with moto_server(INITIAL_NO_AUTH_ACTION_COUNT="0") as port:
         for key, value in aws_env(port, tmp_path / "mirror").items():
             monkeypatch.setenv(key, value)
+        for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+            monkeypatch.setenv(name, str(tmp_path / "none"))
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unknown")
-        start = time.monotonic()
-        assert main(["run", "quick", "--storage", f"s3://{BUCKET}/x"]) == 2
-        assert time.monotonic() - start < 15
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "access denied" in err and "AWS_ACCESS_KEY_ID" in err
+        for missing in (False, True):
+            if missing:
+                monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+                monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+            start = time.monotonic()
+            assert main(["run", "quick", "--storage", f"s3://{BUCKET}/x"]) == 2
+            assert time.monotonic() - start < 15
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1, err
+            assert "access denied" in err and "AWS_ACCESS_KEY_ID" in err, err
     assert not (tmp_path / "mirror").exists()
