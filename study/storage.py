@@ -180,12 +180,15 @@ def _filesystem(uri: str, retries: int) -> tuple[Any, str]:
 
 
 def _unreachable(uri: str, err: OSError) -> str:
-    """The one-line reason (the network, or the credentials) and the fix."""
+    """The one-line reason (the network, the region, or the credentials) and the fix."""
     text = str(err).replace("\n", " ")[:200]
     if "NETWORK_CONNECTION" in text or "curlCode" in text:
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "its default endpoint")
         return (f"{uri}: cannot reach the storage at {endpoint} ({text}); check the network "
                 "and AWS_ENDPOINT_URL")
+    if "HTTP status 301" in text or "PermanentRedirect" in text:
+        return (f"{uri}: the bucket is in another region ({text}); set AWS_DEFAULT_REGION to "
+                "the bucket's region")
     fix = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to credentials "
            "for the bucket" if uri.startswith("s3://") else
            "check the file system's credentials")
