@@ -25,7 +25,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.seeds import trial_seeds
-from trainables import objectives
+from trainables import experiment, objectives
 
 OBJECTIVE_METRICS = ["disentanglement_5var", "recon_test"]
 OBJECTIVE_MODES = ["max", "min"]
@@ -34,14 +34,14 @@ LEGACY_STUDY_NAME = "wae-study"  # every experiment's study before names were pe
 
 
 def storage_url(experiment_dir: Path) -> str:
-    return f"sqlite:///{Path(experiment_dir).resolve() / 'optuna.db'}"
+    return f"sqlite:///{Path(experiment_dir).resolve() / experiment.OPTUNA_FILE}"
 
 
 def study_name(experiment_dir: Path) -> str:
     """The Optuna study of an experiment, named after it (`wae-study-<name>`, so studies of
     several experiments can share one RDB storage); an older experiment's `wae-study`."""
     url = storage_url(experiment_dir)
-    if (Path(experiment_dir) / "optuna.db").is_file():
+    if (Path(experiment_dir) / experiment.OPTUNA_FILE).is_file():
         names = optuna.get_all_study_names(url)
         if names == [LEGACY_STUDY_NAME]:
             return LEGACY_STUDY_NAME

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from study.errors import BadInput
+from study.storage import REPORT_DIR, Remote, open_experiment
 from trainables.data import DataError
-from trainables.experiment import study_file
+from trainables.experiment import EXTRA_FILE, study_file, trial_dirs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec", metavar="SPEC", help="preset name or TOML file")
     run.add_argument("--name", help="experiment name (default: SPEC name + time stamp)")
     run.add_argument("--storage", help="folder holding experiments, shared by all nodes on a "
-                     "cluster (default: $WAE_STUDY_STORAGE or ./experiments)")
+                     "cluster, or object storage: s3://BUCKET/PREFIX (endpoint from "
+                     "$AWS_ENDPOINT_URL, credentials from the AWS variables), gs://, abfs://, "
+                     "hdfs:// (default: $WAE_STUDY_STORAGE or ./experiments)")
     run.add_argument("--address", help="join a Ray cluster: 'auto' or HOST:PORT "
                      "(default: start Ray locally)")
     run.add_argument("--gpus-per-trial", type=float, dest="gpus_per_trial",
@@ -59,23 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a spec value, e.g. --set train.steps=500 (repeatable)")
 
     resume = commands.add_parser("resume", help="continue an interrupted study")
-    resume.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    resume.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
     resume.add_argument("--address", help="join a Ray cluster: 'auto' or HOST:PORT")
 
     status = commands.add_parser("status", help="trials by state, steps done, best so far")
-    status.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    status.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
 
     report = commands.add_parser("report", help="write the report of a (partial) study")
-    report.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
-    report.add_argument("--out", type=Path, help="report folder (default EXPERIMENT_DIR/report)")
+    report.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
+    report.add_argument("--out", type=Path, help="report folder (default EXPERIMENT_DIR/report; "
+                        "for a URI, the local mirror's, uploaded to URI/report/)")
     report.add_argument("--data", type=Path, help="dSprites file for the reconstruction figure")
-    report.add_argument("--compare", type=Path, metavar="OTHER_EXPERIMENT_DIR",
+    report.add_argument("--compare", metavar="OTHER_EXPERIMENT_DIR",
                         help="show another experiment's fronts beside this one's, in one box "
                         "(e.g. the grid study a PBT population extends)")
 
     evaluate = commands.add_parser(
         "evaluate", help="re-score the final checkpoints with more metrics, then the report")
-    evaluate.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    evaluate.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
     evaluate.add_argument("--metrics", required=True, metavar="NAMES",
                           help="comma-separated, from: mig, factorvae, dci, sap")
     evaluate.add_argument("--data", type=Path, help="dSprites file (default: the spec's "
@@ -98,12 +102,18 @@ def list_presets(show: str | None) -> int:
     return 0
 
 
-def experiment_folder(path: Path) -> Path:
-    path = path.expanduser().resolve()
-    if not study_file(path).exists() and not path.is_dir():
+EXPERIMENT_HELP = ("the experiment folder, or its storage URI (s3://BUCKET/PREFIX/NAME), "
+                   "as `wae-study run` printed it")
+
+
+def experiment_folder(text: str, checkpoints: bool = False) -> tuple[Path, Remote | None]:
+    """An experiment argument: a folder, or a URI pulled into its local mirror (with each
+    trial's newest checkpoint if `checkpoints`), `study.storage.open_experiment`."""
+    path, remote = open_experiment(text, checkpoints)
+    if remote is None and not study_file(path).exists() and not path.is_dir():
         raise BadInput(f"{path} does not exist; pass the experiment folder `wae-study run` "
                        "printed")
-    return path
+    return path, remote
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -127,20 +137,29 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "resume":
         from study import runner
 
-        return runner.resume(experiment_folder(args.experiment), args.address)
+        path, remote = experiment_folder(args.experiment)
+        return runner.resume(path, args.address, remote)
     if args.command == "status":
         from study.status import status
 
-        return status(experiment_folder(args.experiment))
+        return status(experiment_folder(args.experiment)[0])
     if args.command == "report":
         from study.report_command import report
 
-        other = experiment_folder(args.compare) if args.compare else None
-        return report(experiment_folder(args.experiment), args.out, args.data, other)
+        other = experiment_folder(args.compare)[0] if args.compare else None
+        path, remote = experiment_folder(args.experiment, checkpoints=True)
+        code = report(path, args.out, args.data, other)
+        if remote and args.out is None:
+            remote.push(REPORT_DIR)
+        return code
     if args.command == "evaluate":
         from study.evaluate_command import evaluate
 
-        return evaluate(experiment_folder(args.experiment), args.metrics, args.data)
+        path, remote = experiment_folder(args.experiment, checkpoints=True)
+        code = evaluate(path, args.metrics, args.data)
+        if remote:
+            remote.push(*(f"{d.name}/{EXTRA_FILE}" for d in trial_dirs(path)), REPORT_DIR)
+        return code
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -1,17 +1,20 @@
 """The driver's Tune callbacks: one readable progress line per reporting interval instead of
-Ray's verbose tables, TensorBoard curves, and a finished trial's older checkpoints pruned."""
+Ray's verbose tables, TensorBoard curves, a finished trial's older checkpoints pruned, and a
+remote experiment's driver files kept current in the bucket."""
 
 from __future__ import annotations
 
 import math
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 from tensorboardX import SummaryWriter
 
 from trainables.config import PARAM_OF, flat_trial_config
-from trainables.experiment import prune_checkpoints, tune_trial_finished
+from trainables.experiment import OPTUNA_FILE, prune_checkpoints, tune_trial_finished
 
 SYMBOL = {"beta": "β", "lambda1": "λ1"}
 
@@ -149,13 +152,52 @@ class PruneFinished(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if not self.at_end and trial.path and tune_trial_finished(trial):
-            prune_checkpoints(trial.path)
+            prune_checkpoints(trial.path, remote_filesystem(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.at_end:
             for trial in trials:
                 if trial.path and tune_trial_finished(trial):
-                    prune_checkpoints(trial.path)
+                    prune_checkpoints(trial.path, remote_filesystem(trial))
+
+
+def remote_filesystem(trial: Any) -> Any:
+    """The pyarrow file system of a trial on object storage; None for a local folder."""
+    filesystem = trial.storage.storage_filesystem
+    return None if filesystem.type_name == "local" else filesystem
+
+
+def driver_folder(trial: Any) -> str:
+    """Where the driver writes a trial's files: its folder, or on object storage Tune's local
+    staging copy, which Ray uploads with its own files."""
+    return trial.path if remote_filesystem(trial) is None else trial.local_path
+
+
+class MirrorUploads(Callback):
+    """A remote experiment's driver files, current in the bucket (`study.storage.Remote`):
+    optuna.db uploaded after each step that changed it (when Tune's own state, which Ray
+    uploads, may name a new or finished Optuna trial), and provenance.json put into Tune's
+    staging folder before Ray first uploads it (a resumed study's staging folder holds the
+    bucket's older copy, which Ray would upload over the new one)."""
+
+    def __init__(self, remote: Any) -> None:
+        self.remote = remote
+        self._staged = False
+        self._pushed: int | None = None  # optuna.db's modification time when last uploaded
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        from analysis.provenance import FILE
+
+        if not self._staged and trials:
+            shutil.copy2(self.remote.mirror / FILE, Path(trials[0].local_experiment_path) / FILE)
+            self._staged = True
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        db = self.remote.mirror / OPTUNA_FILE
+        changed = db.stat().st_mtime_ns if db.is_file() else None
+        if changed != self._pushed:
+            self.remote.push(OPTUNA_FILE)
+            self._pushed = changed
 
 
 TRAIN_SCALARS = ("loss", "recon", "n_diverged", "value")  # value: λ1 or β (PBT changes it)
@@ -175,7 +217,7 @@ class TensorBoardScalars(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         if trial.trial_id not in self._writers:
-            self._writers[trial.trial_id] = SummaryWriter(trial.path, flush_secs=30)
+            self._writers[trial.trial_id] = SummaryWriter(driver_folder(trial), flush_secs=30)
         writer, step = self._writers[trial.trial_id], int(result.get("step", 0))
         scalars = {f"train/{k}": result.get(k) for k in TRAIN_SCALARS}
         if "evaluation" in result:

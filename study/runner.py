@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -19,18 +20,19 @@ from typing import Any
 
 from study import spec as specs
 from study.errors import BadInput
+from study.storage import Remote, is_uri, open_remote
 from trainables import experiment
 from trainables.config import flat_trial_config
 
 DEFAULT_STORAGE = "experiments"
 
 
-def storage_root(storage: str | None) -> Path:
-    """A local folder (or mounted shared file system) every node can reach."""
+def storage_root(storage: str | None) -> Path | Remote:
+    """A local folder (or mounted shared file system) every node can reach, or object
+    storage (`s3://bucket/prefix`, checked within seconds by `study.storage.open_remote`)."""
     raw = storage or os.environ.get("WAE_STUDY_STORAGE") or DEFAULT_STORAGE
-    if "://" in raw and not raw.startswith("file://"):
-        raise BadInput(f"--storage {raw}: only folders are supported (a shared file system "
-                       "mounted on every node, e.g. NFS); mount the bucket and pass its path")
+    if is_uri(raw):
+        return open_remote(raw)
     return Path(raw.removeprefix("file://")).expanduser().resolve()
 
 
@@ -174,11 +176,19 @@ def trainable(resources: dict[str, Any], packed: Any):
                                            "gpu": resources["gpus_per_trial"]})
 
 
-def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: Any):
+def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: Any,
+                remote: Remote | None = None):
+    """The Tuner of a new study in `experiment_dir`, or on `remote` (whose mirror that is)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from study.progress import ProgressLines, PruneFinished, TensorBoardScalars, trial_dirname
+    from study.progress import (
+        MirrorUploads,
+        ProgressLines,
+        PruneFinished,
+        TensorBoardScalars,
+        trial_dirname,
+    )
 
     resources = spec["resources"]
     search = spec["study"]["search"]
@@ -205,9 +215,12 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
             searcher = ConcurrencyLimiter(searcher, max_concurrent=resources["max_concurrent"])
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=spec["adaptive"]["trials"],
                                       trial_dirname_creator=trial_dirname, reuse_actors=True)
+    storage: dict[str, Any] = ({"storage_path": str(experiment_dir.parent)} if remote is None
+                               else {"storage_path": remote.parent_path,
+                                     "storage_filesystem": remote.filesystem})
     run_config = tune.RunConfig(
         name=experiment_dir.name,
-        storage_path=str(experiment_dir.parent),
+        **storage,
         failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         # While trials run: the latest checkpoint and one fallback; PBT keeps two more, which
         # other trials may be about to clone (Ray warns below three).
@@ -215,7 +228,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         callbacks=[ProgressLines(specs.n_trials(spec), spec["train"]),
                    PruneFinished(at_end=search == "pbt"),
                    TensorBoardScalars(),
-                   JsonLoggerCallback(), CSVLoggerCallback()],
+                   JsonLoggerCallback(), CSVLoggerCallback(),
+                   *([MirrorUploads(remote)] if remote else [])],
         verbose=0,
     )
     return tune.Tuner(trainable(resources, packed), param_space=param_space,
@@ -240,27 +254,35 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
         raise BadInput(f"--name '{name}' must be 1-64 letters, digits, '_', '.' or '-', "
                        "starting with a letter or digit")
     root = storage_root(storage)
-    experiment_dir = root / name
-    if experiment_dir.exists():
-        raise BadInput(f"{experiment_dir} already exists; `wae-study resume {experiment_dir}` "
-                       "continues it, or pass another --name")
-    check_writable(root)
+    remote = root.child(name) if isinstance(root, Remote) else None
+    experiment_dir = remote.mirror if remote else root / name
+    where = remote.uri if remote else experiment_dir
+    if remote.exists() if remote else experiment_dir.exists():
+        raise BadInput(f"{where} already exists; `wae-study resume {where}` continues it, or "
+                       "pass another --name")
+    check_writable(experiment_dir.parent if remote else root)
     start_ray(address, spec["study"]["search"])
     check_resources(spec["resources"])
     dataset = dsdata.load(spec["train"].get("data_path"))
+    if remote:
+        shutil.rmtree(experiment_dir, ignore_errors=True)  # the mirror of a deleted experiment
     experiment_dir.mkdir(parents=True)
     with exclusive(experiment_dir):
         experiment.write_atomic(experiment.study_file(experiment_dir), specs.dumps(spec))
         provenance.record_run(experiment_dir, "run", dataset.source)
+        if remote:
+            remote.push(experiment.STUDY_FILE, provenance.FILE)
         print(f"study {name}: {specs.n_models(spec)} models in "
-              f"{specs.n_trials(spec)} trials -> {experiment_dir}",
+              f"{specs.n_trials(spec)} trials -> {where}",
               flush=True)
-        tuner = build_tuner(spec, experiment_dir, dataset.packed)
-        return finish(tuner.fit(), spec, experiment_dir, dataset)
+        tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
+        return finish(tuner.fit(), spec, experiment_dir, dataset, remote)
 
 
-def resume(experiment_dir: Path, address: str | None = None) -> int:
-    """Continue a study: finished trials kept, unfinished from their checkpoints."""
+def resume(experiment_dir: Path, address: str | None = None,
+           remote: Remote | None = None) -> int:
+    """Continue a study: finished trials kept, unfinished from their checkpoints. A remote
+    one (`remote`) from the bucket, `experiment_dir` being its pulled mirror."""
     from ray import tune
 
     from analysis import provenance
@@ -272,20 +294,25 @@ def resume(experiment_dir: Path, address: str | None = None) -> int:
         start_ray(address, spec["study"]["search"])
         check_resources(spec["resources"])
         dataset = dsdata.load(spec["train"].get("data_path"))
-        if not tune.Tuner.can_restore(str(experiment_dir)):
-            tuner = build_tuner(spec, experiment_dir, dataset.packed)  # killed before Ray saved
+        path, filesystem = (remote.path, remote.filesystem) if remote else (experiment_dir, None)
+        if not tune.Tuner.can_restore(str(path), storage_filesystem=filesystem):
+            # killed before Ray saved
+            tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
         else:
             tuner = tune.Tuner.restore(
-                str(experiment_dir), trainable(spec["resources"], dataset.packed),
-                resume_unfinished=True, resume_errored=True)
+                str(path), trainable(spec["resources"], dataset.packed),
+                resume_unfinished=True, resume_errored=True, storage_filesystem=filesystem)
         provenance.record_run(experiment_dir, "resume", dataset.source)
-        print(f"resuming {experiment_dir}", flush=True)
-        return finish(tuner.fit(), spec, experiment_dir, dataset)
+        if remote:
+            remote.push(provenance.FILE)
+        print(f"resuming {remote.uri if remote else experiment_dir}", flush=True)
+        return finish(tuner.fit(), spec, experiment_dir, dataset, remote)
 
 
 def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
-           dataset: Any) -> int:
-    """Reconcile Optuna, write the report, and say how the study ended (exit code)."""
+           dataset: Any, remote: Remote | None = None) -> int:
+    """Reconcile Optuna, write the report, and say how the study ended (exit code). A remote
+    study's trials are pulled first, and the driver's files and the report pushed after."""
     trials = results._experiment_analysis.trials
     errored = [t for t in trials if t.status == "ERROR"]
     # A trial is done when it reached its last step: after Ctrl-C Tune marks the trials it
@@ -297,17 +324,23 @@ def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
 
         finished = [{**flat_trial_config(t.config), **(t.last_result or {})} for t in done]
         reconcile(experiment_dir, finished, spec["adaptive"])
+    from analysis import provenance
     from analysis.report import write_report
 
+    if remote:
+        remote.pull(checkpoints=True)  # the lock keeps the mirror's newer optuna.db
     report = write_report(experiment_dir, data=dataset)
+    if remote:
+        remote.push(provenance.FILE, experiment.OPTUNA_FILE, report.name)
+    where = remote.uri if remote else experiment_dir
     if unfinished:
         print(f"interrupted: {unfinished} trials unfinished; continue with "
-              f"`wae-study resume {experiment_dir}`", file=sys.stderr)
+              f"`wae-study resume {where}`", file=sys.stderr)
         print(report / "index.html")
         return 130
     if errored:
         print(f"{len(errored)} trials failed after their retries; see their error.txt under "
-              f"{experiment_dir}; `wae-study resume {experiment_dir}` retries them",
+              f"{where}; `wae-study resume {where}` retries them",
               file=sys.stderr)
         print(report / "index.html")
         return 1

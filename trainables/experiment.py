@@ -2,6 +2,7 @@
 rules every command applies to them.
 
     <experiment>/study.toml              the resolved spec (`study.spec`)
+    <experiment>/optuna.db               an adaptive study's Optuna study (`search_spaces.adaptive`)
     <experiment>/.wae-study.lock         held by the run or resume in progress
     <experiment>/<trial>/params.json     the trial's config, as Tune passed it
     <experiment>/<trial>/result.json     one JSON line per report (a kill may cut the last)
@@ -34,6 +35,7 @@ PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
 EXTRA_FILE = "extra_metrics.json"
+OPTUNA_FILE = "optuna.db"
 CHECKPOINT_PREFIX = "checkpoint_"
 
 
@@ -162,13 +164,14 @@ class Loaded:
     skipped: list[tuple[Path, str]]
 
 
-def newest_loadable(trial_dir: str | os.PathLike, latest: Path | None = None) -> Loaded:
+def newest_loadable(trial_dir: str | os.PathLike | None, latest: Path | None = None) -> Loaded:
     """The trial's newest checkpoint that loads: a truncated or corrupt one (a kill during
     the save) falls back to the one before. `latest` (Tune's latest, possibly outside
-    `trial_dir`) is tried first, then the trial's checkpoints older than it."""
+    `trial_dir`) is tried first, then the trial's checkpoints older than it; without
+    `trial_dir` (a checkpoint downloaded from object storage, alone) only `latest`."""
     from trainables import checkpoint  # torch: only for the callers that load
 
-    candidates = checkpoint_dirs(trial_dir)
+    candidates = checkpoint_dirs(trial_dir) if trial_dir is not None else []
     if latest is not None:
         candidates = [latest, *(p for p in candidates if p.name < latest.name)]
     skipped = []
@@ -180,14 +183,24 @@ def newest_loadable(trial_dir: str | os.PathLike, latest: Path | None = None) ->
     return Loaded(None, None, skipped)
 
 
-def prune_checkpoints(trial_dir: str | os.PathLike) -> list[Path]:
+def prune_checkpoints(trial_dir: str | os.PathLike, filesystem: Any = None) -> list[Path]:
     """Delete every checkpoint folder of a finished trial but the newest (its final one,
     weights only unless `keep_optimizer_state`); returns what was removed. While a trial runs
-    Tune keeps its latest two full checkpoints, the fallback resume needs."""
-    older = checkpoint_dirs(trial_dir)[1:]
-    for old in older:
-        shutil.rmtree(old, ignore_errors=True)
-    return older
+    Tune keeps its latest two full checkpoints, the fallback resume needs. `filesystem`: the
+    pyarrow file system `trial_dir` is a path on (object storage), when not a local folder."""
+    if filesystem is None:
+        older = checkpoint_dirs(trial_dir)[1:]
+        for old in older:
+            shutil.rmtree(old, ignore_errors=True)
+        return older
+    from pyarrow.fs import FileSelector, FileType
+
+    found = filesystem.get_file_info(FileSelector(str(trial_dir), allow_not_found=True))
+    names = sorted((info.path for info in found if info.type == FileType.Directory
+                    and info.base_name.startswith(CHECKPOINT_PREFIX)), reverse=True)[1:]
+    for name in names:
+        filesystem.delete_dir(name)
+    return [Path(name) for name in names]
 
 
 # ---- the lock: one run or resume per folder -----------------------------------------------

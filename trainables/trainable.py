@@ -115,7 +115,9 @@ def restorable_payload(saved: tune.Checkpoint | None) -> dict | None:
         return None
     with saved.as_directory() as folder:
         latest = Path(folder)
-        found = experiment.newest_loadable(latest.parent, latest=latest)
+        # on object storage `folder` is a temporary download: no older checkpoints beside it
+        local = saved.filesystem.type_name == "local"
+        found = experiment.newest_loadable(latest.parent if local else None, latest=latest)
     for path, reason in found.skipped:
         which = "latest checkpoint" if path == latest else "checkpoint"
         warnings.warn(f"{which} unusable: {reason}", stacklevel=2)

@@ -48,8 +48,12 @@ CASES = {
         "unknown key 'train.perturbable' (the study sets it per trial)"),
     "escaping-name": (lambda t: ["run", "quick", "--name", "../../etc"], "--name"),
     "name-with-space": (lambda t: ["run", "quick", "--name", "my study"], "--name"),
-    "uri-storage": (lambda t: ["run", "quick", "--storage", "s3://bucket/x"],
-                    "only folders"),
+    "uri-storage-unreachable": (lambda t: ["run", "quick", "--storage", "s3://bucket/x"],
+                                "cannot reach the storage at http://127.0.0.1:1"),
+    "uri-unknown-scheme": (lambda t: ["run", "quick", "--storage", "foo://x/y"],
+                           "no file system handles it"),
+    "status-uri-unreachable": (lambda t: ["status", "s3://bucket/x/NAME"],
+                               "cannot reach the storage"),
     "unwritable-storage": (lambda t: ["run", "quick", "--storage", "/proc/wae"],
                            "not writable"),
     "bad-address": (lambda t: ["run", "quick", "--address", "nonsense"], "HOST:PORT"),
@@ -100,6 +104,8 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
     work.mkdir()
     storage = tmp_path / "storage"
     monkeypatch.setenv("WAE_STUDY_STORAGE", str(storage))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # refuses: the URI cases
+    monkeypatch.setenv("WAE_STUDY_MIRROR", str(storage / "mirror"))
     for name in ("RAY_CHDIR_TO_TRIAL_DIR", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
                  "RAY_AIR_NEW_OUTPUT"):  # restored afterwards: the CLI sets them for Tune
         monkeypatch.delenv(name, raising=False)
