@@ -2,11 +2,12 @@
 (`search_spaces.pbt`): populations per family, the scalarised objective, clones keep their
 own seeds, no perturbation at a trial's last step.
 
-The scheduler's per-trial state (last perturbation step, last score) and its random state are
-saved to `<experiment>/pbt_state.json` at every perturbation step and read back when `resume`
-re-adds the trials, so a resumed study neither perturbs twice nor forgets scores. `[pbt].seed`
-seeds the perturbations; which top trial a bottom one clones is Ray's random choice, and
-trials interleave asynchronously: a PBT study is not bitwise repeatable.
+The scheduler's per-trial state (last perturbation step, last score), its random state and
+(synchronous mode) the step where the population meets next are saved to
+`<experiment>/pbt_state.json` at every perturbation step and read back when `resume` re-adds
+the trials, so a resumed study neither perturbs twice nor forgets scores. `[pbt].seed` seeds
+the perturbations; which top trial a bottom one clones is Ray's random choice, and (unless
+`[pbt] synch`) trials interleave asynchronously: a PBT study is not bitwise repeatable.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class PBTScheduler(PopulationBasedTraining):
             perturbation_interval=int(pbt["perturbation_interval"]),
             quantile_fraction=float(pbt["quantile_fraction"]),
             resample_probability=float(pbt["resample_probability"]),
-            custom_explore_fn=self._explore, log_config=True)
+            custom_explore_fn=self._explore, log_config=True, synch=bool(pbt["synch"]))
 
     # ---- what a trial is ---------------------------------------------------------------
     @staticmethod
@@ -77,6 +78,8 @@ class PBTScheduler(PopulationBasedTraining):
             if "rng" in self._saved:
                 version, internal, gauss = self._saved["rng"]
                 self._rng.setstate((version, tuple(internal), gauss))
+                # synchronous mode: where the population meets next (else no trial is run)
+                self._next_perturbation_sync = self._saved["next_sync"]
         kept = self._saved.get("trials", {}).get(trial.trial_id)
         if kept:
             state = self._trial_state[trial]
@@ -118,6 +121,7 @@ class PBTScheduler(PopulationBasedTraining):
                                     "last_score": s.last_score}
                        for t, s in self._trial_state.items()},
             "rng": list(self._rng.getstate()),
+            "next_sync": self._next_perturbation_sync,
         }
         experiment.write_atomic(Path(trial.local_experiment_path) / STATE_FILE,
                                 json.dumps(state))

@@ -74,6 +74,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "objective": "constrained",
         "max_recon_test": 150.0,
         "recon_scale": 1000.0,
+        "synch": False,
         "seed": 0,
     },
     "train": {},  # filled from TrainConfig's defaults in `resolve`
@@ -107,6 +108,8 @@ COMMENTS: dict[str, str] = {
                  "it becomes the family's min (so lambda1 = 0 is reachable)",
     "pbt.objective": "constrained: 5-var - max(0, recon_test / max_recon_test - 1) | "
                      "weighted: 5-var - recon_test / recon_scale",
+    "pbt.synch": "false: each trial is ranked when it reaches a perturbation step (Ray's "
+                 "asynchronous PBT) | true: all trials wait for each other at every one",
     "pbt.seed": "seeds the perturbations (Ray picks which top trial is cloned)",
     "resources.max_concurrent": "0 = as many as the cluster's resources allow",
     "resources.max_failures": "retries per trial, each from its last checkpoint",

@@ -82,7 +82,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
                                   "rng": checkpoint.rng_state(), "last_eval": last_eval})
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    payload = restorable_payload(tune.get_checkpoint())
+    payload = restorable_payload(tune.get_checkpoint(), tune.get_context().get_trial_dir())
     if payload is not None:
         donor = payload.get("trial_id")
         cloned = donor is not None and trial_id is not None and donor != trial_id
@@ -107,12 +107,24 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
             report(evaluate, save)
 
 
-def restorable_payload(saved: tune.Checkpoint | None) -> dict | None:
+def restorable_payload(saved: tune.Checkpoint | None,
+                       trial_dir: str | Path | None = None) -> dict | None:
     """The newest checkpoint that loads: Tune's latest, else the older ones beside it (the
     study keeps two). None when there is none, or none loads (the trial restarts); each
-    fallback's reason is logged in the trial's output."""
+    fallback's reason is logged in the trial's output.
+
+    Without one from Tune, the trial's own folder (`trial_dir`, when local) is searched: a
+    driver killed between a trial's checkpoint and Tune's next save of the experiment state
+    restores the trial with no checkpoint, and its work would otherwise be redone."""
     if saved is None:
-        return None
+        if trial_dir is None or not Path(trial_dir).is_dir():
+            return None
+        found = experiment.newest_loadable(trial_dir)
+        if found.payload is not None:
+            warnings.warn(f"Tune recorded no checkpoint of this trial (its driver stopped before "
+                          f"saving it): resuming from {found.path.name} in the trial's folder",
+                          stacklevel=2)
+        return found.payload
     with saved.as_directory() as folder:
         latest = Path(folder)
         # on object storage `folder` is a temporary download: no older checkpoints beside it

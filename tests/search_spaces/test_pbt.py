@@ -150,3 +150,4 @@ def test_no_perturbation_at_the_last_step_and_state_saved_then_restored(tmp_path
     assert (state.last_perturbation_time, state.last_score) == (10, pytest.approx(0.4))
     assert again._trial_state[trials[1]].last_perturbation_time == 0
     assert again._rng.getstate() == scheduler._rng.getstate()
+    assert again._next_perturbation_sync == scheduler._next_perturbation_sync

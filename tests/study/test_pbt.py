@@ -32,7 +32,10 @@ def clones(trial_dirs_: list) -> list[tuple[str, int, int]]:
 def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprites_path,
                                                                           tmp_path):
     args = ["run", "quick-pbt", "--storage", str(tmp_path), "--name", "p",
+            # synchronous: both trials meet at every perturbation step, so the bottom one
+            # clones the top one there whatever the timing on a busy machine
             "--set", "pbt.population=2", "--set", f"pbt.perturbation_interval={INTERVAL}",
+            "--set", "pbt.synch=true",
             "--set", f"train.steps={STEPS}", "--set", "train.report_every=10",
             "--set", f"train.checkpoint_every={INTERVAL}", "--set", f"train.eval_every={INTERVAL}",
             "--set", "train.interim_higgins_votes=50",
@@ -53,16 +56,21 @@ def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprit
     assert_each_trial_trained_once(experiment, STEPS)  # none restarted from step 0
     after = clones(trial_dirs(experiment))
     assert set(before) <= set(after)
-    # a trial clones at most once per perturbation step, never at the last one
-    at = [(name, cloned_at) for name, _, cloned_at in after]
-    assert len(at) == len(set(at)) and all(0 < c < STEPS and c % INTERVAL == 0 for _, c in at)
+    # synchronous with a population of two: at most one clone per perturbation step, never at
+    # the last (a trial killed before its next checkpoint restarts from the same donor's
+    # checkpoint: the same clone, said again; Ray skips a clone whose donor has no checkpoint
+    # since the resume)
+    at = {(name, cloned_at) for name, _, cloned_at in after}
+    steps = [c for _, c in at]
+    assert steps and len(steps) == len(set(steps))
+    assert set(steps) <= set(range(INTERVAL, STEPS, INTERVAL))
 
     report = experiment / "report"
     schedules = pd.read_csv(report / "pbt_schedules.csv")
     assert set(schedules["trial_id"]) == {d.name[:11] for d in trial_dirs(experiment)}
-    assert schedules["cloned_from"].notna().sum() == len(after)
+    assert schedules["cloned_from"].notna().sum() == len(at)  # one row per clone
     progress = pd.read_csv(report / "search_progress.csv")
-    assert list(progress["x"]) == list(range(INTERVAL, STEPS + 1, INTERVAL))
+    assert STEPS in set(progress["x"]) <= set(range(INTERVAL, STEPS + 1, INTERVAL))
     assert (report / "pbt_schedules.png").exists()
     assert "Population-based training" in (report / "report.md").read_text()
     results = pd.read_csv(report / "results.csv")

@@ -36,3 +36,11 @@ def test_no_usable_checkpoint_restarts_with_the_reason(tmp_path):
     with pytest.warns(UserWarning, match="restarts from step 0"):
         assert restorable_payload(tune.Checkpoint.from_directory(str(latest))) is None
     assert restorable_payload(None) is None
+
+
+def test_without_a_checkpoint_from_tune_the_trials_own_folder_is_searched(tmp_path):
+    assert restorable_payload(None, tmp_path) is None  # a fresh trial
+    write(tmp_path / "checkpoint_000000", 10)
+    write(tmp_path / "checkpoint_000001", 20, corrupt=True)
+    with pytest.warns(UserWarning, match="resuming from checkpoint_000000 in the trial's folder"):
+        assert restorable_payload(None, tmp_path)["step"] == 10

@@ -87,7 +87,7 @@ class FakeTune:
         self.trial_id = trial_id
 
     def get_context(self):
-        return SimpleNamespace(get_trial_id=lambda: self.trial_id)
+        return SimpleNamespace(get_trial_id=lambda: self.trial_id, get_trial_dir=lambda: None)
 
     def get_checkpoint(self):
         return None if self.resume_from is None else tune.Checkpoint.from_directory(
