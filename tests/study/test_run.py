@@ -1,6 +1,7 @@
-"""Studies end to end through the real command line: a grid study, SIGKILL + resume for grid
-and adaptive studies (no trial lost, none retrained from scratch, Optuna consistent), Ctrl-C.
-A real two-node cluster with fractional GPUs: tests/study/test_cluster.py."""
+"""Studies end to end through the real command line: a grid study, SIGKILL + resume of an
+adaptive study (no trial lost, none retrained from scratch, Optuna consistent), Ctrl-C.
+Elsewhere: a grid study's SIGKILL + resume on object storage (test_s3.py), with a truncated
+checkpoint (test_faults.py), PBT's (test_pbt.py), a real two-node cluster (test_cluster.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis import provenance
 from search_spaces.adaptive import storage_url, study_name
-from study import spec
 from tests.study.helpers import (
     TINY,
     assert_each_trial_trained_once,
@@ -62,32 +61,6 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     code, out, err = finish(cli("status", str(experiment)))
     assert code == 0, err
     assert "4 finished" in out and "best 5-var so far" in out
-
-
-def test_sigkilled_grid_study_resumes_without_losing_or_retraining(dsprites_path, tmp_path):
-    steps = 300
-    args = ["run", "quick", "--storage", str(tmp_path), "--name", "k", "--max-concurrent", "1",
-            "--set", f"train.steps={steps}", "--set", "train.report_every=25",
-            "--set", "train.checkpoint_every=50", "--set", "study.families=['beta_vae']",
-            "--set", "grid.beta_vae=[1, 4, 8]", *TINY]
-    experiment = tmp_path / "k"
-    proc = cli(*args)
-    kill_when(proc, experiment, one_finished_one_checkpointed(steps))
-    code, out, err = finish(cli("status", str(experiment)))
-    assert code == 0 and "paused" in out, out + err
-    code, out, err = finish(cli("resume", str(experiment)))
-    assert code == 0, err
-    assert len(trial_dirs(experiment)) == 3
-    assert_each_trial_trained_once(experiment, steps)
-    results = pd.read_csv(experiment / "report" / "results.csv")
-    assert len(results) == 3 * 2 * 3
-    assert not results.duplicated(["trial_id", "replicate", "calculation"]).any()
-    # the resumed trials kept the seeds the spec gave them: one per model, all distinct
-    expected = {(c["value"], r, s) for c in spec.expand(spec.load(str(experiment / "study.toml")))
-                for r, s in enumerate(c["seeds"])}
-    assert set(zip(results["value"], results["replicate"], results["seed"], strict=True)) \
-        == expected and len({s for _, _, s in expected}) == 6
-    assert [r["command"] for r in provenance.read_runs(experiment)] == ["run", "resume"]
 
 
 def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, tmp_path):

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from pyarrow import fs as pafs
 
+from study import spec
 from study.cli import main
 from tests.study.helpers import (
     TINY,
@@ -144,6 +145,11 @@ def test_s3_study_killed_resumed_with_status_report_and_evaluate(dsprites_path, 
     assert len(results) == 3 * 2 * 3
     assert not results.duplicated(["trial_id", "replicate", "calculation"]).any()
     assert (results["step"] == steps).all()
+    # the resumed trials kept the seeds the spec gave them: one per model, all distinct
+    expected = {(c["value"], r, s) for c in spec.expand(spec.load(str(experiment / "study.toml")))
+                for r, s in enumerate(c["seeds"])}
+    assert set(zip(results["value"], results["replicate"], results["seed"], strict=True)) \
+        == expected and len({s for _, _, s in expected}) == 6
     code, out, err = finish(cli("evaluate", f"{uri}/k", "--metrics", "mig", env=env))
     assert code == 0, err  # each trial's final checkpoint downloaded, scored, uploaded
     evaluated = download(s3, f"{BUCKET}/pre/k", tmp_path / "evaluated")
