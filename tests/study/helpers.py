@@ -28,7 +28,14 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
+    """The command's exit code and output; past `timeout` its whole process group is killed
+    (a hung study must not outlive the test, eating the CPU of the ones after it)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     return proc.returncode, out, err
 
 
