@@ -151,14 +151,18 @@ class PruneFinished(Callback):
         self.at_end = at_end
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if not self.at_end and trial.path and tune_trial_finished(trial):
-            prune_checkpoints(trial.path, remote_filesystem(trial))
+        if not self.at_end:
+            _prune_if_finished(trial)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.at_end:
             for trial in trials:
-                if trial.path and tune_trial_finished(trial):
-                    prune_checkpoints(trial.path, remote_filesystem(trial))
+                _prune_if_finished(trial)
+
+
+def _prune_if_finished(trial: Any) -> None:
+    if trial.path and tune_trial_finished(trial):
+        prune_checkpoints(trial.path, remote_filesystem(trial))
 
 
 def remote_filesystem(trial: Any) -> Any:
