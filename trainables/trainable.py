@@ -53,7 +53,8 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
     last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     hardware = device_name(device)
-    trial_id = tune.get_context().get_trial_id()
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
     clone: dict[str, Any] = {}  # said once, in the first report after a PBT clone
 
     def report(evaluate: bool, save: bool) -> None:
@@ -82,7 +83,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
                                   "rng": checkpoint.rng_state(), "last_eval": last_eval})
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    payload = restorable_payload(tune.get_checkpoint(), tune.get_context().get_trial_dir())
+    payload = restorable_payload(tune.get_checkpoint(), context.get_trial_dir())
     if payload is not None:
         donor = payload.get("trial_id")
         cloned = donor is not None and trial_id is not None and donor != trial_id
@@ -120,6 +121,7 @@ def restorable_payload(saved: tune.Checkpoint | None,
         if trial_dir is None or not Path(trial_dir).is_dir():
             return None
         found = experiment.newest_loadable(trial_dir)
+        _warn_skipped(found.skipped, latest=None)
         if found.payload is not None:
             warnings.warn(f"Tune recorded no checkpoint of this trial (its driver stopped before "
                           f"saving it): resuming from {found.path.name} in the trial's folder",
@@ -130,14 +132,19 @@ def restorable_payload(saved: tune.Checkpoint | None,
         # on object storage `folder` is a temporary download: no older checkpoints beside it
         local = saved.filesystem.type_name == "local"
         found = experiment.newest_loadable(latest.parent if local else None, latest=latest)
-    for path, reason in found.skipped:
-        which = "latest checkpoint" if path == latest else "checkpoint"
-        warnings.warn(f"{which} unusable: {reason}", stacklevel=2)
+    _warn_skipped(found.skipped, latest)
     if found.payload is None:
         warnings.warn("no usable checkpoint: the trial restarts from step 0", stacklevel=2)
     elif found.path != latest:
         warnings.warn(f"resuming from the earlier checkpoint {found.path.name}", stacklevel=2)
     return found.payload
+
+
+def _warn_skipped(skipped: list[tuple[Path, str]], latest: Path | None) -> None:
+    """Say in the trial's output why each newer checkpoint was passed over."""
+    for path, reason in skipped:
+        which = "latest checkpoint" if path == latest else "checkpoint"
+        warnings.warn(f"{which} unusable: {reason}", stacklevel=3)
 
 
 def trial_config(config: dict) -> TrainConfig:
