@@ -48,9 +48,9 @@ def clones(curves: pd.DataFrame) -> pd.DataFrame:
 def final_objective(curves: pd.DataFrame, pbt: dict[str, Any]) -> dict[str, float]:
     """Each trial's PBT objective ([pbt] table) at its last report."""
     last = curves.sort_values("step", kind="mergesort").groupby("trial_id").tail(1)
-    return {row.trial_id: objectives.score(
+    return {row.trial_id: objectives.score_for(
                 {"disentanglement_5var": row.disentanglement_5var, "recon_test": row.recon_test},
-                pbt["objective"], pbt["max_recon_test"], pbt["recon_scale"])
+                pbt)
             for row in last.itertuples()}
 
 

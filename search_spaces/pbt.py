@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from search_spaces.seeds import trial_seeds
-from trainables import objectives
 from trainables.config import PARAM_OF
 
 
@@ -67,12 +66,6 @@ def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
          "seeds": trial_seeds(study["seed"], i, study["replicates"], study["seeds"])}
         for i, (family, value) in enumerate(points)
     ]
-
-
-def objective(result: dict[str, Any], pbt: dict[str, Any]) -> float:
-    """The scalar PBT ranks by (higher is better): `trainables.objectives.score` with the
-    [pbt] table's objective; NaN before the first evaluation."""
-    return objectives.score(result, pbt["objective"], pbt["max_recon_test"], pbt["recon_scale"])
 
 
 def perturb(value: float, family: str, pbt: dict[str, Any], rng: random.Random) -> float:

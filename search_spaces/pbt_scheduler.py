@@ -20,8 +20,8 @@ from typing import Any
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from search_spaces.pbt import objective, perturb
-from trainables import experiment
+from search_spaces.pbt import perturb
+from trainables import experiment, objectives
 from trainables.config import flat_trial_config
 
 OBJECTIVE_KEY = "pbt_objective"  # what the scheduler ranks by (added to each result it sees)
@@ -90,7 +90,7 @@ class PBTScheduler(PopulationBasedTraining):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if int(result.get("step", 0)) >= self._steps:
             return TrialScheduler.CONTINUE  # a last step is never perturbed: trials end as is
-        scored = {**result, OBJECTIVE_KEY: objective(result, self._pbt)}
+        scored = {**result, OBJECTIVE_KEY: objectives.score_for(result, self._pbt)}
         before = self._trial_state[trial].last_perturbation_time
         decision = super().on_trial_result(tune_controller, trial, scored)
         if self._trial_state[trial].last_perturbation_time != before:

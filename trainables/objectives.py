@@ -27,3 +27,8 @@ def score(result: dict[str, Any], objective: str, max_recon_test: float = 150.0,
     if objective == "constrained":
         return float(d5) - max(0.0, float(recon) / max_recon_test - 1.0)
     raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
+def score_for(result: dict[str, Any], table: dict[str, Any]) -> float:
+    """`score` with a spec table's `objective`, `max_recon_test` and `recon_scale` (PBT's)."""
+    return score(result, table["objective"], table["max_recon_test"], table["recon_scale"])

@@ -13,6 +13,7 @@ import pytest
 from search_spaces import pbt
 from search_spaces.pbt_scheduler import OBJECTIVE_KEY, STATE_FILE, PBTScheduler
 from study import spec as specs
+from trainables import objectives
 
 PBT = specs.load("quick-pbt")["pbt"]
 
@@ -77,7 +78,7 @@ def test_a_resample_is_log_uniform_within_the_bounds():
     ("weighted", None, 300.0, math.nan),
 ])
 def test_objective(objective, d5, recon, expected):
-    got = pbt.objective({"disentanglement_5var": d5, "recon_test": recon},
+    got = objectives.score_for({"disentanglement_5var": d5, "recon_test": recon},
                         {**PBT, "objective": objective, "max_recon_test": 150.0,
                          "recon_scale": 1000.0})
     assert got == pytest.approx(expected, nan_ok=True)
