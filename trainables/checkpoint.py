@@ -10,6 +10,8 @@ Layout of `pack.pt` (tensors, numbers, strings, lists and dicts only):
                  step, frozen mask, diverged_at, the members' generator states, report window
     rng          the process-wide RNG states (torch CPU and CUDA, numpy, python)
     last_eval    the latest evaluation's scalar means and its step, carried into later reports
+    evaluation   the rows of the evaluation made at this step (None if none): a trial restored
+                 from its final checkpoint reports them again
 """
 
 from __future__ import annotations

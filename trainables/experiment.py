@@ -8,6 +8,7 @@ rules every command applies to them.
     <experiment>/<trial>/result.json     one JSON line per report (a kill may cut the last)
     <experiment>/<trial>/error.txt       Tune's record of a failed attempt
     <experiment>/<trial>/checkpoint_NNNNNN/pack.pt   (`trainables.checkpoint`)
+    <experiment>/<trial>/checkpoint_NNNNNN/pruned.json   a pruned one: names the one kept
     <experiment>/<trial>/extra_metrics.json          (`wae-study evaluate`)
 
 `run`, `resume`, `status`, `report`, `evaluate` and the trainable read and write the folder
@@ -20,7 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
+import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ ERROR_FILE = "error.txt"
 EXTRA_FILE = "extra_metrics.json"
 OPTUNA_FILE = "optuna.db"
 CHECKPOINT_PREFIX = "checkpoint_"
+PRUNED_FILE = "pruned.json"
 
 
 # ---- study.toml ---------------------------------------------------------------------------
@@ -147,11 +149,12 @@ def read_trials(experiment_dir: str | os.PathLike, warnings: list[str] | None = 
     return [read_trial(p, warnings) for p in trial_dirs(experiment_dir)]
 
 
-# ---- checkpoints --------------------------------------------------------------------------
+# ---- checkpoints ----------------------------------------------------------------------------
 def checkpoint_dirs(trial_dir: str | os.PathLike) -> list[Path]:
-    """The trial's checkpoint folders, newest first (Tune numbers them in order)."""
-    return sorted((p for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir()),
-                  reverse=True)
+    """The trial's checkpoint folders, newest first (Tune numbers them in order); pruned ones
+    (`prune_checkpoints`) are not checkpoints any more."""
+    return sorted((p for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*")
+                   if p.is_dir() and not (p / PRUNED_FILE).exists()), reverse=True)
 
 
 @dataclass
@@ -184,23 +187,51 @@ def newest_loadable(trial_dir: str | os.PathLike | None, latest: Path | None = N
 
 
 def prune_checkpoints(trial_dir: str | os.PathLike, filesystem: Any = None) -> list[Path]:
-    """Delete every checkpoint folder of a finished trial but the newest (its final one,
-    weights only unless `keep_optimizer_state`); returns what was removed. While a trial runs
-    Tune keeps its latest two full checkpoints, the fallback resume needs. `filesystem`: the
-    pyarrow file system `trial_dir` is a path on (object storage), when not a local folder."""
-    if filesystem is None:
-        older = checkpoint_dirs(trial_dir)[1:]
-        for old in older:
-            shutil.rmtree(old, ignore_errors=True)
-        return older
-    from pyarrow.fs import FileSelector, FileType
+    """Empty every checkpoint folder of a finished trial but the newest (its final one,
+    weights only unless `keep_optimizer_state`), leaving in each a note that names the newest;
+    returns what was pruned. While a trial runs Tune keeps its latest two full checkpoints, the
+    fallback resume needs.
 
+    The folders stay because Tune saves its experiment state only every so often: a driver
+    killed after a trial's last report restores it from the checkpoint that state names, and
+    Ray refuses a checkpoint folder that is gone. The trainable follows the note to the final
+    checkpoint (`kept_instead`). `filesystem`: the pyarrow file system `trial_dir` is a path
+    on (object storage), when not a local folder."""
+    from pyarrow.fs import FileSelector, FileType, LocalFileSystem
+
+    filesystem = filesystem or LocalFileSystem()
     found = filesystem.get_file_info(FileSelector(str(trial_dir), allow_not_found=True))
     names = sorted((info.path for info in found if info.type == FileType.Directory
-                    and info.base_name.startswith(CHECKPOINT_PREFIX)), reverse=True)[1:]
-    for name in names:
-        filesystem.delete_dir(name)
-    return [Path(name) for name in names]
+                    and info.base_name.startswith(CHECKPOINT_PREFIX)), reverse=True)
+    pruned = []
+    for name in names[1:]:
+        contents = filesystem.get_file_info(FileSelector(name, recursive=True))
+        if [c.base_name for c in contents] == [PRUNED_FILE]:
+            continue  # pruned before
+        with filesystem.open_output_stream(f"{name}/{PRUNED_FILE}") as out:  # the note first:
+            out.write(json.dumps({"kept": posixpath.basename(names[0])}).encode())  # no gap
+        for item in sorted(contents, key=lambda c: c.path, reverse=True):  # files, then dirs
+            if item.base_name == PRUNED_FILE and posixpath.dirname(item.path) == name:
+                continue
+            if item.type == FileType.Directory:
+                filesystem.delete_dir(item.path)
+            else:
+                filesystem.delete_file(item.path)
+        pruned.append(Path(name))
+    return pruned
+
+
+def kept_instead(checkpoint_path: str, filesystem: Any) -> str | None:
+    """For a pruned checkpoint folder, the path of the checkpoint kept in its place (the
+    trial's final one); None for a checkpoint that was not pruned."""
+    from pyarrow.fs import FileType
+
+    note = f"{checkpoint_path.rstrip('/')}/{PRUNED_FILE}"
+    if filesystem.get_file_info(note).type != FileType.File:
+        return None
+    with filesystem.open_input_stream(note) as src:
+        kept = json.loads(src.read().decode())["kept"]
+    return posixpath.join(posixpath.dirname(checkpoint_path.rstrip("/")), kept)
 
 
 # ---- the lock: one run or resume per folder -----------------------------------------------

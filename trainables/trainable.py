@@ -17,6 +17,7 @@ Population-based training restarts a trial from another trial's checkpoint with 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import warnings
@@ -55,14 +56,14 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
     hardware = device_name(device)
     context = tune.get_context()
     trial_id = context.get_trial_id()
-    clone: dict[str, Any] = {}  # said once, in the first report after a PBT clone
+    once: dict[str, Any] = {}  # said in the next report only: a PBT clone, a restored evaluation
 
     def report(evaluate: bool, save: bool) -> None:
         nonlocal last_eval
         result = {**trainer.read_report(), "family": cfg.family, "param": cfg.param,
                   "value": cfg.value, "seeds": cfg.member_seeds, "node_id": node_id,
-                  "device": str(device), "device_name": hardware, **clone}
-        clone.clear()
+                  "device": str(device), "device_name": hardware, **once}
+        once.clear()
         if evaluate:
             full = trainer.step in (0, cfg.steps)
             rows = evaluate_pack(trainer.model, dataset, split, cfg if full else cfg.interim(),
@@ -80,10 +81,12 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
                                   "split_seed": cfg.split_seed,
                                   "diverged_at": result["diverged_at"],
                                   "trainer": trainer.state_dict(weights_only=weights_only),
-                                  "rng": checkpoint.rng_state(), "last_eval": last_eval})
+                                  "rng": checkpoint.rng_state(), "last_eval": last_eval,
+                                  "evaluation": result.get("evaluation")})
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    payload = restorable_payload(tune.get_checkpoint(), context.get_trial_dir())
+    payload = restorable_payload(tune.get_checkpoint(), context.get_trial_dir(), trial_id,
+                                 cfg.steps)
     if payload is not None:
         donor = payload.get("trial_id")
         cloned = donor is not None and trial_id is not None and donor != trial_id
@@ -91,13 +94,17 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
         trainer.load_state_dict(payload["trainer"])
         if cloned:
             trainer.restart_streams()
-            clone.update(cloned_from=donor, cloned_at=trainer.step)
+            once.update(cloned_from=donor, cloned_at=trainer.step)
         checkpoint.set_rng_state(payload["rng"])
         last_eval = payload["last_eval"]
     elif cfg.eval_at_start:
         report(evaluate=True, save=False)
 
-    if trainer.step >= cfg.steps:  # restored from the final checkpoint: report it again
+    if trainer.step >= cfg.steps:  # restored from the final checkpoint: report it again, with
+        if payload.get("evaluation"):  # its evaluation (the driver may have lost that report)
+            once["evaluation"] = payload["evaluation"]
+        if cfg.perturbable:  # the value it last trained with, whatever Tune's state says
+            cfg = dataclasses.replace(cfg, value=payload["config"]["value"])
         report(evaluate=False, save=False)
     while trainer.step < cfg.steps:
         trainer.train_step()
@@ -108,29 +115,40 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
             report(evaluate, save)
 
 
-def restorable_payload(saved: tune.Checkpoint | None,
-                       trial_dir: str | Path | None = None) -> dict | None:
-    """The newest checkpoint that loads: Tune's latest, else the older ones beside it (the
+def restorable_payload(saved: tune.Checkpoint | None, trial_dir: str | Path | None = None,
+                       trial_id: str | None = None, steps: int | None = None) -> dict | None:
+    """The checkpoint to continue from: Tune's latest, else the older ones beside it (the
     study keeps two). None when there is none, or none loads (the trial restarts); each
     fallback's reason is logged in the trial's output.
 
-    Without one from Tune, the trial's own folder (`trial_dir`, when local) is searched: a
-    driver killed between a trial's checkpoint and Tune's next save of the experiment state
-    restores the trial with no checkpoint, and its work would otherwise be redone."""
+    Tune saves its experiment state only every so often, so a killed driver's state can lag
+    the trial's own folder (`trial_dir`, when local): without a checkpoint from Tune, the
+    folder's newest is used; with one, a newer one in the folder that is this trial's
+    (`trial_id`) final checkpoint (at `steps`) is used, so a finished trial is not trained
+    again. A checkpoint that was pruned when its trial finished names the final one kept in
+    its place (`experiment.kept_instead`), which is then Tune's latest."""
+    own = Path(trial_dir) if trial_dir is not None and Path(trial_dir).is_dir() else None
     if saved is None:
-        if trial_dir is None or not Path(trial_dir).is_dir():
+        if own is None:
             return None
-        found = experiment.newest_loadable(trial_dir)
+        found = experiment.newest_loadable(own)
         _warn_skipped(found.skipped, latest=None)
         if found.payload is not None:
             warnings.warn(f"Tune recorded no checkpoint of this trial (its driver stopped before "
                           f"saving it): resuming from {found.path.name} in the trial's folder",
                           stacklevel=2)
         return found.payload
+    local = saved.filesystem.type_name == "local"
+    if local and own is not None and Path(saved.path).parent.resolve() == own.resolve():
+        final = _own_final(own, Path(saved.path), trial_id, steps)
+        if final is not None:
+            return final
+    kept = experiment.kept_instead(saved.path, saved.filesystem)
+    if kept is not None:
+        saved = tune.Checkpoint(kept, saved.filesystem)
     with saved.as_directory() as folder:
         latest = Path(folder)
         # on object storage `folder` is a temporary download: no older checkpoints beside it
-        local = saved.filesystem.type_name == "local"
         found = experiment.newest_loadable(latest.parent if local else None, latest=latest)
     _warn_skipped(found.skipped, latest)
     if found.payload is None:
@@ -138,6 +156,24 @@ def restorable_payload(saved: tune.Checkpoint | None,
     elif found.path != latest:
         warnings.warn(f"resuming from the earlier checkpoint {found.path.name}", stacklevel=2)
     return found.payload
+
+
+def _own_final(trial_dir: Path, latest: Path, trial_id: str | None,
+               steps: int | None) -> dict | None:
+    """The payload of the trial's final checkpoint when its folder holds one newer than
+    Tune's `latest` (Tune's saved state lagged the trial's last report); else None."""
+    newer = [p for p in experiment.checkpoint_dirs(trial_dir) if p.name > latest.name]
+    if not newer or steps is None:
+        return None
+    try:
+        payload = checkpoint.load(newer[0])
+    except checkpoint.CheckpointError:
+        return None
+    if payload.get("trial_id") != trial_id or payload.get("step", -1) < steps:
+        return None
+    warnings.warn(f"the trial had finished ({newer[0].name}) after the experiment state Tune "
+                  f"saved (which names {latest.name}): it is not trained again", stacklevel=3)
+    return payload
 
 
 def _warn_skipped(skipped: list[tuple[Path, str]], latest: Path | None) -> None:

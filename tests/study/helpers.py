@@ -104,6 +104,14 @@ def assert_each_trial_trained_once(experiment: Path, steps: int) -> None:
         assert sum(1 for r in lines if r["step"] == 0 and "evaluation" in r) == 1, trial.name
 
 
+def assert_no_trial_errored(experiment: Path) -> None:
+    """No attempt of any trial failed: Tune wrote no error.txt (a driver's kill and resume
+    must not cost a trial one of its retries)."""
+    errored = [d.name for d in trial_dirs(experiment) if (d / "error.txt").exists()]
+    assert not errored, f"trials with error.txt: {errored}: " + "; ".join(
+        (experiment / name / "error.txt").read_text()[-300:] for name in errored)
+
+
 def tensorboard_scalars(trial_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """The scalars of a trial's TensorBoard event files, by tag: (step, value) pairs. Reads the
     TFRecord framing directly (length, its CRC, the Event, its CRC)."""

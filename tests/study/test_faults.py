@@ -6,6 +6,7 @@ uninterrupted run) and the driver SIGKILLed while writing the report (resume com
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from tests.study.helpers import (
     TINY,
     assert_each_trial_trained_once,
+    assert_no_trial_errored,
     checkpointed_unfinished,
     checkpoints,
     cli,
@@ -135,6 +137,7 @@ def test_driver_killed_during_report_resumes_to_a_complete_report(killed_in_repo
     experiment, code, err = killed_in_report
     assert code == 0, err
     assert len(trial_dirs(experiment)) == 1
+    assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, STEPS)
     for name in REPORT_FILES:
         assert (experiment / "report" / name).exists(), name
@@ -178,6 +181,7 @@ def test_driver_killed_mid_training_with_truncated_checkpoint_resumes_bitwise(
     code, out, err = finish(cli("resume", str(experiment)))
     assert code == 0, err
     assert len(trial_dirs(experiment)) == 2
+    assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, STEPS)
     steps = [r["step"] for r in result_lines(newest.parent)]
     resumed_at = next(b for a, b in zip(steps, steps[1:], strict=False) if b <= a)
@@ -190,3 +194,45 @@ def test_driver_killed_mid_training_with_truncated_checkpoint_resumes_bitwise(
     assert len(ours) == 2 * 2 * 3 and len(theirs) == 1 * 2 * 3
     pd.testing.assert_frame_equal(ours.loc[theirs.index, SCORES], theirs[SCORES],
                                   check_exact=False, atol=1e-6, rtol=0)
+
+
+def saved_last_step(experiment: Path, trial: Path) -> int:
+    """The step of `trial`'s last result in the experiment state Tune saved (Tune's format,
+    read here only to check that the test reached its point)."""
+    (path,) = experiment.glob("experiment_state-*.json")
+    for config, runtime in json.loads(path.read_text())["trial_data"]:
+        if trial.name.startswith(json.loads(config)["trial_id"]):
+            return json.loads(runtime)["last_result"]["step"]
+    raise AssertionError(f"{trial.name} is not in {path.name}")
+
+
+def test_driver_killed_after_a_trial_finished_and_was_pruned_resumes_without_retraining(
+        dsprites_path, tmp_path):
+    """Tune saves its experiment state every so often, so the state on disk can lag a trial's
+    last report: it may still name a checkpoint that the trial's pruning at its end passed
+    over. Killed then, the resume must neither fail that trial nor train it again.
+    TUNE_GLOBAL_CHECKPOINT_S makes the lag certain: Tune then saves its state only when a
+    trial has checkpointed twice since the last save (3 checkpoints: the final one unsaved)."""
+    experiment = tmp_path / "p"
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "3600"}
+    proc = cli(*study_args(tmp_path, "p", "[1, 8]", "--max-concurrent", "1",
+                           "--set", "train.checkpoint_every=100"), env=env)
+
+    def finished_and_pruned(dirs: list[Path]) -> bool:
+        for trial in dirs:
+            kept = checkpoints(trial)  # those holding a pack.pt
+            if len(kept) == 1 and checkpoint.load(kept[0])["step"] == STEPS:
+                return True  # the final checkpoint, and no other: pruned
+        return False
+
+    kill_when(proc, experiment, finished_and_pruned)
+    (done,) = [d for d in trial_dirs(experiment) if checkpoints(d)
+               and checkpoint.load(checkpoints(d)[0])["step"] == STEPS]
+    assert saved_last_step(experiment, done) < STEPS, "Tune's saved state did not lag"
+    before = len(result_lines(done))
+    code, out, err = finish(cli("resume", str(experiment)))
+    assert code == 0, err
+    assert_no_trial_errored(experiment)
+    assert_each_trial_trained_once(experiment, STEPS)
+    after = result_lines(done)
+    assert [r["step"] for r in after[before:]] == [STEPS], "the finished trial trained again"

@@ -12,6 +12,7 @@ import pytest
 from tests.study.helpers import (
     TINY,
     assert_each_trial_trained_once,
+    assert_no_trial_errored,
     cli,
     finish,
     kill_when,
@@ -53,6 +54,7 @@ def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprit
     code, out, err = finish(cli("resume", str(experiment)))
     assert code == 0, err
     assert len(trial_dirs(experiment)) == 2
+    assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, STEPS)  # none restarted from step 0
     after = clones(trial_dirs(experiment))
     assert set(before) <= set(after)

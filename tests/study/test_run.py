@@ -16,7 +16,9 @@ from search_spaces.adaptive import storage_url, study_name
 from tests.study.helpers import (
     TINY,
     assert_each_trial_trained_once,
+    assert_no_trial_errored,
     checkpointed_unfinished,
+    checkpoints,
     cli,
     finish,
     finished,
@@ -47,7 +49,7 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     assert set(results["family"]) == {"beta_vae", "wae_uniform"}
     assert (results["step"] == 40).all()
     for trial in trial_dirs(experiment):  # a finished trial keeps its final weights only
-        kept = [p.name for p in trial.glob("checkpoint_*")]
+        kept = [p.name for p in checkpoints(trial)]  # others: emptied, a note naming this one
         assert len(kept) == 1, kept
         final = torch.load(trial / kept[0] / "pack.pt", weights_only=True)["trainer"]
         assert "model" in final and "exp_avg" not in final
@@ -76,6 +78,7 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
     assert code == 0, err
     finished_trials = [d for d in trial_dirs(experiment) if finished(d, steps)]
     assert len(finished_trials) == 3
+    assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, steps)
     study = optuna.load_study(study_name=study_name(experiment), storage=storage_url(experiment))
     assert study.study_name == "wae-study-a"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from ray import tune
 
-from trainables import checkpoint
+from trainables import checkpoint, experiment
 from trainables.trainable import restorable_payload
 
 
-def write(folder, step: int, corrupt: bool = False):
-    path = checkpoint.save(folder, {"step": step, "config": {}})
+def write(folder, step: int, corrupt: bool = False, trial_id: str | None = None):
+    path = checkpoint.save(folder, {"step": step, "config": {}, "trial_id": trial_id})
     if corrupt:
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     return folder
@@ -44,3 +44,24 @@ def test_without_a_checkpoint_from_tune_the_trials_own_folder_is_searched(tmp_pa
     write(tmp_path / "checkpoint_000001", 20, corrupt=True)
     with pytest.warns(UserWarning, match="resuming from checkpoint_000000 in the trial's folder"):
         assert restorable_payload(None, tmp_path)["step"] == 10
+
+
+def test_a_pruned_latest_leads_to_the_final_checkpoint_kept_in_its_place(tmp_path):
+    """Tune's saved state may name a checkpoint pruned when the trial finished."""
+    write(tmp_path / "checkpoint_000000", 10)
+    write(tmp_path / "checkpoint_000001", 20)
+    experiment.prune_checkpoints(tmp_path)
+    stale = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint_000000"))
+    assert restorable_payload(stale)["step"] == 20  # object storage: no folder to search
+    assert restorable_payload(stale, tmp_path, "t1", 20)["step"] == 20
+
+
+def test_a_finished_trials_own_final_checkpoint_beats_tunes_lagging_latest(tmp_path):
+    write(tmp_path / "checkpoint_000000", 10, trial_id="t1")
+    write(tmp_path / "checkpoint_000001", 20, trial_id="t1")
+    stale = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint_000000"))
+    with pytest.warns(UserWarning, match="not trained again"):
+        assert restorable_payload(stale, tmp_path, "t1", 20)["step"] == 20
+    # not final, or another trial's: Tune's latest, as recorded
+    assert restorable_payload(stale, tmp_path, "t1", 30)["step"] == 10
+    assert restorable_payload(stale, tmp_path, "t2", 20)["step"] == 10

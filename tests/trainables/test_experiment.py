@@ -118,12 +118,21 @@ def test_tunes_latest_first_then_only_older_ones(tmp_path):
     assert found.payload["step"] == 10 and [p for p, _ in found.skipped] == [latest]
 
 
-def test_prune_keeps_the_newest_checkpoint(tmp_path):
+def test_prune_empties_all_but_the_newest_and_leaves_a_note_naming_it(tmp_path):
+    from pyarrow.fs import LocalFileSystem
+
     for step in range(3):
         save(tmp_path / f"checkpoint_{step:06d}", step)
     removed = experiment.prune_checkpoints(tmp_path)
     assert sorted(p.name for p in removed) == ["checkpoint_000000", "checkpoint_000001"]
     assert [p.name for p in experiment.checkpoint_dirs(tmp_path)] == ["checkpoint_000002"]
+    for old in removed:  # the folder stays (Tune's saved state may name it), emptied
+        assert [p.name for p in old.iterdir()] == [experiment.PRUNED_FILE]
+        assert experiment.kept_instead(str(old), LocalFileSystem()) == str(
+            tmp_path / "checkpoint_000002")
+    assert experiment.kept_instead(str(tmp_path / "checkpoint_000002"), LocalFileSystem()) is None
+    assert experiment.prune_checkpoints(tmp_path) == []  # pruned once
+    assert experiment.newest_loadable(tmp_path).payload["step"] == 2
 
 
 def test_atomic_write_leaves_the_old_file_and_no_temporary_on_failure(tmp_path):
