@@ -68,6 +68,17 @@ def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def quantiles(scores: dict[Any, float], fraction: float) -> tuple[list, list]:
+    """(bottom, top) of one population by score, Ray's rule: ceil(n × fraction) trials each,
+    at most half the population; none while fewer than two trials have a finite score."""
+    ranked = sorted((k for k, v in scores.items() if v is not None and math.isfinite(v)),
+                    key=lambda k: scores[k])
+    if len(ranked) <= 1:
+        return [], []
+    k = min(math.ceil(len(ranked) * fraction), len(ranked) // 2)
+    return ranked[:k], ranked[len(ranked) - k:]
+
+
 def perturb(value: float, family: str, pbt: dict[str, Any], rng: random.Random) -> float:
     """A bottom trial's new value, explored from the top trial's `value` (module docstring)."""
     low, high = bounds(pbt, family)

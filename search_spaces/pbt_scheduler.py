@@ -20,7 +20,7 @@ from typing import Any
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from search_spaces.pbt import perturb
+from search_spaces.pbt import perturb, quantiles
 from trainables import experiment, objectives
 from trainables.config import flat_trial_config
 
@@ -97,22 +97,26 @@ class PBTScheduler(PopulationBasedTraining):
             self._write_state(tune_controller, trial)
         return decision
 
+    def _quantiles(self) -> tuple[list, list]:
+        """(bottom, top): each family's own quantiles (`search_spaces.pbt.quantiles`), joined.
+        Ray's synchronous mode handles every top trial before any bottom one, so each family's
+        top trials have saved this round's checkpoint before its bottom ones clone them."""
+        lower, upper = [], []
+        for family in {self._family(t) for t in self._trial_state}:
+            scores = {t: s.last_score for t, s in self._trial_state.items()
+                      if self._family(t) == family and not t.is_finished()}
+            bottom, top = quantiles(scores, float(self._pbt["quantile_fraction"]))
+            lower += bottom
+            upper += top
+        return lower, upper
+
     def _checkpoint_or_exploit(self, trial: Any, tune_controller: Any, upper_quantile: list,
                                lower_quantile: list) -> None:
-        """Ray's rule applied within the trial's family: quantiles of its own population."""
+        """Ray's rule within the trial's family: a bottom trial clones a top one of its own."""
         family = self._family(trial)
-        same = {t for t in self._trial_state if self._family(t) == family}
-        lower, upper = self._quantiles_among(same)
-        super()._checkpoint_or_exploit(trial, tune_controller, upper, lower)
-
-    def _quantiles_among(self, trials: set) -> tuple[list, list]:
-        """Ray's `_quantiles` restricted to `trials`."""
-        everyone = self._trial_state
-        self._trial_state = {t: s for t, s in everyone.items() if t in trials}
-        try:
-            return self._quantiles()
-        finally:
-            self._trial_state = everyone
+        super()._checkpoint_or_exploit(
+            trial, tune_controller, [t for t in upper_quantile if self._family(t) == family],
+            [t for t in lower_quantile if self._family(t) == family])
 
     def _write_state(self, tune_controller: Any, trial: Any) -> None:
         state = {

@@ -102,12 +102,21 @@ class FakeTrial:
         return False
 
 
-def scheduler_with(trials, steps=100):
-    scheduler = PBTScheduler({**PBT, "perturbation_interval": 10}, steps)
+def scheduler_with(trials, steps=100, synch=False):
+    scheduler = PBTScheduler({**PBT, "perturbation_interval": 10, "synch": synch}, steps)
     controller = SimpleNamespace(search_alg=None)
     for trial in trials:
         scheduler.on_trial_add(controller, trial)
     return scheduler
+
+
+@pytest.mark.parametrize(("n", "fraction", "k"), [(1, 0.25, 0), (2, 0.25, 1), (4, 0.25, 1),
+                                                   (5, 0.25, 2), (4, 0.5, 2), (5, 0.9, 2)])
+def test_quantiles_take_ceil_n_fraction_at_most_half(n, fraction, k):
+    scores = {f"t{i}": float(i) for i in range(n)}
+    lower, upper = pbt.quantiles({**scores, "unscored": None, "nan": math.nan}, fraction)
+    assert lower == [f"t{i}" for i in range(k)]
+    assert upper == [f"t{i}" for i in range(n - k, n)]
 
 
 def test_quantiles_are_taken_within_each_family(tmp_path):
@@ -116,8 +125,32 @@ def test_quantiles_are_taken_within_each_family(tmp_path):
     scheduler = scheduler_with(trials)
     for i, trial in enumerate(trials):  # every β-VAE scores above every WAE
         scheduler._trial_state[trial].last_score = (10 if i < 4 else 0) + i
-    lower, upper = scheduler._quantiles_among({t for t in trials if t.trial_id[0] == "w"})
-    assert [t.trial_id for t in lower] == ["w0"] and [t.trial_id for t in upper] == ["w3"]
+    lower, upper = scheduler._quantiles()
+    assert sorted(t.trial_id for t in lower) == ["b0", "w0"]
+    assert sorted(t.trial_id for t in upper) == ["b3", "w3"]
+
+
+def test_synchronous_mode_saves_each_familys_top_before_its_bottom_clones(tmp_path):
+    """Two families in Ray's synchronous mode: the population meets at the perturbation step
+    and every bottom trial clones its own family's top, with this round's checkpoint. Ranked
+    across families, the WAEs would both lie in the middle, bottom first: it would clone
+    before its top trial had saved."""
+    trials = [FakeTrial("w0", "wae_gaussian", 0.0, [0], tmp_path),
+              FakeTrial("w1", "wae_gaussian", 4.0, [1], tmp_path),
+              FakeTrial("b0", "beta_vae", 1.0, [2], tmp_path),
+              FakeTrial("b1", "beta_vae", 16.0, [3], tmp_path)]
+    scheduler = scheduler_with(trials, synch=True)
+    saved, exploited = {}, []
+    controller = SimpleNamespace(
+        search_alg=None, get_trials=lambda: trials, get_live_trials=lambda: trials,
+        _schedule_trial_save=lambda trial, result: saved.setdefault(trial.trial_id, object()))
+    scheduler._exploit = lambda _, trial, donor: exploited.append(
+        (trial.trial_id, donor.trial_id, donor.trial_id in saved))
+    d5 = {"w0": 0.4, "w1": 0.6, "b0": 0.1, "b1": 0.9}  # global order: b0 < w0 < w1 < b1
+    for trial in trials:
+        scheduler.on_trial_result(controller, trial, {"step": 10, "recon_test": 0.0,
+                                                      "disentanglement_5var": d5[trial.trial_id]})
+    assert sorted(exploited) == [("b0", "b1", True), ("w0", "w1", True)]
 
 
 def test_a_clone_keeps_its_own_seeds_and_gets_a_perturbed_value(tmp_path):
