@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,35 +63,27 @@ def constrained_score(result: dict[str, Any], max_recon_test: float) -> float | 
     return None if math.isnan(value) else value
 
 
-class SeededOptunaSearch(OptunaSearch):
-    """OptunaSearch whose configs carry `seeds`: the members' seeds of Optuna trial number n
-    under the study's seed design (plain attributes: the searcher is pickled on save)."""
+@dataclass(frozen=True)
+class SeededSpace:
+    """The search space as Optuna's define-by-run function (Ray's public `space=` callable):
+    the family and λ1 sampled, and the members' seeds of Optuna trial number n under the
+    study's seed design returned as constants. A plain dataclass: the searcher is pickled."""
 
-    def __init__(self, *args: Any, study_seed: int, replicates: int, seed_design: str,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._study_seed, self._replicates = study_seed, replicates
-        self._seed_design = seed_design
+    families: tuple[str, ...]
+    lambda1_min: float
+    lambda1_max: float
+    study_seed: int
+    replicates: int
+    seed_design: str
 
-    def _setup_study(self, mode: str | list) -> None:
-        """Create (or load) the study and name its objectives, for optuna-dashboard."""
-        super()._setup_study(mode)
-        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
-        if self._ot_study.metric_names is None:
-            with warnings.catch_warnings():  # set_metric_names is marked experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                self._ot_study.set_metric_names(list(metrics))
-
-    def suggest(self, trial_id: str) -> dict | None:
-        config = super().suggest(trial_id)
-        if not isinstance(config, dict):  # None (wait) or Searcher.FINISHED
-            return config
-        number = self._ot_trials[trial_id].number
-        return {**config, "seeds": trial_seeds(self._study_seed, number, self._replicates,
-                                               self._seed_design)}
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        trial.suggest_categorical("family", list(self.families))
+        trial.suggest_float("value", self.lambda1_min, self.lambda1_max)
+        return {"seeds": trial_seeds(self.study_seed, trial.number, self.replicates,
+                                     self.seed_design)}
 
 
-class ConstrainedOptunaSearch(SeededOptunaSearch):
+class ConstrainedOptunaSearch(OptunaSearch):
     """OptunaSearch on the constrained score, derived from each trial's final result."""
 
     def __init__(self, *args: Any, max_recon_test: float, **kwargs: Any) -> None:
@@ -108,25 +101,29 @@ class ConstrainedOptunaSearch(SeededOptunaSearch):
 def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
                   experiment_dir: Path) -> OptunaSearch:
     """The Optuna searcher for an `[adaptive]` table (seeds from the `[study]` table), its
-    study in `<experiment>/optuna.db`."""
-    space = {
-        "family": optuna.distributions.CategoricalDistribution(list(adaptive["families"])),
-        "value": optuna.distributions.FloatDistribution(adaptive["lambda1_min"],
-                                                        adaptive["lambda1_max"]),
-    }
-    common = dict(
-        space=space,
-        sampler=make_sampler(adaptive["sampler"], adaptive["seed"]),
-        study_name=study_name(experiment_dir),
-        storage=optuna.storages.RDBStorage(storage_url(experiment_dir)),
-        study_seed=study["seed"],
-        replicates=study["replicates"],
-        seed_design=study["seeds"],
-    )
-    if adaptive["objective"] == "constrained":
+    study in `<experiment>/optuna.db`, created here with its objectives named (for
+    optuna-dashboard); Ray's searcher loads it."""
+    constrained = adaptive["objective"] == "constrained"
+    metrics = [CONSTRAINED_METRIC] if constrained else OBJECTIVE_METRICS
+    modes = ["max"] if constrained else OBJECTIVE_MODES
+    sampler = make_sampler(adaptive["sampler"], adaptive["seed"])
+    storage = optuna.storages.RDBStorage(storage_url(experiment_dir))
+    name = study_name(experiment_dir)
+    created = optuna.create_study(
+        storage=storage, sampler=sampler, study_name=name, load_if_exists=True,
+        directions=["maximize" if m == "max" else "minimize" for m in modes])
+    if created.metric_names is None:
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            created.set_metric_names(metrics)
+    space = SeededSpace(tuple(adaptive["families"]), adaptive["lambda1_min"],
+                        adaptive["lambda1_max"], study["seed"], study["replicates"],
+                        study["seeds"])
+    common = dict(space=space, sampler=sampler, study_name=name, storage=storage)
+    if constrained:
         return ConstrainedOptunaSearch(metric=CONSTRAINED_METRIC, mode="max",
                                        max_recon_test=adaptive["max_recon_test"], **common)
-    return SeededOptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
+    return OptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
 
 
 def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],

@@ -8,6 +8,11 @@ The scheduler's per-trial state (last perturbation step, last score), its random
 the trials, so a resumed study neither perturbs twice nor forgets scores. `[pbt].seed` seeds
 the perturbations; which top trial a bottom one clones is Ray's random choice, and (unless
 `[pbt] synch`) trials interleave asynchronously: a PBT study is not bitwise repeatable.
+
+Ray offers no public hook for ranking within families, keeping a clone's seeds or restoring
+the scheduler's bookkeeping: `_quantiles`, `_checkpoint_or_exploit` and `_get_new_config` are
+overridden and `_trial_state` / `_next_perturbation_sync` read and written, under the pinned
+Ray minor; tests/test_dependency_contracts.py fails naming the pin when one of them changes.
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ class PBTScheduler(PopulationBasedTraining):
         return config
 
     def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
-        """The explored config, with the bottom trial's own member seeds kept."""
+        """The explored config, with the bottom trial's own member seeds kept (private: the
+        public `custom_explore_fn` sees the donor's config only)."""
         new_config, operations = super()._get_new_config(trial, trial_to_clone)
         seeds = flat_trial_config(trial.config).get("seeds")
         if isinstance(new_config.get("trial"), dict):

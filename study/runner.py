@@ -313,17 +313,19 @@ def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
            dataset: Any, remote: Remote | None = None) -> int:
     """Reconcile Optuna, write the report, and say how the study ended (exit code). A remote
     study's trials are pulled first, and the driver's files and the report pushed after."""
-    trials = results._experiment_analysis.trials
-    errored = [t for t in trials if t.status == "ERROR"]
     # A trial is done when it reached its last step: after Ctrl-C Tune marks the trials it
     # stopped TERMINATED too, and may not have created every trial yet (hence the count).
-    done = [t for t in trials if t.status == "TERMINATED" and experiment.tune_trial_finished(t)]
+    trials = [({**flat_trial_config(r.config or {}), **(r.metrics or {})}, r.error)
+              for r in results]  # ResultGrid: each trial's config and last result, its error
+    reached = [experiment.reached_last_step(t.get("step"), t.get("steps")) for t, _ in trials]
+    done = [t for (t, _), end in zip(trials, reached, strict=True) if end]
+    errored = [t for (t, error), end in zip(trials, reached, strict=True)
+               if error is not None and not end]
     unfinished = specs.n_trials(spec) - len(done) - len(errored)
     if spec["study"]["search"] == "adaptive" and not unfinished:
         from search_spaces.adaptive import reconcile
 
-        finished = [{**flat_trial_config(t.config), **(t.last_result or {})} for t in done]
-        reconcile(experiment_dir, finished, spec["adaptive"])
+        reconcile(experiment_dir, done, spec["adaptive"])
     from analysis import provenance
     from analysis.report import write_report
 

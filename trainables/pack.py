@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 import torch
+from torch.optim.adam import adam  # the functional Adam (torch.optim.adam.__all__)
 
 from trainables.config import TrainConfig
 from trainables.data import unpack_rows
@@ -64,11 +65,15 @@ class PackTrainer:
         self.params = list(self.model.parameters())
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.adam_step = torch.zeros((), dtype=torch.float32, device=self.device)
+        # Adam's step count per member and parameter (the fused kernel wants one tensor per
+        # parameter); a frozen member's stops.
+        self.adam_steps = torch.zeros(k, len(self.params), dtype=torch.float32,
+                                      device=self.device)
         # Per-member views of the stacked tensors, for the per-member fused Adam calls.
         self._member_params = _by_member([p.detach() for p in self.params])
         self._member_avg = _by_member(self.exp_avg)
         self._member_avg_sq = _by_member(self.exp_avg_sq)
+        self._member_steps = [list(row.unbind(0)) for row in self.adam_steps]
 
         self.step = 0
         self.frozen = torch.zeros(k, dtype=torch.bool, device=self.device)
@@ -146,18 +151,18 @@ class PackTrainer:
 
     @torch.no_grad()
     def adam(self, lr: float) -> None:
-        """Adam (fused kernel) per member; `found_inf` = frozen makes the kernel skip it."""
-        self.adam_step += 1  # shared: every healthy member has taken the same number of steps
+        """Adam per member, torch's fused kernel through its functional API: one Adam over
+        the stacked parameters is exactly one Adam per model (Adam is elementwise), and one
+        call per member lets `found_inf` = frozen skip a diverged member without waiting for
+        the device."""
         grads = _by_member([p.grad for p in self.params])
         skip = self.frozen.float()
-        steps = [self.adam_step] * len(self.params)
         for k, member_grads in enumerate(grads):
-            torch._fused_adam_(
+            adam(
                 self._member_params[k], member_grads, self._member_avg[k],
-                self._member_avg_sq[k], [], steps, lr=lr, beta1=ADAM_BETAS[0],
-                beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS, amsgrad=False,
-                maximize=False, grad_scale=None, found_inf=skip[k],
-            )
+                self._member_avg_sq[k], [], self._member_steps[k], fused=True,
+                found_inf=skip[k], amsgrad=False, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
+                lr=lr, weight_decay=0.0, eps=ADAM_EPS, maximize=False)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the matmuls (fp32 master weights), else nothing."""
@@ -200,7 +205,7 @@ class PackTrainer:
             **state,
             "exp_avg": [t.cpu() for t in self.exp_avg],
             "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
-            "adam_step": self.adam_step.cpu(),
+            "adam_step": self.adam_steps.amax().cpu(),  # a healthy member's: they agree
             "generators": [g.get_state() for g in self.generators],
             "window": self.window.cpu(),
         }
@@ -224,8 +229,8 @@ class PackTrainer:
         for mine, saved in zip(self.exp_avg + self.exp_avg_sq,
                                state["exp_avg"] + state["exp_avg_sq"], strict=True):
             mine.copy_(saved)
-        for name in ("adam_step", "window"):
-            getattr(self, name).copy_(state[name])
+        self.adam_steps.copy_(state["adam_step"])  # every member's, every parameter's
+        self.window.copy_(state["window"])
         moved = False
         for gen, saved in zip(self.generators, state["generators"], strict=True):
             try:

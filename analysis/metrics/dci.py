@@ -100,7 +100,7 @@ def importance_matrix(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
 def _split_gains(clf: HistGradientBoostingClassifier, d: int) -> np.ndarray:
     """Each feature's share of the total split gain over all trees (zeros if no split)."""
     gains = np.zeros(d)
-    for trees in clf._predictors:  # private, stable since scikit-learn 0.21
+    for trees in clf._predictors:  # private, no public route (tests/test_dependency_contracts)
         for tree in trees:
             nodes = tree.nodes[tree.nodes["is_leaf"] == 0]
             np.add.at(gains, nodes["feature_idx"], nodes["gain"])

@@ -1,0 +1,100 @@
+"""The private parts of our dependencies that the project still relies on, one test each:
+when an upgrade renames one or changes its signature, the test fails naming the hook, the
+module that relies on it and the pin in pyproject.toml to revisit. Where a public route
+exists the project takes it (Optuna's define-by-run space, Ray's ResultGrid, torch's
+functional Adam); these are the ones without."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def pin(package: str) -> str:
+    """The requirement string of `package` in pyproject.toml."""
+    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    return next(d for d in dependencies if re.match(rf"{re.escape(package)}(?![\w.\[-])", d))
+
+
+def broken(hook: str, user: str, package: str) -> str:
+    return (f"{hook} changed in the installed {package}: {user} relies on it; pyproject.toml "
+            f"pins {pin(package)!r}: keep the pin, or adapt {user} before widening it")
+
+
+# ---- Ray Tune's population-based training (search_spaces/pbt_scheduler.py) -----------------
+# Per-family populations, clones that keep their own seeds and a resumable scheduler state
+# have no public hook in PopulationBasedTraining: PBTScheduler overrides these methods.
+PBT_METHODS = {
+    "_quantiles": ["self"],
+    "_checkpoint_or_exploit": ["self", "trial", "tune_controller", "upper_quantile",
+                               "lower_quantile"],
+    "_get_new_config": ["self", "trial", "trial_to_clone"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PBT_METHODS))
+def test_pbt_methods_we_override_keep_their_signatures(name):
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    method = getattr(PopulationBasedTraining, name, None)
+    message = broken(f"ray.tune.schedulers.PopulationBasedTraining.{name}",
+                     "search_spaces/pbt_scheduler.py", "ray[tune]")
+    assert method is not None, message
+    assert list(inspect.signature(method).parameters) == PBT_METHODS[name], message
+
+
+@pytest.mark.parametrize(("caller", "call"), [
+    ("on_trial_result", "self._quantiles()"),
+    ("on_trial_result", "self._checkpoint_or_exploit("),
+    ("_exploit", "self._get_new_config("),
+])
+def test_ray_still_calls_the_pbt_methods_we_override(caller, call):
+    """An override Ray no longer calls would silently change nothing."""
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    source = inspect.getsource(getattr(PopulationBasedTraining, caller))
+    assert call in source, broken(f"PopulationBasedTraining.{caller} (calling {call}...)",
+                                  "search_spaces/pbt_scheduler.py", "ray[tune]")
+
+
+def test_pbt_per_trial_state_we_save_and_restore():
+    """PBTScheduler reads and writes `_trial_state[trial]`'s perturbation bookkeeping and
+    `_next_perturbation_sync` (pbt_state.json)."""
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    message = broken("PopulationBasedTraining's per-trial state", "search_spaces/pbt_scheduler.py",
+                     "ray[tune]")
+    state = _PBTTrialState(SimpleNamespace(experiment_tag="t"))
+    for field in ("last_perturbation_time", "last_train_time", "last_score", "last_checkpoint"):
+        assert hasattr(state, field), message
+    scheduler = PopulationBasedTraining(time_attr="step", metric="m", mode="max",
+                                        hyperparam_mutations={"x": [1, 2]}, synch=True)
+    assert isinstance(scheduler._trial_state, dict), message
+    assert isinstance(scheduler._next_perturbation_sync, int | float), message
+
+
+# ---- scikit-learn's fitted histogram trees (analysis/metrics/dci.py) ------------------------
+def test_hist_gradient_boosting_trees_expose_their_split_gains():
+    """DCI's default importances sum each feature's split gains over the fitted trees:
+    HistGradientBoostingClassifier has no feature_importances_."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    clf = HistGradientBoostingClassifier(max_iter=3).fit(x, x[:, 1] > 0)
+    message = broken("HistGradientBoostingClassifier._predictors", "analysis/metrics/dci.py",
+                     "scikit-learn")
+    trees = getattr(clf, "_predictors", None)
+    assert trees is not None and len(trees) == 3, message
+    nodes = trees[0][0].nodes
+    assert {"is_leaf", "feature_idx", "gain"} <= set(nodes.dtype.names), message
+    assert nodes[0]["feature_idx"] == 1 and nodes[0]["gain"] > 0, message  # the root's split
