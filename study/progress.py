@@ -1,6 +1,7 @@
-"""The driver's Tune callbacks: one readable progress line per reporting interval instead of
-Ray's verbose tables, TensorBoard curves, a finished trial's older checkpoints pruned, and a
-remote experiment's driver files kept current in the bucket."""
+"""The driver's Tune callbacks: each trial's params.json and result.json, one readable
+progress line per reporting interval instead of Ray's verbose tables, TensorBoard curves, a
+finished trial's older checkpoints pruned, and a remote experiment's driver files kept
+current in the bucket."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from ray.tune import Callback
 from tensorboardX import SummaryWriter
 
+from trainables import experiment
 from trainables.config import PARAM_OF, flat_trial_config
 from trainables.experiment import OPTUNA_FILE, prune_checkpoints, tune_trial_finished
 
@@ -138,6 +140,45 @@ class ProgressLines(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] trial {describe(trial.config)} failed; "
               "it retries from its last checkpoint while retries remain", flush=True)
+
+
+class ResultFiles(Callback):
+    """Each trial's params.json (at every start: PBT gives a clone a new config) and one
+    result.json line per report, in the folder the driver writes (`driver_folder`).
+
+    In place of Ray's JsonLoggerCallback, which at every restart of a trial within a run (a
+    PBT pause or clone, a retry) copies the storage's result.json over the driver's, losing
+    the reports made since Tune last synced the folder. Here the storage's copy is read once
+    per driver and trial, only when the driver has none (a study resumed from object
+    storage, whose driver starts with an empty staging folder)."""
+
+    def __init__(self) -> None:
+        self._opened: set[str] = set()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._open(trial)
+        experiment.write_params(driver_folder(trial), trial.config)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self._open(trial)
+        experiment.append_result_line(driver_folder(trial), result)
+
+    def _open(self, trial: Any) -> None:
+        if trial.trial_id in self._opened:
+            return
+        self._opened.add(trial.trial_id)
+        local = Path(driver_folder(trial)) / experiment.RESULT_FILE
+        filesystem = remote_filesystem(trial)
+        if filesystem is None or local.exists():
+            return
+        from pyarrow.fs import FileType
+
+        stored = f"{trial.storage.trial_fs_path}/{experiment.RESULT_FILE}"
+        if filesystem.get_file_info(stored).type == FileType.File:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with filesystem.open_input_stream(stored) as src:
+                local.write_bytes(src.read())
 
 
 class PruneFinished(Callback):

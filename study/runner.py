@@ -79,7 +79,7 @@ def start_ray(address: str | None, search: str) -> None:
     if address:
         check_address(address)
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    # Only the JSON and CSV loggers and our TensorBoard scalars (build_tuner): Ray's own
+    # Only our result files and TensorBoard scalars (build_tuner): Ray's own
     # TensorBoard logger would try to log the results' lists.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of its own
@@ -180,12 +180,12 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
                 remote: Remote | None = None):
     """The Tuner of a new study in `experiment_dir`, or on `remote` (whose mirror that is)."""
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from study.progress import (
         MirrorUploads,
         ProgressLines,
         PruneFinished,
+        ResultFiles,
         TensorBoardScalars,
         trial_dirname,
     )
@@ -225,10 +225,9 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         # While trials run: the latest checkpoint and one fallback; PBT keeps two more, which
         # other trials may be about to clone (Ray warns below three).
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if search == "pbt" else 2),
-        callbacks=[ProgressLines(specs.n_trials(spec), spec["train"]),
+        callbacks=[ResultFiles(), ProgressLines(specs.n_trials(spec), spec["train"]),
                    PruneFinished(at_end=search == "pbt"),
                    TensorBoardScalars(),
-                   JsonLoggerCallback(), CSVLoggerCallback(),
                    *([MirrorUploads(remote)] if remote else [])],
         verbose=0,
     )

@@ -112,6 +112,20 @@ def tune_trial_finished(trial: Any) -> bool:
     return reached_last_step(step, flat_trial_config(trial.config).get("steps"))
 
 
+def append_result_line(trial_dir: str | os.PathLike, result: dict[str, Any]) -> None:
+    """One report as a line of result.json, flushed at once (what `read_result_lines` reads;
+    Tune's own additions, e.g. its timestamps, are kept: anything not JSON becomes text)."""
+    with open(Path(trial_dir) / RESULT_FILE, "a", encoding="utf-8") as out:
+        out.write(json.dumps(result, default=str) + "\n")
+
+
+def write_params(trial_dir: str | os.PathLike, config: dict[str, Any]) -> None:
+    """The trial's config as Tune passes it (PBT changes it when a trial clones another)."""
+    Path(trial_dir).mkdir(parents=True, exist_ok=True)
+    write_atomic(Path(trial_dir) / PARAMS_FILE,
+                 json.dumps(config, indent=2, sort_keys=True, default=str))
+
+
 @dataclass
 class Trial:
     """One trial folder, read."""

@@ -104,6 +104,14 @@ def assert_each_trial_trained_once(experiment: Path, steps: int) -> None:
         assert sum(1 for r in lines if r["step"] == 0 and "evaluation" in r) == 1, trial.name
 
 
+def assert_no_report_lost(experiment: Path, steps: int, every: int) -> None:
+    """Every trial's result.json holds a report at each multiple of `every` up to `steps`
+    (a trial restarted within a run, by PBT or a retry, must not lose the lines before)."""
+    for trial in trial_dirs(experiment):
+        missing = set(range(0, steps + 1, every)) - {r["step"] for r in result_lines(trial)}
+        assert not missing, f"{trial.name}: no report at steps {sorted(missing)}"
+
+
 def assert_no_trial_errored(experiment: Path) -> None:
     """No attempt of any trial failed: Tune wrote no error.txt (a driver's kill and resume
     must not cost a trial one of its retries)."""

@@ -19,6 +19,7 @@ import pytest
 from tests.study.helpers import (
     TINY,
     assert_each_trial_trained_once,
+    assert_no_report_lost,
     assert_no_trial_errored,
     checkpointed_unfinished,
     checkpoints,
@@ -71,6 +72,7 @@ def test_killed_trial_worker_retries_from_its_checkpoint(dsprites_path, tmp_path
     retried = next(r for r in lines if r["pid"] != pid)
     assert retried["step"] > 0, "the retry started from scratch"
     assert_each_trial_trained_once(experiment, STEPS)
+    assert_no_report_lost(experiment, STEPS, 25)
 
 
 def test_removed_node_trial_finishes_on_the_other_node(dsprites_path, tmp_path):

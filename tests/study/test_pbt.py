@@ -1,6 +1,8 @@
 """Population-based training end to end through the real command line: SIGKILL of the driver
 after a clone, then `resume`: every trial finishes, none restarts from step 0, the clones'
-history and the scheduler's state survive, and the report shows the schedules."""
+history and the scheduler's state survive, and the report shows the schedules. `quick-pbt`
+as a user runs it (asynchronous, its own population and quantiles, at TINY size) clones and
+changes values, uninterrupted and across a kill and resume."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from tests.study.helpers import (
     TINY,
     assert_each_trial_trained_once,
+    assert_no_report_lost,
     assert_no_trial_errored,
     cli,
     finish,
@@ -77,3 +80,48 @@ def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprit
     assert "Population-based training" in (report / "report.md").read_text()
     results = pd.read_csv(report / "results.csv")
     assert len(results) == 2 * 2 * 3  # the population's final models
+
+
+def quick_pbt(storage, name: str) -> list[str]:
+    """`quick-pbt`'s [pbt] table as it is (asynchronous, population 4, the bottom half
+    cloning the top half), its 6 segments of 1,200 steps scaled to 300, at TINY size."""
+    return ["run", "quick-pbt", "--storage", str(storage), "--name", name,
+            "--set", "train.steps=300", "--set", "pbt.perturbation_interval=50",
+            "--set", "train.report_every=25", "--set", "train.checkpoint_every=50",
+            "--set", "train.eval_every=50", "--set", "train.interim_higgins_votes=50",
+            "--set", "train.interim_higgins_classifier_steps=50",
+            "--set", "train.interim_recon_eval_images=50", *TINY]
+
+
+def assert_pbt_at_work(experiment) -> None:
+    """Several trials cloned another, several trained with more than one value, no report
+    was lost, and the report's schedules show each clone."""
+    assert_no_report_lost(experiment, 300, 25)
+    cloned = {name for name, _, _ in clones(trial_dirs(experiment))}
+    values = {d.name: {r["value"] for r in result_lines(d)} for d in trial_dirs(experiment)}
+    changed = [name for name, seen in values.items() if len(seen) > 1]
+    assert len(cloned) >= 2 and len(changed) >= 2, (cloned, values)
+    schedules = pd.read_csv(experiment / "report" / "pbt_schedules.csv")
+    assert schedules["cloned_from"].notna().sum() >= len(cloned)
+
+
+def test_quick_pbt_clones_and_changes_values(dsprites_path, tmp_path):
+    code, out, err = finish(cli(*quick_pbt(tmp_path, "q")))
+    assert code == 0, err
+    assert_no_trial_errored(tmp_path / "q")
+    assert_pbt_at_work(tmp_path / "q")
+
+
+def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_path):
+    experiment = tmp_path / "k"
+    proc = cli(*quick_pbt(tmp_path, "k"))
+    kill_when(proc, experiment, lambda dirs: clones(dirs))  # killed at its first clone
+    before = set(clones(trial_dirs(experiment)))
+    code, out, err = finish(cli("resume", str(experiment)))
+    assert code == 0, err
+    assert_no_trial_errored(experiment)
+    assert_each_trial_trained_once(experiment, 300)
+    assert_pbt_at_work(experiment)
+    after = {(name, at) for name, _, at in clones(trial_dirs(experiment))} - {
+        (name, at) for name, _, at in before}
+    assert after, "no trial cloned after the resume"
