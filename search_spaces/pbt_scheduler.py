@@ -1,6 +1,7 @@
 """Ray Tune's asynchronous population-based training with the project's rules
 (`search_spaces.pbt`): populations per family, the scalarised objective, clones keep their
-own seeds, no perturbation at a trial's last step.
+own seeds, perturbations only at multiples of the interval (the checkpoint steps), none at
+a trial's last step.
 
 The scheduler's per-trial state (last perturbation step, last score), its random state and
 (synchronous mode) the step where the population meets next are saved to
@@ -94,8 +95,13 @@ class PBTScheduler(PopulationBasedTraining):
             state.last_score = kept["last_score"]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        if int(result.get("step", 0)) >= self._steps:
+        step = int(result.get("step", 0))
+        if step >= self._steps:
             return TrialScheduler.CONTINUE  # a last step is never perturbed: trials end as is
+        if step % int(self._pbt["perturbation_interval"]):
+            # only at the checkpoint steps: a trial restored from a checkpoint after a resume
+            # does not report that step again, and Ray would perturb it at its next report
+            return TrialScheduler.CONTINUE
         scored = {**result, OBJECTIVE_KEY: objectives.score_for(result, self._pbt)}
         before = self._trial_state[trial].last_perturbation_time
         decision = super().on_trial_result(tune_controller, trial, scored)

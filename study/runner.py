@@ -165,13 +165,17 @@ def check_resources(resources: dict[str, Any]) -> None:
                        f"on any node ({most_cpus:g}); lower it")
 
 
-def trainable(resources: dict[str, Any], packed: Any):
-    """train_trial with the data in the object store once and the per-trial resources."""
+def trainable(resources: dict[str, Any], packed: Any, experiment_dir: Path | None):
+    """train_trial with the data in the object store once and the per-trial resources;
+    `experiment_dir`: the experiment's folder as every node sees it (None on object
+    storage), where a restored trial looks for checkpoints Tune's saved state lacks."""
     from ray import tune
 
     from trainables.trainable import train_trial
 
-    with_data = tune.with_parameters(train_trial, packed=packed)
+    with_data = tune.with_parameters(
+        train_trial, packed=packed,
+        experiment_dir=None if experiment_dir is None else str(experiment_dir.resolve()))
     return tune.with_resources(with_data, {"cpu": resources["cpus_per_trial"],
                                            "gpu": resources["gpus_per_trial"]})
 
@@ -231,7 +235,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
                    *([MirrorUploads(remote)] if remote else [])],
         verbose=0,
     )
-    return tune.Tuner(trainable(resources, packed), param_space=param_space,
+    return tune.Tuner(trainable(resources, packed, None if remote else experiment_dir),
+                      param_space=param_space,
                       tune_config=tune_config, run_config=run_config)
 
 
@@ -299,7 +304,8 @@ def resume(experiment_dir: Path, address: str | None = None,
             tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
         else:
             tuner = tune.Tuner.restore(
-                str(path), trainable(spec["resources"], dataset.packed),
+                str(path), trainable(spec["resources"], dataset.packed,
+                                     None if remote else experiment_dir),
                 resume_unfinished=True, resume_errored=True, storage_filesystem=filesystem)
         provenance.record_run(experiment_dir, "resume", dataset.source)
         if remote:

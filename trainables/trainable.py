@@ -38,11 +38,14 @@ from trainables.hardware import device_name
 from trainables.pack import PackTrainer
 
 
-def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
+def train_trial(config: dict, packed: np.ndarray | None = None,
+                experiment_dir: str | None = None) -> None:
     """Train, evaluate, report and checkpoint one pack inside a Tune trial.
 
     `config` holds TrainConfig fields at the top level or under "trial" (top level wins);
-    `packed` is the bit-packed dSprites from the object store (None: load `data_path`).
+    `packed` is the bit-packed dSprites from the object store (None: load `data_path`);
+    `experiment_dir` is the experiment's folder (None on object storage), which holds this
+    trial's folder under the name of its working directory (Tune names both alike).
     """
     cfg = trial_config(config)
     device = pick_device(cfg.device)
@@ -50,12 +53,19 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
         reuse_freed_memory()  # this process is the trial's own: no page faults per step
     dataset = data.DSprites(packed) if packed is not None else data.load(cfg.data_path)
     split = dataset.split(cfg.split_seed, cfg.test_fraction)
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    own = Path(experiment_dir) / Path(context.get_trial_dir()).name if experiment_dir else None
+    payload = restorable_payload(tune.get_checkpoint(), own, trial_id, cfg.steps)
+    donor = payload.get("trial_id") if payload is not None else None
+    cloned = donor is not None and trial_id is not None and donor != trial_id
+    if payload is not None and not cloned and cfg.perturbable:
+        # its own checkpoint: the value it trained with, though Tune's saved state may lag
+        cfg = dataclasses.replace(cfg, value=payload["config"]["value"])
     trainer = PackTrainer(cfg, dataset.packed, split.train, device)
     last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     hardware = device_name(device)
-    context = tune.get_context()
-    trial_id = context.get_trial_id()
     once: dict[str, Any] = {}  # said in the next report only: a PBT clone, a restored evaluation
 
     def report(evaluate: bool, save: bool) -> None:
@@ -85,11 +95,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
                                   "evaluation": result.get("evaluation")})
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    payload = restorable_payload(tune.get_checkpoint(), context.get_trial_dir(), trial_id,
-                                 cfg.steps)
     if payload is not None:
-        donor = payload.get("trial_id")
-        cloned = donor is not None and trial_id is not None and donor != trial_id
         _check_resumable(cfg, payload["config"], cloned)  # same steps: weights-only is final
         trainer.load_state_dict(payload["trainer"])
         if cloned:
@@ -103,8 +109,6 @@ def train_trial(config: dict, packed: np.ndarray | None = None) -> None:
     if trainer.step >= cfg.steps:  # restored from the final checkpoint: report it again, with
         if payload.get("evaluation"):  # its evaluation (the driver may have lost that report)
             once["evaluation"] = payload["evaluation"]
-        if cfg.perturbable:  # the value it last trained with, whatever Tune's state says
-            cfg = dataclasses.replace(cfg, value=payload["config"]["value"])
         report(evaluate=False, save=False)
     while trainer.step < cfg.steps:
         trainer.train_step()
@@ -122,7 +126,7 @@ def restorable_payload(saved: tune.Checkpoint | None, trial_dir: str | Path | No
     fallback's reason is logged in the trial's output.
 
     Tune saves its experiment state only every so often, so a killed driver's state can lag
-    the trial's own folder (`trial_dir`, when local): without a checkpoint from Tune, the
+    the trial's own folder (`trial_dir`, on a file system): without a checkpoint from Tune, the
     folder's newest is used; with one, a newer one in the folder that is this trial's
     (`trial_id`) final checkpoint (at `steps`) is used, so a finished trial is not trained
     again. A checkpoint that was pruned when its trial finished names the final one kept in

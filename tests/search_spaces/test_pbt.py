@@ -125,9 +125,9 @@ def test_quantiles_are_taken_within_each_family(tmp_path):
     scheduler = scheduler_with(trials)
     for i, trial in enumerate(trials):  # every β-VAE scores above every WAE
         scheduler._trial_state[trial].last_score = (10 if i < 4 else 0) + i
-    lower, upper = scheduler._quantiles()
-    assert sorted(t.trial_id for t in lower) == ["b0", "w0"]
-    assert sorted(t.trial_id for t in upper) == ["b3", "w3"]
+    lower, upper = scheduler._quantiles()  # quick-pbt's fraction: half of each family
+    assert sorted(t.trial_id for t in lower) == ["b0", "b1", "w0", "w1"]
+    assert sorted(t.trial_id for t in upper) == ["b2", "b3", "w2", "w3"]
 
 
 def test_synchronous_mode_saves_each_familys_top_before_its_bottom_clones(tmp_path):
@@ -185,3 +185,17 @@ def test_no_perturbation_at_the_last_step_and_state_saved_then_restored(tmp_path
     assert again._trial_state[trials[1]].last_perturbation_time == 0
     assert again._rng.getstate() == scheduler._rng.getstate()
     assert again._next_perturbation_sync == scheduler._next_perturbation_sync
+
+
+def test_perturbations_only_at_multiples_of_the_interval(tmp_path):
+    """A trial restored after a resume reports from the step after its checkpoint: Ray alone
+    would perturb it at that report, where it has no checkpoint to clone or to be cloned."""
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(2)]
+    scheduler = scheduler_with(trials, steps=100)
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    result = {"disentanglement_5var": 0.5, "recon_test": 100.0}
+    assert scheduler.on_trial_result(controller, trials[0], {**result, "step": 15}) == "CONTINUE"
+    assert scheduler._trial_state[trials[0]].last_perturbation_time == 0
+    scheduler.on_trial_result(controller, trials[0], {**result, "step": 20})
+    assert scheduler._trial_state[trials[0]].last_perturbation_time == 20
