@@ -1,19 +1,14 @@
-"""Pareto fronts (higher disentanglement, lower test recon), hypervolumes and their bootstrap.
+"""Pareto fronts (higher disentanglement, lower test recon) and their hypervolumes.
 
 Fronts are taken over the healthy rows of ``results.csv`` (every replicate × calculation, like
 the points of the paper's Figure 1), per family and over all families (``front = "all"``).
 
-Hypervolume: the area dominated by a front inside the box ``disentanglement ∈ [0, 1]`` ×
-``recon_test ∈ [0, reference]``, with the reference point (disentanglement 0,
-recon ``reference``). The default reference is 1.1 × the largest healthy ``recon_test`` of
-the study (both tasks share it, and bootstrap resamples keep it fixed), so every point
-counts and all families are measured in the same box. ``hypervolume_norm`` divides by the
-box area (``reference`` × 1), a fraction in [0, 1].
-
-Bootstrap: replicates (one model = one (trial, replicate) with all its calculations) are
-resampled with replacement within each (family, value); the fronts and hypervolumes of each
-resample give 95 % percentile intervals. Every front sees the same resamples, so family
-differences are paired.
+Hypervolume: the area a front dominates inside a fixed box (`Box`: test recon up to a
+reference fixed in the spec's ``[report]`` table, disentanglement above a floor), normalised
+by the box's area: a fraction in [0, 1], comparable between studies with the same box.
+The pooled front of all replicates is the study's best front (descriptive); inference uses
+the replicate index as the unit: HV(r) of each single-seed sweep, their mean and interval,
+and differences between families (`analysis.inference`).
 """
 
 from __future__ import annotations
@@ -23,12 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import inference
+from analysis.box import Box
 from analysis.results import families_in, usable
 
-BOX_MARGIN = 1.1
 _HV_COLUMNS = (
-    "front", "hypervolume", "hypervolume_norm", "ci_low", "ci_high", "ci_low_norm",
-    "ci_high_norm", "n_front", "n_models", "reference_recon",
+    "front", "pooled_norm", "mean_norm", "ci_low_norm", "ci_high_norm", "n_replicates",
+    "n_front", "n_models", "recon_reference", "floor",
 )
 
 
@@ -58,34 +54,29 @@ def nondominated_mask(disentanglement: np.ndarray, recon: np.ndarray) -> np.ndar
     return mask
 
 
-def hypervolume(disentanglement: np.ndarray, recon: np.ndarray, reference: float) -> float:
-    """Area dominated by the points within [0, reference] recon × [0, 1] disentanglement."""
+def hypervolume(disentanglement: np.ndarray, recon: np.ndarray, reference: float,
+                floor: float = 0.0) -> float:
+    """Area dominated by the points within [0, reference] recon × [floor, 1] disentanglement."""
+    d = np.asarray(disentanglement, dtype=float)[None, :]
+    return float(hypervolumes(d, np.asarray(recon, dtype=float)[None, :], reference, floor)[0])
+
+
+def hypervolumes(disentanglement: np.ndarray, recon: np.ndarray, reference: float,
+                 floor: float = 0.0) -> np.ndarray:
+    """`hypervolume` of each row of (n, m) point sets: ∫ max(0, max{d_p : r_p ≤ r} − floor)
+    dr from 0 to ``reference``, a running max times the widths between consecutive recons.
+    Non-finite points count for nothing."""
     d = np.asarray(disentanglement, dtype=float)
     r = np.asarray(recon, dtype=float)
     ok = np.isfinite(d) & np.isfinite(r)
-    order = np.argsort(r[ok], kind="mergesort")
-    return float(_hypervolumes(d[ok][order][None, :], r[ok][order], reference)[0])
-
-
-def _hypervolumes(d_sorted: np.ndarray, r_sorted: np.ndarray, reference: float) -> np.ndarray:
-    """Hypervolume of each row of ``d_sorted`` (B, n) over shared recon ``r_sorted`` (n,).
-
-    The area is ∫ max{d_p : r_p ≤ r} dr from 0 to ``reference``: a running max times the
-    widths between consecutive recons. A score of 0 adds nothing, which is how the bootstrap
-    leaves a row out without re-sorting.
-    """
-    if r_sorted.size == 0:
-        return np.zeros(d_sorted.shape[0])
-    edges = np.minimum(np.r_[r_sorted, reference], reference)
-    widths = np.diff(edges)
-    heights = np.maximum.accumulate(np.clip(d_sorted, 0.0, 1.0), axis=1)
-    return heights @ widths
-
-
-def reference_recon(results: pd.DataFrame) -> float:
-    """The study's recon reference: ``BOX_MARGIN`` × the largest healthy test recon."""
-    recon = usable(results)["recon_test"].to_numpy(dtype=float)
-    return float(BOX_MARGIN * recon.max()) if recon.size else float("nan")
+    d, r = np.where(ok, d, -np.inf), np.where(ok, r, np.inf)
+    order = np.argsort(r, axis=1, kind="mergesort")
+    r_sorted = np.take_along_axis(r, order, axis=1)
+    d_sorted = np.take_along_axis(d, order, axis=1)
+    ends = np.full((r.shape[0], 1), float(reference))
+    widths = np.diff(np.minimum(np.concatenate([r_sorted, ends], axis=1), reference), axis=1)
+    heights = np.maximum.accumulate(np.clip(d_sorted - floor, 0.0, 1.0 - floor), axis=1)
+    return (heights * widths).sum(axis=1)
 
 
 def front_names(results: pd.DataFrame) -> list[str]:
@@ -114,58 +105,37 @@ def pareto_rows(results: pd.DataFrame, task: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def hypervolume_table(
-    results: pd.DataFrame,
-    task: str,
-    reference: float | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """One row per front: hypervolume, normalised hypervolume, 95 % bootstrap CI, front size;
-    and the bootstrap draws of every front ({front: (n_boot,)}) for paired differences."""
+def hypervolume_table(results: pd.DataFrame, task: str, box: Box
+                      ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row per front (each family, then all): the pooled front's normalised hypervolume
+    (all replicates together: the study's best front, descriptive, no interval), and the
+    mean over replicate indices r of HV(r), the normalised hypervolume of the single-seed
+    sweep r, with its t-interval (`analysis.inference`); and each front's HV(r) by r."""
     score = f"disentanglement_{task}"
-    rows = usable(results, task).reset_index(drop=True)
-    ref = reference_recon(results) if reference is None else float(reference)
-    order = np.argsort(rows["recon_test"].to_numpy(float), kind="mergesort")
-    rows = rows.iloc[order].reset_index(drop=True)
-    d = rows[score].to_numpy(float)
-    r = rows["recon_test"].to_numpy(float)
-    included = _resample_rows(rows, n_boot, np.random.default_rng(seed))
-    out, draws = [], {}
+    rows = usable(results, task)
+    floor, area = box.floor(task), box.area(task)
+    out, per_replicate = [], {}
     for front in front_names(rows):
-        member = _members(rows, front)
-        value = _hypervolumes(np.where(member, d, 0.0)[None, :], r, ref)[0]
-        boot = _hypervolumes(np.where(included & member, d, 0.0), r, ref)
-        draws[front] = boot
-        low, high = np.percentile(boot, [2.5, 97.5]) if n_boot else (np.nan, np.nan)
+        mine = rows[_members(rows, front)]
+        d, r = mine[score].to_numpy(float), mine["recon_test"].to_numpy(float)
+        by_replicate = [g for _, g in mine.groupby("replicate", sort=True)]
+        hv = np.array([hypervolume(g[score].to_numpy(float), g["recon_test"].to_numpy(float),
+                                   box.recon_reference, floor) for g in by_replicate]) / area
+        per_replicate[front] = hv
+        mean = inference.t_interval(hv)
         out.append({
             "front": front,
-            "hypervolume": value,
-            "hypervolume_norm": value / ref,
-            "ci_low": low,
-            "ci_high": high,
-            "ci_low_norm": low / ref,
-            "ci_high_norm": high / ref,
-            "n_front": int(nondominated_mask(d[member], r[member]).sum()),
-            "n_models": int(rows[member].groupby(["trial_id", "replicate"]).ngroups),
-            "reference_recon": ref,
+            "pooled_norm": hypervolume(d, r, box.recon_reference, floor) / area,
+            "mean_norm": mean.estimate,
+            "ci_low_norm": mean.low,
+            "ci_high_norm": mean.high,
+            "n_replicates": mean.n,
+            "n_front": int(nondominated_mask(d, r).sum()),
+            "n_models": int(mine.groupby(["trial_id", "replicate"]).ngroups),
+            "recon_reference": box.recon_reference,
+            "floor": floor,
         })
-    return pd.DataFrame(out, columns=list(_HV_COLUMNS)), draws
-
-
-def _resample_rows(rows: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n_rows) bool: is the row's model in the resample (replicates drawn with
-    replacement within each (family, value)). Duplicates do not change a front, so a set
-    membership is all the hypervolume needs."""
-    model = rows.groupby(["trial_id", "replicate"], sort=True).ngroup().to_numpy()
-    n_models = int(model.max()) + 1 if model.size else 0
-    included = np.zeros((n_boot, n_models), dtype=bool)
-    boot = np.arange(n_boot)[:, None]
-    for _, group in rows.groupby(["family", "value"], sort=True):
-        units = np.unique(model[group.index.to_numpy()])
-        draws = rng.integers(0, units.size, size=(n_boot, units.size))
-        included[boot, units[draws]] = True
-    return included[:, model]
+    return pd.DataFrame(out, columns=list(_HV_COLUMNS)), per_replicate
 
 
 def domination_shares(fronts: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -188,27 +158,26 @@ def domination_shares(fronts: pd.DataFrame, task: str) -> pd.DataFrame:
     return table
 
 
-def compare(table: pd.DataFrame, draws: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Every pair of families on one task (from :func:`hypervolume_table`): hypervolume
-    difference, its paired 95 % CI, and whether the two fronts' CIs overlap (then they are
-    called not distinguishable)."""
-    rows = table[table["front"] != "all"].sort_values("hypervolume", ascending=False)
+def compare(table: pd.DataFrame, per_replicate: dict[str, np.ndarray], paired: bool
+            ) -> list[dict[str, Any]]:
+    """Every pair of families on one task (from :func:`hypervolume_table`), the larger mean
+    first: the difference of the mean normalised hypervolumes, its 95 % interval (Welch's,
+    or paired t when replicates share seeds) and the permutation p-value (uncorrected:
+    `analysis.summary` applies Holm's correction over every pair and task)."""
+    rows = table[table["front"] != "all"].sort_values("mean_norm", ascending=False)
     out = []
     for i, (_, a) in enumerate(rows.iterrows()):
         for _, b in rows.iloc[i + 1 :].iterrows():
-            diff = draws[a["front"]] - draws[b["front"]]
-            low, high = np.percentile(diff, [2.5, 97.5]) if diff.size else (np.nan, np.nan)
+            first, second = per_replicate[a["front"]], per_replicate[b["front"]]
+            pairable = paired and first.size == second.size
+            found = inference.difference_interval(first, second, pairable)
             out.append({
                 "better": a["front"],
                 "worse": b["front"],
-                "difference": a["hypervolume"] - b["hypervolume"],
-                "difference_norm": a["hypervolume_norm"] - b["hypervolume_norm"],
-                "difference_ci_low": low,
-                "difference_ci_high": high,
-                "difference_ci_low_norm": low / a["reference_recon"],
-                "difference_ci_high_norm": high / a["reference_recon"],
-                "relative": (a["hypervolume"] / b["hypervolume"] - 1)
-                if b["hypervolume"] > 0 else np.nan,
-                "cis_overlap": bool(a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"]),
+                "difference_norm": found.estimate,
+                "difference_ci_low_norm": found.low,
+                "difference_ci_high_norm": found.high,
+                "interval": "paired t" if pairable else "Welch",
+                "p_value": inference.permutation_p(first, second, pairable),
             })
     return out

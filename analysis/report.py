@@ -23,6 +23,7 @@ import pandas as pd
 
 from analysis import figures, search_progress
 from analysis.aggregate import PAPER, THRESHOLD_4VAR, mean_std
+from analysis.box import Box
 from analysis.comparison import Comparison, compare
 from analysis.document import (
     Block,
@@ -36,11 +37,11 @@ from analysis.document import (
     to_markdown,
 )
 from analysis.model_figures import model_figures
-from analysis.pareto import BOX_MARGIN
 from analysis.provenance import footer_lines
 from analysis.results import RECON_SAMPLE, TASK_TITLE, StudyResults, load_results, metric_columns
 from analysis.summary import (
     NO_RESULTS,
+    Analysis,
     TaskAnalysis,
     analyse,
     baseline_table,
@@ -55,16 +56,14 @@ def write_report(
     out_dir: str | Path | None = None,
     data: Any = None,
     *,
-    n_boot: int = 1000,
-    seed: int = 0,
     compare_with: str | Path | None = None,
 ) -> Path:
     """Write the report folder (default ``<experiment_dir>/report``) and return its path.
 
     ``data`` is the dSprites object (``trainables.data.load``) Figure 2 and the traversals
-    need; ``None`` skips them with a note. ``n_boot`` resamples (seeded with ``seed``) give
-    the hypervolume CIs. ``compare_with``: another experiment folder whose fronts the report
-    shows beside this one's, in one box (e.g. the grid a PBT population extends).
+    need; ``None`` skips them with a note. ``compare_with``: another experiment folder whose
+    fronts the report shows beside this one's, in one box (e.g. the grid a PBT population
+    extends).
     """
     study = load_results(experiment_dir)
     other = load_results(compare_with) if compare_with is not None else None
@@ -74,7 +73,7 @@ def write_report(
         shutil.rmtree(stale, ignore_errors=True)  # left by a writer that was killed
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _build(study, tmp, data, n_boot, seed, other)
+        _build(study, tmp, data, other)
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -93,13 +92,13 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int,
+def _build(study: StudyResults, folder: Path, data: Any,
            other: StudyResults | None = None) -> None:
-    found = analyse(study, n_boot, seed)
+    found = analyse(study)
     study.results.to_csv(folder / "results.csv", index=False)
     for task, analysis in found.tasks.items():
         analysis.fronts.to_csv(folder / f"pareto_{task}.csv", index=False)
-    figure_blocks = _figure1(study, found.tasks, folder, found.reference)
+    figure_blocks = _figure1(study, found.tasks, folder, found.box.recon_reference)
     model_blocks = model_figures(study, data, folder, found.notes)
     curves = figures.training_curves(study.curves, folder / "training_curves.png")
 
@@ -110,10 +109,10 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int,
         Heading("Headline numbers beside the paper"),
         *_headline_blocks(found.heads, study.recon_measure),
         Heading("Pareto fronts and hypervolumes"),
-        *_front_blocks(found.tasks, found.reference, n_boot, seed),
+        *_front_blocks(found),
         *figure_blocks,
-        *_search_blocks(study, found.reference, folder),
-        *(_comparison_blocks(compare(study, other, n_boot, seed), folder) if other else []),
+        *_search_blocks(study, found.box, folder),
+        *(_comparison_blocks(compare(study, other), folder) if other else []),
         Heading("Aggregated results (the paper's rule)"),
         *_aggregate_blocks(found.tasks),
         Heading("Untrained baseline (step 0)"),
@@ -137,29 +136,29 @@ def _build(study: StudyResults, folder: Path, data: Any, n_boot: int, seed: int,
     (folder / "index.html").write_text(to_html(title, blocks), encoding="utf-8")
     (folder / "report.md").write_text(to_markdown(title, blocks), encoding="utf-8")
     (folder / "summary.json").write_text(
-        json.dumps(jsonable(summary_data(study, found, n_boot, seed)), indent=2,
+        json.dumps(jsonable(summary_data(study, found)), indent=2,
                    allow_nan=False) + "\n", encoding="utf-8")
 
 
-def _search_blocks(study: StudyResults, reference: float, folder: Path) -> list[Block]:
+def _search_blocks(study: StudyResults, box: Box, folder: Path) -> list[Block]:
     """For an adaptive or PBT study: how the search advanced (and PBT's schedules)."""
     search = study.spec.get("study", {}).get("search")
     if search not in ("adaptive", "pbt"):
         return []
-    box = (f"Hypervolume of the 5-variable front, normalised, in the box of the fronts above "
-           f"(reference point: disentanglement 0, test recon {_fmt(reference, 1)}).")
+    where = (f"Hypervolume of the 5-variable front, normalised, in the study's box "
+             f"({box.describe()}).")
     if search == "adaptive":
         progress = search_progress.trial_progress(study.results, study.trials, study.curves,
-                                                  reference)
+                                                  box)
         path = figures.hypervolume_progress(progress, "trials finished",
                                             folder / "search_progress.png")
         progress.to_csv(folder / "search_progress.csv", index=False)
         return [Heading("Search progress"),
-                Image(path, f"{box} After each trial finished (in the order they finished), "
+                Image(path, f"{where} After each trial finished (in the order they finished), "
                             "the front of the finished trials' final evaluations, every "
                             "member a point.")]
     pbt = study.spec.get("pbt", {})
-    progress = search_progress.pbt_progress(study.curves, reference)
+    progress = search_progress.pbt_progress(study.curves, box)
     progress.to_csv(folder / "search_progress.csv", index=False)
     schedule = search_progress.schedules(study.curves)
     schedule.to_csv(folder / "pbt_schedules.csv", index=False)
@@ -182,7 +181,7 @@ def _search_blocks(study: StudyResults, reference: float, folder: Path) -> list[
         Table(clones.assign(value=clones["value"].map(_g)) if len(clones)
               else pd.DataFrame({"clones": ["none yet"]})),
         Heading("Search progress", 3),
-        Image(progress_png, f"{box} At each evaluation step, the front of the population's "
+        Image(progress_png, f"{where} At each evaluation step, the front of the population's "
                             "evaluations at that step, one point per trial (the mean over its "
                             "members); steps before the last use the cheaper interim "
                             "evaluation (train.interim_*)."),
@@ -191,24 +190,28 @@ def _search_blocks(study: StudyResults, reference: float, folder: Path) -> list[
 
 def _comparison_blocks(found: Comparison, folder: Path) -> list[Block]:
     """This study's fronts beside another study's, in one box."""
+    same = ("the other study was run with the same box, so the two reports' hypervolumes "
+            "compare too" if found.same_box else
+            f"{found.other} was run with another box: its own report's hypervolumes do not "
+            "compare with this one's; these do")
     blocks: list[Block] = [
         Heading(f"Beside {found.other}"),
         Paragraph(f"Each family's front in this study and in {found.other}, labelled "
-                  f"'family · study', measured in one box: reference point (0, "
-                  f"{_fmt(found.reference, 1)}) = {BOX_MARGIN} × the largest healthy test "
-                  f"recon of the two studies; CIs from each study's replicates resampled."),
+                  f"'family · study', measured in this study's box ({found.box.describe()}); "
+                  f"{same}. Mean over single-seed sweeps with its 95 % t-interval."),
     ]
     for task, hv in found.hypervolumes.items():
         found.fronts[task].to_csv(folder / f"compared_pareto_{task}.csv", index=False)
         blocks += [Heading(TASK_TITLE[task], 3), Table(pd.DataFrame({
             "front": hv["front"],
-            "hypervolume (norm)": hv["hypervolume_norm"].map(_fmt),
-            "95 % CI (norm)": [f"{_fmt(a)}–{_fmt(b)}" for a, b in
-                               zip(hv["ci_low_norm"], hv["ci_high_norm"], strict=True)],
+            "mean hypervolume (norm)": hv["mean_norm"].map(_fmt),
+            "95 % CI": [f"{_fmt(a)}–{_fmt(b)}" for a, b in
+                        zip(hv["ci_low_norm"], hv["ci_high_norm"], strict=True)],
+            "pooled front (norm)": hv["pooled_norm"].map(_fmt),
             "front points": hv["n_front"],
             "models": hv["n_models"],
         }))]
-    path = figures.compared_fronts(found.fronts["5var"], "5var", found.reference,
+    path = figures.compared_fronts(found.fronts["5var"], "5var", found.box.recon_reference,
                                    folder / "compared_fronts_5var.png")
     return [*blocks, Image(path, f"5-variable fronts of this study (solid) and {found.other} "
                                  "(dashed), one colour per family.")]
@@ -294,55 +297,69 @@ def _headline_blocks(heads: pd.DataFrame, recon_measure: str = RECON_SAMPLE) -> 
     return [Table(pd.DataFrame(rows)), measure, reading]
 
 
-def _front_blocks(
-    tasks: dict[str, TaskAnalysis], reference: float, n_boot: int, seed: int
-) -> list[Block]:
+def _front_blocks(found: Analysis) -> list[Block]:
+    box = found.box
     blocks: list[Block] = [Paragraph(
         "Fronts are the non-dominated healthy rows of results.csv (higher disentanglement, "
         "lower test recon), per family and over all families (pareto_4var.csv, "
-        "pareto_5var.csv). Hypervolume: area dominated inside disentanglement [0, 1] × test "
-        f"recon [0, {_fmt(reference, 1)}], reference point (0, {_fmt(reference, 1)}) = "
-        f"{BOX_MARGIN} × the largest healthy test recon of the study; 'norm' divides by the "
-        f"box area. CIs: {n_boot} bootstrap resamples (seed {seed}) of the replicates within "
-        "each (family, value), fronts recomputed, 95 % percentile interval. A resample can "
-        "only lose points, so the upper end is the estimate itself: the CI shows how much a "
-        "front rests on single replicates. The paired CI of a difference takes both fronts "
-        "from the same resamples. Two fronts whose single CIs overlap are called not "
-        "distinguishable."
+        f"pareto_5var.csv). Hypervolume: the area a front dominates in the study's box, "
+        f"{box.describe()}, fixed in study.toml's [report] table before the study ran, "
+        "divided by the box's area. The replicate is the unit: each replicate index r of a "
+        "family is one single-seed sweep of its values, whose front has hypervolume HV(r); "
+        "'mean' is the mean of HV(r) with its 95 % Student-t interval, 'pooled' the front of "
+        "all replicates together (the study's best front, no interval). Differences: Welch's "
+        "interval (independent seeds) or the paired t-interval (paired seeds), and an exact "
+        "permutation test; a family is called better only where that test rejects at 5 % "
+        f"after Holm's correction over all {found.n_tests} tests (pairs × tasks)."
     )]
-    for task, analysis in tasks.items():
+    for task, analysis in found.tasks.items():
         blocks.append(Heading(TASK_TITLE[task], 3))
         hv = analysis.hypervolumes
         if hv.empty:
             blocks.append(Paragraph(NO_RESULTS))
             continue
+        single = analysis.replicates <= 1
         blocks.append(Table(pd.DataFrame({
             "front": hv["front"],
-            "hypervolume (norm)": hv["hypervolume_norm"].map(_fmt),
-            "95 % CI (norm)": [f"{_fmt(a)}–{_fmt(b)}" if analysis.replicates > 1
-                               else "none: one replicate per value" for a, b in
-                               zip(hv["ci_low_norm"], hv["ci_high_norm"], strict=True)],
-            "hypervolume": hv["hypervolume"].map(lambda v: _fmt(v, 2)),
+            "mean hypervolume (norm)": hv["mean_norm"].map(_fmt),
+            "95 % CI": ["none: one replicate per value" if single else f"{_fmt(a)}–{_fmt(b)}"
+                        for a, b in zip(hv["ci_low_norm"], hv["ci_high_norm"], strict=True)],
+            "replicates": hv["n_replicates"],
+            "pooled front (norm)": hv["pooled_norm"].map(_fmt),
             "front points": hv["n_front"],
             "models": hv["n_models"],
         })))
-        if analysis.comparisons:
+        pairs = analysis.comparisons
+        if pairs:
             blocks.append(Table(pd.DataFrame({
-                "larger front": [c["better"] for c in analysis.comparisons],
-                "than": [c["worse"] for c in analysis.comparisons],
-                "difference (norm)": [_fmt(c["difference_norm"]) for c in analysis.comparisons],
-                "paired 95 % CI": [
-                    f"{_fmt(c['difference_ci_low_norm'])}–{_fmt(c['difference_ci_high_norm'])}"
-                    if analysis.replicates > 1 else "none: one replicate per value"
-                    for c in analysis.comparisons
-                ],
-                "single CIs overlap": ["–" if analysis.replicates <= 1
-                                       else "yes" if c["cis_overlap"] else "no"
-                                       for c in analysis.comparisons],
+                "larger mean": [c["better"] for c in pairs],
+                "than": [c["worse"] for c in pairs],
+                "difference (norm)": [_fmt(c["difference_norm"]) for c in pairs],
+                "95 % CI": ["none" if single else f"{_fmt(c['difference_ci_low_norm'])}–"
+                            f"{_fmt(c['difference_ci_high_norm'])} ({c['interval']})"
+                            for c in pairs],
+                "p (permutation)": [_fmt(c["p_value"]) for c in pairs],
+                "p (Holm)": [_fmt(c["p_holm"]) for c in pairs],
+                "verdict": ["better" if c["distinguishable"] else "not distinguishable"
+                            for c in pairs],
+            })))
+        if not analysis.sensitivity.empty and not single:
+            sens = analysis.sensitivity
+            blocks.append(Paragraph(
+                "How the difference depends on the box: the same pairs with the recon "
+                "reference at 0.5-2× the study's (the floor unchanged; uncorrected p)."))
+            blocks.append(Table(pd.DataFrame({
+                "recon reference": sens["recon_reference"].map(lambda v: _fmt(v, 0)),
+                "pair": sens["better"] + " − " + sens["worse"],
+                "difference (norm)": sens["difference_norm"].map(_fmt),
+                "95 % CI": [f"{_fmt(a)}–{_fmt(b)}" for a, b in zip(
+                    sens["difference_ci_low_norm"], sens["difference_ci_high_norm"],
+                    strict=True)],
+                "p (permutation)": sens["p_value"].map(_fmt),
             })))
         if len(analysis.domination) > 1:
             shares = analysis.domination.map(lambda v: f"{v:.0%}")
-            shares.insert(0, "front of ↓ dominated by →", shares.index)
+            shares.insert(0, "pooled front of ↓ dominated by →", shares.index)
             blocks.append(Table(shares.reset_index(drop=True)))
     return blocks
 

@@ -1,8 +1,7 @@
 """How an adaptive search got where it did: PBT's schedules, and the hypervolume of the
 study's front as the search advanced.
 
-Hypervolume progress, 5-variable task, in the report's box (reference point: disentanglement
-0, `recon_test` = the report's reference, 1.1 × the largest healthy final `recon_test`):
+Hypervolume progress, 5-variable task, in the study's fixed box (`analysis.box`):
     adaptive / grid  after the n-th trial to finish (ordered by its last report's time), the
                      front of those trials' final evaluations, every member a point
     pbt              at every evaluation step, the front of the population's evaluations at
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.box import Box
 from analysis.pareto import hypervolume
 from analysis.results import usable
 from trainables import objectives
@@ -54,18 +54,18 @@ def final_objective(curves: pd.DataFrame, pbt: dict[str, Any]) -> dict[str, floa
             for row in last.itertuples()}
 
 
-def pbt_progress(curves: pd.DataFrame, reference: float) -> pd.DataFrame:
+def pbt_progress(curves: pd.DataFrame, box: Box) -> pd.DataFrame:
     """Hypervolume (5-var task) of the population's evaluations at each evaluation step > 0;
     `x` is the step."""
     evaluated = curves[(curves["step"] == curves["eval_step"]) & (curves["step"] > 0)]
     rows = []
     for step, at in evaluated.groupby("step"):
-        rows.append(_row(step, at["disentanglement_5var"], at["recon_test"], reference))
+        rows.append(_row(step, at["disentanglement_5var"], at["recon_test"], box))
     return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
 
 
 def trial_progress(results: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame,
-                   reference: float) -> pd.DataFrame:
+                   box: Box) -> pd.DataFrame:
     """Hypervolume (5-var task) of the finished trials' final evaluations after each trial
     finished; `x` is how many had finished."""
     finished = trials[trials["finished"].astype(bool)]
@@ -75,14 +75,14 @@ def trial_progress(results: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataF
     out = []
     for n in range(1, len(order) + 1):
         mine = rows[rows["trial_id"].isin(order[:n])]
-        out.append(_row(n, mine["disentanglement_5var"], mine["recon_test"], reference))
+        out.append(_row(n, mine["disentanglement_5var"], mine["recon_test"], box))
     return pd.DataFrame(out, columns=list(PROGRESS_COLUMNS))
 
 
 def _row(x: float, disentanglement: pd.Series, recon: pd.Series,
-         reference: float) -> dict[str, float]:
+         box: Box) -> dict[str, float]:
     d, r = np.asarray(disentanglement, dtype=float), np.asarray(recon, dtype=float)
     ok = np.isfinite(d) & np.isfinite(r)
-    volume = hypervolume(d[ok], r[ok], reference) if math.isfinite(reference) else math.nan
-    return {"x": x, "hypervolume": volume, "hypervolume_norm": volume / reference,
+    volume = hypervolume(d[ok], r[ok], box.recon_reference, box.floor("5var"))
+    return {"x": x, "hypervolume": volume, "hypervolume_norm": volume / box.area("5var"),
             "n_points": int(ok.sum())}

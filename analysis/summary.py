@@ -1,8 +1,9 @@
 """What a report says, as data: the verdicts, counts, caveat and provenance of a study.
 
-`analyse` computes everything the report states (Pareto fronts, hypervolumes with bootstrap
-intervals, the pairwise comparisons, the headline numbers, the one-sentence answers, the
-first line's caveat, provenance) without drawing or writing anything, so it can be tested on
+`analyse` computes everything the report states (Pareto fronts, hypervolumes in the study's
+fixed box with replicate-level intervals, the pairwise tests with Holm's correction over every
+pair and task, the headline numbers, the one-sentence answers, the first line's caveat,
+provenance) without drawing or writing anything, so it can be tested on
 its own; `summary_data` is what `summary.json` holds. `analysis.report` renders it.
 """
 
@@ -15,16 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import inference
 from analysis.aggregate import PAPER, aggregate, headline
+from analysis.box import Box
 from analysis.caveats import training_caveat
-from analysis.pareto import (
-    BOX_MARGIN,
-    compare,
-    domination_shares,
-    hypervolume_table,
-    pareto_rows,
-    reference_recon,
-)
+from analysis.pareto import compare, domination_shares, hypervolume_table, pareto_rows
 from analysis.provenance import report_provenance
 from analysis.results import (
     RECON_SAMPLE,
@@ -39,6 +35,9 @@ from analysis.results import (
 NO_RESULTS = "No finished trials yet: no evaluated models to compare."
 
 
+BOX_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # the sensitivity table's recon references
+
+
 @dataclass
 class TaskAnalysis:
     """Everything computed for one disentanglement task (4var or 5var)."""
@@ -47,9 +46,10 @@ class TaskAnalysis:
     aggregated: pd.DataFrame
     fronts: pd.DataFrame
     hypervolumes: pd.DataFrame
-    comparisons: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]  # with `p_holm` and `distinguishable` once corrected
     domination: pd.DataFrame
     replicates: int  # most healthy replicates of any (family, value): 1 = no interval
+    sensitivity: pd.DataFrame  # each pair's difference and interval at other references
 
 
 def most_replicates(results: pd.DataFrame, task: str) -> int:
@@ -60,25 +60,43 @@ def most_replicates(results: pd.DataFrame, task: str) -> int:
     return int(rows.groupby(["family", "value"])["replicate"].nunique().max())
 
 
-def analyse_task(
-    results: pd.DataFrame, task: str, reference: float, n_boot: int, seed: int
-) -> TaskAnalysis:
-    """Aggregation, fronts, hypervolumes with CIs, pairwise comparisons and domination."""
+def analyse_task(results: pd.DataFrame, task: str, box: Box, paired: bool) -> TaskAnalysis:
+    """Aggregation, fronts, hypervolumes with intervals, pairwise tests, domination, and the
+    pairwise differences at 0.5-2x the box's recon reference."""
     fronts = pareto_rows(results, task)
-    hv, draws = hypervolume_table(results, task, reference=reference, n_boot=n_boot, seed=seed)
+    hv, per_replicate = hypervolume_table(results, task, box)
+    sensitivity = []
+    for factor in BOX_FACTORS:
+        scaled = box.scaled(factor)
+        table, draws = hypervolume_table(results, task, scaled)
+        for pair in compare(table, draws, paired):
+            sensitivity.append({"recon_reference": scaled.recon_reference, **pair})
     return TaskAnalysis(
         task=task,
         aggregated=aggregate(results, task),
         fronts=fronts,
         hypervolumes=hv,
-        comparisons=compare(hv, draws),
+        comparisons=compare(hv, per_replicate, paired),
         domination=domination_shares(fronts, task),
         replicates=most_replicates(results, task),
+        sensitivity=pd.DataFrame(sensitivity),
     )
 
 
-def answer(analysis: TaskAnalysis) -> str:
-    """The one-sentence verdict for a task: who has the larger front, by how much, how sure."""
+def correct(tasks: dict[str, TaskAnalysis]) -> int:
+    """Holm's correction over every pair × task the report states: each comparison gets
+    `p_holm` and `distinguishable` (rejected at 5 %); returns the number of tests."""
+    pairs = [c for a in tasks.values() for c in a.comparisons]
+    for pair, adjusted in zip(pairs, inference.holm([c["p_value"] for c in pairs]),
+                              strict=True):
+        pair["p_holm"] = adjusted
+        pair["distinguishable"] = bool(np.isfinite(adjusted) and adjusted < inference.ALPHA)
+    return sum(np.isfinite(c["p_value"]) for c in pairs)
+
+
+def answer(analysis: TaskAnalysis, n_tests: int) -> str:
+    """The one-sentence verdict for a task: which family has the larger expected front
+    hypervolume, by how much, and whether the corrected test tells them apart."""
     name = TASK_TITLE[analysis.task]
     hv = analysis.hypervolumes.set_index("front")
     families = [f for f in hv.index if f != "all"]
@@ -86,53 +104,50 @@ def answer(analysis: TaskAnalysis) -> str:
         return f"{name}: {NO_RESULTS}"
     if len(families) == 1:
         return f"{name}: only {families[0]} has evaluated models; nothing to compare yet."
-    ranked = sorted(families, key=lambda f: -hv.at[f, "hypervolume"])
+    ranked = sorted(families, key=lambda f: -hv.at[f, "mean_norm"])
     top = ranked[0]
     single = analysis.replicates <= 1
-    sentences = [
-        f"{name}: {top} has the largest Pareto-front hypervolume (normalised), "
-        f"{_hv_text(hv.loc[top], single)}."
-    ]
+    sentences = [f"{name}: {top} has the largest mean front hypervolume (normalised, over "
+                 f"single-seed sweeps), {_hv_text(hv.loc[top], single)}."]
     for other in ranked[1:]:
         pair = next(c for c in analysis.comparisons if {c["better"], c["worse"]} == {top, other})
+        difference = (f"difference {pair['difference_norm']:+.3f}" if single else
+                      f"difference {pair['difference_norm']:+.3f} (95 % CI "
+                      f"{pair['difference_ci_low_norm']:+.3f} to "
+                      f"{pair['difference_ci_high_norm']:+.3f}, {pair['interval']})")
         if single:
-            verdict = "how sure cannot be said"
-        elif pair["cis_overlap"]:
-            verdict = f"{top} and {other} are not distinguishable (95 % CIs overlap)"
+            verdict = "how sure cannot be said with one replicate per value"
+        elif pair["distinguishable"]:
+            verdict = (f"{top} is better (permutation p = {pair['p_value']:.3g}, "
+                       f"{pair['p_holm']:.3g} after Holm's correction over {n_tests} tests)")
         else:
-            verdict = "the 95 % CIs do not overlap"
+            verdict = (f"not distinguishable with {analysis.replicates} replicates "
+                       f"(permutation p = {pair['p_value']:.3g}, {pair['p_holm']:.3g} after "
+                       f"Holm's correction over {n_tests} tests)")
         sentences.append(
-            f"Against {other}, {_hv_text(hv.loc[other], single)}: larger by "
-            f"{pair['difference_norm']:.3f}{_percent(pair['relative'])}; {verdict}; "
-            f"{analysis.domination.at[other, top]:.0%} of {other}'s front is dominated by "
-            f"{top}'s."
-        )
+            f"Against {other}, {_hv_text(hv.loc[other], single)}: {difference}; {verdict}; "
+            f"{analysis.domination.at[other, top]:.0%} of {other}'s pooled front is dominated "
+            f"by {top}'s.")
     if single:
-        sentences.append(
-            "With one replicate per value no interval can be computed (the bootstrap "
-            "resamples replicates): run more replicates to know how sure this is.")
+        sentences.append("With one replicate per value no interval can be computed (the "
+                         "replicate is the unit): run more replicates to know how sure this is.")
     return " ".join(sentences)
 
 
 def _hv_text(row: pd.Series, single: bool = False) -> str:
     if single:
-        return f"{row['hypervolume_norm']:.3f} (one replicate per value: no interval)"
-    return (
-        f"{row['hypervolume_norm']:.3f} (95 % CI {row['ci_low_norm']:.3f}–"
-        f"{row['ci_high_norm']:.3f})"
-    )
-
-
-def _percent(ratio: float) -> str:
-    return "" if not np.isfinite(ratio) else f" ({ratio:+.0%} relative)"
+        return f"{row['mean_norm']:.3f} (one replicate per value: no interval)"
+    return (f"{row['mean_norm']:.3f} (95 % CI {row['ci_low_norm']:.3f}–"
+            f"{row['ci_high_norm']:.3f}, {int(row['n_replicates'])} replicates)")
 
 
 @dataclass
 class Analysis:
     """Everything the report states about one study."""
 
-    reference: float  # the hypervolume's reference test recon
+    box: Box  # the hypervolume's box, from the spec
     tasks: dict[str, TaskAnalysis]
+    n_tests: int  # the tests Holm's correction runs over
     heads: pd.DataFrame  # the headline numbers beside the paper's
     answers: dict[str, str]  # per task, the one-sentence verdict
     caveat: str | None  # the first line when the models are not the seed's
@@ -140,11 +155,13 @@ class Analysis:
     notes: list[str]
 
 
-def analyse(study: StudyResults, n_boot: int, seed: int) -> Analysis:
+def analyse(study: StudyResults) -> Analysis:
     """The study's verdicts, fronts, headline numbers, caveat and provenance."""
     results = study.results
-    reference = reference_recon(results)
-    tasks = {t: analyse_task(results, t, reference, n_boot, seed) for t in TASKS}
+    box = Box.from_spec(study.spec)
+    paired = study.spec.get("study", {}).get("seeds") == "paired"
+    tasks = {t: analyse_task(results, t, box, paired) for t in TASKS}
+    n_tests = correct(tasks)
     train = dict(study.spec.get("train", {}))
     notes = list(study.warnings)
     if study.recon_measure != RECON_SAMPLE:
@@ -152,10 +169,11 @@ def analyse(study: StudyResults, n_boot: int, seed: int) -> Analysis:
                      f"{study.recon_measure} (written before the sampled measure): lower "
                      "than the seed's numbers, which decode one posterior sample per image.")
     return Analysis(
-        reference=reference,
+        box=box,
         tasks=tasks,
+        n_tests=n_tests,
         heads=headline(results),
-        answers={task: answer(analysis) for task, analysis in tasks.items()},
+        answers={task: answer(analysis, n_tests) for task, analysis in tasks.items()},
         caveat=training_caveat(study.trials, study.curves, train),
         provenance=report_provenance(study.experiment_dir, train,
                                      study.trials.to_dict("records")),
@@ -198,9 +216,9 @@ def baseline_table(baseline: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out) if len(rows) else pd.DataFrame()
 
 
-def summary_data(study: StudyResults, found: Analysis, n_boot: int, seed: int) -> dict[str, Any]:
+def summary_data(study: StudyResults, found: Analysis) -> dict[str, Any]:
     """What summary.json holds (before `jsonable`)."""
-    tasks, reference = found.tasks, found.reference
+    tasks, box = found.tasks, found.box
     return {
         "caveat": found.caveat,
         "recon_measure": study.recon_measure,
@@ -211,14 +229,21 @@ def summary_data(study: StudyResults, found: Analysis, n_boot: int, seed: int) -
         "headline": found.heads.to_dict(orient="records"),
         "paper": PAPER,
         "hypervolume": {
-            "reference_point": {"disentanglement": 0.0, "recon_test": reference},
-            "reference_rule": f"{BOX_MARGIN} x the largest healthy recon_test of the study",
-            "bootstrap": {"resamples": n_boot, "seed": seed, "interval": "95 % percentile",
-                          "unit": "replicates within (family, value)"},
+            "box": {"recon_reference": box.recon_reference,
+                    "disentanglement_floor": box.disentanglement_floor,
+                    "rule": "fixed in the spec's [report] table before the study ran"},
+            "inference": {
+                "unit": "replicate index: HV(r) of the single-seed sweep r of each family",
+                "interval": "95 % Student t of the mean of HV(r); differences: Welch, or "
+                            "paired t when the study's seeds are paired",
+                "test": "exact permutation (label swap; sign flip when paired), two-sided",
+                "correction": f"Holm over {found.n_tests} tests (pairs x tasks)",
+            },
             **{
                 task: {
                     "fronts": a.hypervolumes.set_index("front").to_dict(orient="index"),
                     "comparisons": a.comparisons,
+                    "sensitivity": a.sensitivity.to_dict(orient="records"),
                 }
                 for task, a in tasks.items()
             },

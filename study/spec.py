@@ -1,6 +1,6 @@
 """Study specs: TOML in, validated before Ray starts, expanded deterministically into trials.
 
-A spec has six tables:
+A spec has seven tables:
   [study]      name, search ("grid" | "adaptive" | "pbt"), families, replicates, seed,
                seeds, description
   [grid]       the values swept per family (β for beta_vae, λ1 for the WAEs)
@@ -8,6 +8,7 @@ A spec has six tables:
   [pbt]        population-based training of λ1 / β (search_spaces.pbt)
   [train]      `trainables.config.TrainConfig` fields shared by every trial
   [resources]  cpus_per_trial, gpus_per_trial, max_concurrent, max_failures
+  [report]     the hypervolume's box, fixed before the study runs (analysis.pareto.Box)
 
 `resolve` fills every default in; the result is what `study.toml` records and what
 `wae-study presets --show` prints. `expand` turns a grid (or a PBT population) into the same
@@ -22,6 +23,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from analysis import box
 from search_spaces import pbt as pbt_space
 from search_spaces.grids import PAPER_GRID, grid_points
 from search_spaces.seeds import SEED_DESIGNS, trial_seeds
@@ -84,6 +86,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_concurrent": 0,
         "max_failures": 2,
     },
+    "report": dict(box.DEFAULT),
 }
 
 COMMENTS: dict[str, str] = {
@@ -113,6 +116,11 @@ COMMENTS: dict[str, str] = {
     "pbt.seed": "seeds the perturbations (Ray picks which top trial is cloned)",
     "resources.max_concurrent": "0 = as many as the cluster's resources allow",
     "resources.max_failures": "retries per trial, each from its last checkpoint",
+    "report.recon_reference": "the hypervolume box's test-recon bound in nats, fixed before "
+                              "the study (models above it count for nothing); the report "
+                              "shows the verdict at 0.5-2x it",
+    "report.disentanglement_floor": "chance: 1/4 (4-var) and 1/5 (5-var), the Higgins "
+                                    "classifier's chance accuracy | a number in [0, 1)",
 }
 
 
@@ -160,8 +168,8 @@ def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 hint = " (the study sets it per trial)" if key in PER_TRIAL else ""
                 raise BadInput(f"unknown key '{path}'{hint}; see `wae-study presets --show "
                                "quick` for every key")
-            if table == "train":  # TrainConfig checks its own fields, below
-                body[key] = value
+            if table == "train" or path == "report.disentanglement_floor":
+                body[key] = value  # TrainConfig checks its own fields, _check_ranges this one
                 continue
             body[key] = _check_type(path, value, table_defaults.get(key))
         spec[table] = body
@@ -230,6 +238,15 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
             raise BadInput(f"adaptive.objective must be one of {', '.join(OBJECTIVES)}")
         if adaptive["max_recon_test"] <= 0:
             raise BadInput("adaptive.max_recon_test must be > 0")
+    report = spec["report"]
+    if not report["recon_reference"] > 0:
+        raise BadInput(f"report.recon_reference must be > 0 nats, got "
+                       f"{report['recon_reference']}")
+    floor = report["disentanglement_floor"]
+    if floor != "chance" and (isinstance(floor, bool) or not isinstance(floor, int | float)
+                              or not 0 <= floor < 1):
+        raise BadInput(f"report.disentanglement_floor must be 'chance' or a number in [0, 1), "
+                       f"got {floor!r}")
     if res["cpus_per_trial"] <= 0:
         raise BadInput("resources.cpus_per_trial must be > 0")
     if res["gpus_per_trial"] < 0:

@@ -1,4 +1,5 @@
-"""Pareto fronts against brute force, hypervolumes against closed forms, the bootstrap."""
+"""Pareto fronts against brute force, hypervolumes against closed forms, the per-replicate
+table in a fixed box."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis import inference
+from analysis.box import Box
 from analysis.pareto import (
     compare,
     domination_shares,
@@ -139,7 +142,7 @@ def test_diverged_rows_never_enter_a_front():
     assert pareto_rows(results, "4var")["replicate"].tolist() == [0, 0]  # beta_vae and all
 
 
-def test_bootstrap_is_seeded_and_bounded_by_the_estimate():
+def test_hypervolume_table_is_the_mean_over_single_seed_sweeps_in_a_fixed_box():
     rng = np.random.default_rng(1)
     rows = [
         (family, value, f"{family}{value}", rep, calc, rng.uniform(0.5, 1), rng.uniform(20, 200))
@@ -149,23 +152,40 @@ def test_bootstrap_is_seeded_and_bounded_by_the_estimate():
         for calc in range(3)
     ]
     results = table(rows)
-    first, draws = hypervolume_table(results, "4var", n_boot=200, seed=3)
-    again, _ = hypervolume_table(results, "4var", n_boot=200, seed=3)
-    pd.testing.assert_frame_equal(first, again)
-    assert set(draws) == {"beta_vae", "wae_gaussian", "all"} and draws["all"].shape == (200,)
-    assert (draws["all"] >= draws["beta_vae"]).all()  # the overall front sees the same resample
-    pair = compare(first, draws)[0]
-    assert pair["difference_ci_low"] <= pair["difference_ci_high"]
-    assert (first["ci_low"] <= first["hypervolume"] + 1e-12).all()
-    assert np.allclose(first["ci_high"], first["hypervolume"])  # resamples only lose points
-    assert first.set_index("front").at["all", "n_models"] == 16
-    reference = first["reference_recon"].iloc[0]
-    assert reference == pytest.approx(1.1 * results["recon_test"].max())
-    fixed, _ = hypervolume_table(results, "4var", reference=500.0, n_boot=10)
-    assert (fixed["reference_recon"] == 500.0).all()
+    box = Box(300.0, 0.25)
+    hv, per_replicate = hypervolume_table(results, "4var", box)
+    assert set(per_replicate) == {"beta_vae", "wae_gaussian", "all"}
+    beta = results[results["family"] == "beta_vae"]
+    by_hand = [hypervolume(g["disentanglement_4var"], g["recon_test"], 300.0, 0.25) / (300 * 0.75)
+               for _, g in beta.groupby("replicate")]  # sweep r: both values' rows of replicate r
+    assert per_replicate["beta_vae"] == pytest.approx(by_hand)
+    row = hv.set_index("front").loc["beta_vae"]
+    interval = inference.t_interval(np.array(by_hand))
+    assert (row["mean_norm"], row["ci_low_norm"], row["ci_high_norm"]) == pytest.approx(
+        (interval.estimate, interval.low, interval.high))
+    assert row["ci_low_norm"] < row["mean_norm"] < row["ci_high_norm"]  # an interval, not a
+    assert row["pooled_norm"] >= max(by_hand)  # fragility: the pooled front beats every sweep
+    assert (row["n_replicates"], row["recon_reference"], row["floor"]) == (4, 300.0, 0.25)
+    assert hv.set_index("front").at["all", "n_models"] == 16
+    assert (hypervolume_table(results, "4var", Box(600.0))[0]["recon_reference"] == 600).all()
+    pair = compare(hv, per_replicate, paired=False)[0]
+    assert pair["difference_ci_low_norm"] <= pair["difference_norm"] <= \
+        pair["difference_ci_high_norm"]
+    assert 0 < pair["p_value"] <= 1 and pair["interval"] == "Welch"
+    assert compare(hv, per_replicate, paired=True)[0]["interval"] == "paired t"
+
+
+def test_a_box_floor_and_reference_are_fixed_not_from_the_data():
+    assert Box(200.0).floor("4var") == 0.25 and Box(200.0).floor("5var") == 0.2
+    assert Box(200.0, 0.1).area("5var") == pytest.approx(180.0)
+    assert Box.from_spec({}) == Box(250.0, "chance")
+    assert Box.from_spec({"report": {"recon_reference": 90.0}}).recon_reference == 90.0
+    # a point at the floor adds nothing; above it, the height is the excess over the floor
+    assert hypervolume([0.2], [0.0], 100.0, floor=0.2) == 0.0
+    assert hypervolume([0.7], [50.0], 100.0, floor=0.2) == pytest.approx(0.5 * 50)
 
 
 def test_empty_results_give_empty_tables():
     empty = table([])
     assert pareto_rows(empty, "4var").empty
-    assert hypervolume_table(empty, "4var", n_boot=10)[0].empty
+    assert hypervolume_table(empty, "4var", Box(250.0))[0].empty

@@ -13,17 +13,16 @@ import pytest
 import torch
 
 from analysis import figures, models
-from analysis.pareto import reference_recon
+from analysis.box import Box
 from analysis.report import write_report
 from analysis.results import CONTRACT_COLUMNS, RECON_MEAN, load_results
-from analysis.summary import analyse_task, answer
+from analysis.summary import analyse_task, answer, correct
 from tests.analysis.fixtures import make_experiment
 
 CONTRACT_FILES = {
     "index.html", "report.md", "summary.json", "results.csv", "pareto_4var.csv",
     "pareto_5var.csv", "figure1_4var.png", "figure1_5var.png", "figure2_reconstructions.png",
 }
-N_BOOT = 50
 
 
 class FakeData:
@@ -60,7 +59,7 @@ class FakePack(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    return write_report(make_experiment(tmp_path_factory.mktemp("report")), n_boot=N_BOOT)
+    return write_report(make_experiment(tmp_path_factory.mktemp("report")))
 
 
 def test_every_contract_file_is_written(report):
@@ -100,9 +99,12 @@ def test_summary_answers_the_question(report):
         "trials_unfinished_evaluated": 0, "models": 12, "healthy_models": 11, "rows": 36,
         "diverged_members": 1,
     }
-    assert summary["hypervolume"]["reference_point"]["disentanglement"] == 0.0
+    assert summary["hypervolume"]["box"]["recon_reference"] == 250.0  # the spec's default
     fronts = summary["hypervolume"]["5var"]["fronts"]
-    assert fronts["wae_gaussian"]["hypervolume"] > fronts["beta_vae"]["hypervolume"]
+    assert fronts["wae_gaussian"]["mean_norm"] > fronts["beta_vae"]["mean_norm"]
+    pairs = summary["hypervolume"]["5var"]["comparisons"]
+    assert all(p["p_holm"] >= p["p_value"] for p in pairs)  # corrected over pairs × tasks
+    assert "Holm over 6 tests" in summary["hypervolume"]["inference"]["correction"]
     assert summary["answer"]["5var"].startswith("5-variable task: wae_gaussian has the largest")
     assert "Figure 2" in " ".join(summary["notes"])  # skipped: no dataset given
     html = (report / "index.html").read_text(encoding="utf-8")
@@ -119,15 +121,17 @@ def test_summary_answers_the_question(report):
 def test_one_replicate_per_value_has_no_interval(tmp_path):
     results = load_results(make_experiment(tmp_path)).results
     single = results[results["replicate"] == 0]
-    text = answer(analyse_task(single, "5var", reference_recon(single), N_BOOT, 0))
+    found = analyse_task(single, "5var", Box(250.0), paired=False)
+    correct({"5var": found})
+    text = answer(found, 3)
     assert "no interval can be computed" in text
-    assert "95 % CI" not in text and "CIs do not overlap" not in text
+    assert "95 % CI" not in text and "is better" not in text
 
 
 def test_empty_study_still_gives_a_valid_report(tmp_path):
     exp = tmp_path / "empty"
     exp.mkdir()
-    out = write_report(exp, n_boot=N_BOOT)
+    out = write_report(exp)
     assert CONTRACT_FILES <= {p.name for p in out.iterdir()}
     assert "No finished trials yet" in (out / "index.html").read_text(encoding="utf-8")
     summary = json.loads((out / "summary.json").read_text())
@@ -139,7 +143,7 @@ def test_partial_study_without_any_evaluation(tmp_path):
     exp = make_experiment(tmp_path)
     for trial in sorted(exp.glob("train_trial_*"))[:6]:
         shutil.rmtree(trial)
-    out = write_report(exp, tmp_path / "elsewhere", n_boot=N_BOOT)
+    out = write_report(exp, tmp_path / "elsewhere")
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "No finished trials yet" in html and "Untrained baseline" in html
 
@@ -151,7 +155,7 @@ def test_figure2_and_traversals_with_loaded_models(tmp_path, monkeypatch):
     exp = make_experiment(tmp_path)
     for trial in exp.glob("train_trial_*family=wae_uniform*"):  # fewer figures, faster test
         shutil.rmtree(trial)
-    out = write_report(exp, data=FakeData(), n_boot=N_BOOT)
+    out = write_report(exp, data=FakeData())
     assert {p.name for p in out.glob("traversals_*.png")} == {
         "traversals_beta_vae.png", "traversals_wae_gaussian.png"
     }
@@ -177,7 +181,7 @@ def test_pack_codec_keeps_one_member():
 
 def test_missing_checkpoints_then_a_failed_rewrite_leaves_the_old_report(tmp_path, monkeypatch):
     exp = make_experiment(tmp_path)
-    out = write_report(exp, data=FakeData(), n_boot=N_BOOT)
+    out = write_report(exp, data=FakeData())
     notes = " ".join(json.loads((out / "summary.json").read_text())["notes"])
     assert "no checkpoint" in notes and "skipped" in notes  # a note, not a crash
     assert (out / "figure2_reconstructions.png").is_file()
@@ -188,6 +192,6 @@ def test_missing_checkpoints_then_a_failed_rewrite_leaves_the_old_report(tmp_pat
 
     monkeypatch.setattr(figures, "figure1", broken)
     with pytest.raises(RuntimeError, match="boom"):
-        write_report(exp, n_boot=N_BOOT)
+        write_report(exp)
     assert (out / "index.html").read_bytes() == before
     assert [p.name for p in exp.iterdir() if p.name.startswith(".report")] == []

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis import search_progress
+from analysis.box import Box
 from analysis.comparison import compare
-from analysis.pareto import BOX_MARGIN
 from analysis.report import write_report
 from analysis.results import load_results
 from tests.analysis.fixtures import make_experiment
@@ -21,11 +21,9 @@ def test_two_studies_share_one_box_and_keep_their_order(tmp_path):
     worse = load_results(make_experiment(tmp_path, "worse"))
     worse.results["disentanglement_5var"] -= 0.2  # the same models, every score lower
     worse.results["disentanglement_4var"] -= 0.2
-    found = compare(this, worse, n_boot=50, seed=0)
-    recon = pd.concat([this.results, worse.results])
-    healthy = recon[~recon["diverged"]]["recon_test"]
-    assert found.reference == pytest.approx(BOX_MARGIN * healthy.max())
-    hv = found.hypervolumes["5var"].set_index("front")["hypervolume_norm"]
+    found = compare(this, worse)
+    assert found.box == Box.from_spec(this.spec) and found.same_box
+    hv = found.hypervolumes["5var"].set_index("front")["mean_norm"]
     for family in ("beta_vae", "wae_gaussian", "wae_uniform"):
         assert hv[f"{family} · this"] > hv[f"{family} · worse"]
     assert set(found.fronts["5var"]["front"]) == set(hv.index)
@@ -34,7 +32,7 @@ def test_two_studies_share_one_box_and_keep_their_order(tmp_path):
 def test_a_report_beside_another_study(tmp_path):
     exp = make_experiment(tmp_path, "this")
     other = make_experiment(tmp_path, "other")
-    out = write_report(exp, n_boot=20, compare_with=other)
+    out = write_report(exp, compare_with=other)
     assert (out / "compared_fronts_5var.png").exists()
     compared = pd.read_csv(out / "compared_pareto_5var.csv")
     assert {f.split(" · ")[1] for f in compared["front"]} == {"this", "other"}
@@ -54,7 +52,7 @@ def test_pbt_progress_is_the_hypervolume_of_each_evaluation_step():
         ("a", 15, 10, 0.5, 50.0, 1.0, None, np.nan),  # carries step 10's evaluation: skipped
         ("a", 20, 20, 0.9, 50.0, 2.5, "b", 10.0), ("b", 20, 20, 0.6, 80.0, 2.0, None, np.nan),
     ])
-    progress = search_progress.pbt_progress(table, reference=200.0)
+    progress = search_progress.pbt_progress(table, Box(200.0, 0.0))
     assert list(progress["x"]) == [10, 20]
     # step 10: 0.5 over [50, 100), 0.8 over [100, 200] → 25 + 80; step 20: 0.9 over [50, 200]
     assert list(progress["hypervolume"]) == pytest.approx([105.0, 135.0])
@@ -74,7 +72,8 @@ def test_trial_progress_adds_trials_in_the_order_they_finished(tmp_path):
     finished = list(study.trials[study.trials["finished"]]["trial_id"])
     order = finished[::-1]
     curves_["timestamp"] = curves_["trial_id"].map({t: i for i, t in enumerate(order)})
-    progress = search_progress.trial_progress(study.results, study.trials, curves_, 200.0)
+    progress = search_progress.trial_progress(study.results, study.trials, curves_,
+                                              Box(200.0))
     assert list(progress["x"]) == list(range(1, len(finished) + 1))
     assert progress["hypervolume"].is_monotonic_increasing
     assert not any(math.isnan(v) for v in progress["hypervolume"])
