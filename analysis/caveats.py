@@ -3,7 +3,9 @@
 A verdict on models that have barely started to learn is no finding. `training_caveat` reads
 the experiment's own records (the evaluated step of each trial, its architecture and its
 training curve) and returns the report's first line when the study trained less than the
-seed's schedule, with smaller networks, or while the reconstruction error was still falling.
+seed's schedule, with smaller networks, while the reconstruction error was still falling, or
+with the Higgins classifier cut below the authors' budget (an unconverged classifier moves
+each family's score by a different amount).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.metrics.higgins import CLASSIFIER_STEPS
 from trainables.config import AUTHORS_STEPS
 
 PAPER_WIDTH = 1200  # units per hidden layer in the seed's networks
@@ -61,6 +64,12 @@ def training_caveat(trials: pd.DataFrame, curves: pd.DataFrame,
     if still:
         parts.append(f"their training reconstruction error still fell by {drop:.0%} over the "
                      f"last {LAST_PART:.0%} of training (not converged)")
+    classifier = train.get("higgins_classifier_steps")
+    if train.get("higgins_protocol", "authors") == "authors" and classifier is not None \
+            and int(classifier) < CLASSIFIER_STEPS:
+        parts.append(f"the Higgins classifier trained {int(classifier):,} of the authors' "
+                     f"{CLASSIFIER_STEPS:,} steps (`wae-study evaluate --metrics higgins` "
+                     "re-scores at full budget)")
     if not parts:
         return None
     text = _capitalise(", ".join(parts))

@@ -81,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="re-score the final checkpoints with more metrics, then the report")
     evaluate.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
     evaluate.add_argument("--metrics", required=True, metavar="NAMES",
-                          help="comma-separated, from: mig, factorvae, dci, sap")
+                          help="comma-separated, from: higgins (both tasks, re-scored into "
+                          "disentanglement_4var_c<steps> / _5var_c<steps>), mig, factorvae, "
+                          "dci, sap")
+    evaluate.add_argument("--classifier-steps", type=int, default=100_000, metavar="N",
+                          help="the authors' Higgins classifier's steps for --metrics higgins "
+                          "(default: their full 100,000)")
     evaluate.add_argument("--data", type=Path, help="dSprites file (default: the spec's "
                           "data_path, else the generated file)")
     return parser
@@ -156,7 +161,7 @@ def dispatch(args: argparse.Namespace) -> int:
         from study.evaluate_command import evaluate
 
         path, remote = experiment_folder(args.experiment, checkpoints=True)
-        code = evaluate(path, args.metrics, args.data)
+        code = evaluate(path, args.metrics, args.data, args.classifier_steps)
         if remote:
             remote.push(*(f"{d.name}/{EXTRA_FILE}" for d in trial_dirs(path)), REPORT_DIR)
         return code

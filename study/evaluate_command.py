@@ -1,10 +1,14 @@
 """`wae-study evaluate`: re-score a study's final checkpoints with more metrics, no retraining.
 
 For each trial folder, the newest checkpoint that loads and is at the trial's last step is
-scored with the requested extra metrics: every healthy member of the pack is encoded on one
-shared set of images drawn from the trial's `eval_seed` (`trainables.evaluate.score_members`,
-as during training), diverged members get nulls. The rows go to `<trial>/extra_metrics.json`
-(merged with earlier runs: new columns added, same columns overwritten), which
+scored with the requested metrics (`higgins` re-scores both Higgins tasks with the study's
+protocol and `classifier_steps` of the authors' classifier, by default their full 100,000,
+into the columns `disentanglement_4var_c<steps>` / `_5var_c<steps>`, so a study trained with a
+cut classifier can be re-scored at full budget beside its own scores): every healthy member
+of the pack is encoded on one shared set of images drawn from the trial's `eval_seed`
+(`trainables.evaluate.score_members`, as during training), diverged members get nulls. The
+rows go to `<trial>/extra_metrics.json` (merged with earlier runs: new columns added, same
+columns overwritten), which
 `analysis.results.load_results` joins onto the results table; then the report is rewritten.
 """
 
@@ -16,20 +20,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from analysis.metrics.higgins import CLASSIFIER_STEPS
 from study import spec as specs
 from study.errors import BadInput
 from trainables import experiment
-from trainables.config import EXTRA_METRICS as VALID
+from trainables.config import METRICS as VALID
 
 
-def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None) -> int:
+def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None,
+             classifier_steps: int = CLASSIFIER_STEPS) -> int:
     """The command: check the input, load the dataset, score, rewrite the report, print its
     index.html as the last line."""
     from trainables import data as dsdata
 
     names = parse_metrics(metrics_text)
+    if classifier_steps < 1:
+        raise BadInput(f"--classifier-steps must be >= 1, got {classifier_steps}")
     dataset = dsdata.load(specs.data_path_for(experiment_dir, data_path))
-    print(evaluate_experiment(experiment_dir, names, dataset))
+    print(evaluate_experiment(experiment_dir, names, dataset, classifier_steps))
     return 0
 
 
@@ -44,7 +52,8 @@ def parse_metrics(text: str) -> list[str]:
     return names
 
 
-def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: Any) -> Path:
+def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: Any,
+                        classifier_steps: int = CLASSIFIER_STEPS) -> Path:
     """Score every finished trial's final checkpoint with `metrics` on `data` (a
     `trainables.data.DSprites`), merge the rows into each `extra_metrics.json`, rewrite the
     report and return its index.html. Unfinished or unreadable trials are skipped with a note
@@ -60,7 +69,7 @@ def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: An
             _note(f"{trial_dir.name}: skipped, {found}")
             continue
         path, payload = found
-        rows = score_checkpoint(payload, metrics, data)
+        rows = score_checkpoint(payload, metrics, data, classifier_steps)
         merge_rows(trial_dir / experiment.EXTRA_FILE, rows)
         _note(f"{trial_dir.name}: {', '.join(metrics)} at step {payload['step']} "
               f"({path.name})")
@@ -83,24 +92,32 @@ def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
            f"{steps})"
 
 
-def score_checkpoint(payload: dict, metrics: list[str], data: Any) -> list[dict[str, Any]]:
-    """One row per member, `{replicate, seed, step, <metric>...}`; nulls for diverged ones."""
+def score_checkpoint(payload: dict, metrics: list[str], data: Any,
+                     classifier_steps: int = CLASSIFIER_STEPS) -> list[dict[str, Any]]:
+    """One row per member, `{replicate, seed, step, <column>...}`; nulls for diverged ones."""
+    import dataclasses
+
     import torch
 
     from trainables.checkpoint import pack_from_payload
-    from trainables.evaluate import score_members
+    from trainables.evaluate import HIGGINS, score_members
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg = pack_from_payload(payload, device)
     model.eval()
+    columns = {name: name for name in metrics if name != "higgins"}  # suite name -> column
+    if "higgins" in metrics:
+        columns.update({name: f"{column}_c{classifier_steps}" for name, column in HIGGINS.items()})
+        cfg = dataclasses.replace(cfg, metrics=list(dict.fromkeys([*cfg.metrics, "higgins"])),
+                                  higgins_classifier_steps=classifier_steps)
     healthy = [k for k, at in enumerate(payload["diverged_at"]) if at < 0]
-    results = score_members(model, data, cfg, metrics, healthy)
+    results = score_members(model, data, cfg, list(columns), healthy)
     rows = []
     for k, seed in enumerate(cfg.member_seeds):
         row = {"replicate": k, "seed": seed, "step": int(payload["step"]),
-               **dict.fromkeys(metrics)}
+               **dict.fromkeys(columns.values())}
         if k in healthy:
-            row.update({name: _finite(result["score"])
+            row.update({columns[name]: _finite(result["score"])
                         for name, result in results[healthy.index(k)].items()})
         rows.append(row)
     return rows

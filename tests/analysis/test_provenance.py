@@ -68,3 +68,12 @@ def test_training_caveat(step, width, curves, expected):
         assert text is None
     else:
         assert text.startswith(expected)
+
+
+def test_training_caveat_names_a_cut_classifier_budget():
+    trials = pd.DataFrame({"evaluated_step": pd.array([60_000], dtype="Int64")})
+    cut = {"higgins_protocol": "authors", "higgins_classifier_steps": 10_000}
+    assert training_caveat(trials, FLAT, cut).startswith(
+        "The Higgins classifier trained 10,000 of the authors' 100,000 steps")
+    assert training_caveat(trials, FLAT, {**cut, "higgins_classifier_steps": 100_000}) is None
+    assert training_caveat(trials, FLAT, {**cut, "higgins_protocol": "heldout"}) is None

@@ -22,7 +22,8 @@ from trainables.experiment import EXTRA_FILE
 from trainables.pack import PackTrainer
 
 TINY = {"replicates": 2, "steps": 4, "batch_size": 8, "latent_dim": 3, "encoder_width": 8,
-        "decoder_width": 8, "metrics": [], "recon_eval_images": 16, "device": "cpu"}
+        "decoder_width": 8, "metrics": [], "recon_eval_images": 16, "device": "cpu",
+        "higgins_votes": 50}
 
 pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
 
@@ -116,9 +117,24 @@ def test_evaluate_scores_merges_and_reports(experiment, dataset, monkeypatch, ca
     assert math.isclose(csv["mig"].max(), results["mig"].max())
 
 
+def test_higgins_is_re_scored_at_another_classifier_budget(experiment, dataset):
+    """A study trained with a cut classifier re-scored with more classifier steps: the
+    columns name the budget, beside the study's own Higgins scores."""
+    evaluate_experiment(experiment, ["higgins"], dataset, classifier_steps=30)
+    evaluate_experiment(experiment, ["higgins"], dataset, classifier_steps=60)
+    row = extra_rows(experiment)["00001"][0]
+    for task in ("4var", "5var"):
+        for steps in (30, 60):
+            assert 0 <= row[f"disentanglement_{task}_c{steps}"] <= 1
+    results = load_results(experiment).results
+    assert {"disentanglement_5var_c30", "disentanglement_5var_c60"} <= set(results.columns)
+
+
 @pytest.mark.parametrize("args, message", [
     (lambda exp: ["evaluate", str(exp), "--metrics", "mig,bogus"],
-     "unknown metric 'bogus' in --metrics; valid: mig, factorvae, dci, sap"),
+     "unknown metric 'bogus' in --metrics; valid: higgins, mig, factorvae, dci, sap"),
+    (lambda exp: ["evaluate", str(exp), "--metrics", "higgins", "--classifier-steps", "0"],
+     "--classifier-steps must be >= 1"),
     (lambda exp: ["evaluate", str(exp), "--metrics", " , "], "--metrics is empty"),
     (lambda exp: ["evaluate", str(exp.parent), "--metrics", "mig"], "no study.toml"),
 ])
