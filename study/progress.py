@@ -144,36 +144,38 @@ class ProgressLines(Callback):
 
 class ResultFiles(Callback):
     """Each trial's params.json (at every start: PBT gives a clone a new config) and one
-    result.json line per report, in the folder the driver writes (`driver_folder`).
+    result.json line per report, written to the driver's staging folder, which Ray uploads
+    to the experiment with its saved state (so the experiment's files and Tune's state agree
+    on which trials exist).
 
     In place of Ray's JsonLoggerCallback, which at every restart of a trial within a run (a
-    PBT pause or clone, a retry) copies the storage's result.json over the driver's, losing
-    the reports made since Tune last synced the folder. Here the storage's copy is read once
-    per driver and trial, only when the driver has none (a study resumed from object
-    storage, whose driver starts with an empty staging folder)."""
+    PBT pause or clone, a retry) copies the experiment's result.json over the staging one,
+    losing the reports made since Tune last uploaded the folder. Here the experiment's copy
+    is read once per driver and trial, only when the staging folder has none (a resumed
+    study's driver starts with an empty one)."""
 
     def __init__(self) -> None:
         self._opened: set[str] = set()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._open(trial)
-        experiment.write_params(driver_folder(trial), trial.config)
+        experiment.write_params(trial.local_path, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         self._open(trial)
-        experiment.append_result_line(driver_folder(trial), result)
+        experiment.append_result_line(trial.local_path, result)
 
     def _open(self, trial: Any) -> None:
         if trial.trial_id in self._opened:
             return
         self._opened.add(trial.trial_id)
-        local = Path(driver_folder(trial)) / experiment.RESULT_FILE
-        filesystem = remote_filesystem(trial)
-        if filesystem is None or local.exists():
+        local = Path(trial.local_path) / experiment.RESULT_FILE
+        if local.exists():
             return
         from pyarrow.fs import FileType
 
+        filesystem = trial.storage.storage_filesystem
         stored = f"{trial.storage.trial_fs_path}/{experiment.RESULT_FILE}"
         if filesystem.get_file_info(stored).type == FileType.File:
             local.parent.mkdir(parents=True, exist_ok=True)

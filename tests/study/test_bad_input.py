@@ -39,7 +39,7 @@ CASES = {
                               "pbt.population must be >= 2"),
     "pbt-interval-off-checkpoints": (
         lambda t: ["run", "quick-pbt", "--set", "pbt.perturbation_interval=250"],
-        "must be a multiple of train.checkpoint_every (300)"),
+        "must be a multiple of train.checkpoint_every (200)"),
     "pbt-with-a-searcher": (
         lambda t: ["run", "quick-pbt", "--set", "adaptive.sampler=nsga2"],
         "[adaptive] does not combine with study.search = 'pbt'"),
