@@ -2,7 +2,7 @@
 
 quick / quick-adaptive / quick-pbt are sized for minutes on a 2-core laptop CPU (narrow
 networks, short schedules, a shortened Higgins classifier): pipeline checks. laptop is the
-largest study that shows the seed's finding in <= 45 minutes there. paper / adaptive / pbt are
+largest study that tests the seed's finding in <= 45 minutes there. paper / adaptive / pbt are
 the seed protocol (paper architecture, the authors' optimiser schedule and metric protocol,
 10 replicates).
 """
@@ -53,7 +53,7 @@ PAPER_TRAIN: dict[str, Any] = {
     "recon_eval_images": 10_000,
 }
 
-# The largest study that shows the seed's finding in <= 45 minutes on 2 CPU cores (measured:
+# The largest study that tests the seed's finding in <= 45 minutes on 2 CPU cores (measured:
 # README "A laptop-sized study"): 256-unit layers (the embedding-bag input layer makes the
 # encoder cheap on a CPU), the paper's d = 16, λ_MMD = 400 and MMD estimator, the authors'
 # schedule compressed to 5,000 steps, batch 64; the authors' Higgins protocol (L = 30,
@@ -147,7 +147,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "laptop": Preset(
         "β-VAE against the Gaussian WAE, 3 values × 5 replicates each, 256-unit nets, "
-        "5,000 steps: the seed's finding in under 45 minutes on 2 CPU cores",
+        "5,000 steps: the seed's finding tested in under 45 minutes on 2 CPU cores",
         {
             "study": {"name": "laptop", "search": "grid", "replicates": 5,
                       "families": ["beta_vae", "wae_gaussian"],
