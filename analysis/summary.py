@@ -64,19 +64,17 @@ def analyse_task(results: pd.DataFrame, task: str, box: Box, paired: bool) -> Ta
     """Aggregation, fronts, hypervolumes with intervals, pairwise tests, domination, and the
     pairwise differences at 0.5-2x the box's recon reference."""
     fronts = pareto_rows(results, task)
-    hv, per_replicate = hypervolume_table(results, task, box)
-    sensitivity = []
-    for factor in BOX_FACTORS:
-        scaled = box.scaled(factor)
-        table, draws = hypervolume_table(results, task, scaled)
-        for pair in compare(table, draws, paired):
-            sensitivity.append({"recon_reference": scaled.recon_reference, **pair})
+    tables = {factor: hypervolume_table(results, task, box.scaled(factor))
+              for factor in BOX_FACTORS}
+    pairs = {factor: compare(*tables[factor], paired) for factor in BOX_FACTORS}
+    sensitivity = [{"recon_reference": box.recon_reference * factor, **pair}
+                   for factor in BOX_FACTORS for pair in pairs[factor]]
     return TaskAnalysis(
         task=task,
         aggregated=aggregate(results, task),
         fronts=fronts,
-        hypervolumes=hv,
-        comparisons=compare(hv, per_replicate, paired),
+        hypervolumes=tables[1.0][0],
+        comparisons=pairs[1.0],
         domination=domination_shares(fronts, task),
         replicates=most_replicates(results, task),
         sensitivity=pd.DataFrame(sensitivity),
