@@ -14,6 +14,7 @@ columns overwritten), which
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -95,8 +96,6 @@ def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
 def score_checkpoint(payload: dict, metrics: list[str], data: Any,
                      classifier_steps: int = CLASSIFIER_STEPS) -> list[dict[str, Any]]:
     """One row per member, `{replicate, seed, step, <column>...}`; nulls for diverged ones."""
-    import dataclasses
-
     import torch
 
     from trainables.checkpoint import pack_from_payload
