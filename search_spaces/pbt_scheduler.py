@@ -96,9 +96,11 @@ class PBTScheduler(PopulationBasedTraining):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         step = int(result.get("step", 0))
+        interval = int(self._pbt["perturbation_interval"])
+        self._note_progress(self._trial_state[trial], step, interval)
         if step >= self._steps:
             return TrialScheduler.CONTINUE  # a last step is never perturbed: trials end as is
-        if step % int(self._pbt["perturbation_interval"]):
+        if step % interval:
             # only at the checkpoint steps: a trial restored from a checkpoint after a resume
             # does not report that step again, and Ray would perturb it at its next report
             return TrialScheduler.CONTINUE
@@ -108,6 +110,18 @@ class PBTScheduler(PopulationBasedTraining):
         if self._trial_state[trial].last_perturbation_time != before:
             self._write_state(tune_controller, trial)
         return decision
+
+    def _note_progress(self, state: Any, step: int, interval: int) -> None:
+        """Record the last perturbation step the trial has reached, reported or not. A trial
+        restored from its own checkpoint at a perturbation step reports from the step after
+        it: Ray alone never learns it got there, and synchronous mode waits for it forever.
+        A trial that passed a perturbation step (or reached its last) without being scored
+        there is left out of the ranking until it is: its score is of an older model."""
+        reached = step if step >= self._steps else step - step % interval
+        if reached > state.last_train_time:
+            state.last_train_time = reached
+            if reached != step or step >= self._steps:
+                state.last_score = None
 
     def _quantiles(self) -> tuple[list, list]:
         """(bottom, top): each family's own quantiles (`search_spaces.pbt.quantiles`), joined.

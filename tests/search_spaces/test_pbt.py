@@ -199,3 +199,30 @@ def test_perturbations_only_at_multiples_of_the_interval(tmp_path):
     assert scheduler._trial_state[trials[0]].last_perturbation_time == 0
     scheduler.on_trial_result(controller, trials[0], {**result, "step": 20})
     assert scheduler._trial_state[trials[0]].last_perturbation_time == 20
+
+
+def test_a_synchronous_population_meets_again_after_a_trial_restored_past_the_meeting(tmp_path):
+    """After a resume, a trial restored from its own checkpoint at the meeting step reports
+    from the step after it. Ray alone never learns that it got there: the other trial, which
+    does report the meeting step, is paused to wait for it, and once the first trial has
+    finished no trial is left to run (the study hung)."""
+    ahead, behind = trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path)
+                              for i in range(2)]
+    (tmp_path / STATE_FILE).write_text(json.dumps({  # saved when both met at step 20
+        "trials": {t.trial_id: {"last_perturbation_time": 20, "last_train_time": 20,
+                                "last_score": 0.1} for t in trials},
+        "rng": list(random.Random(0).getstate()), "next_sync": 30}))
+    scheduler = scheduler_with(trials, steps=40, synch=True)
+    controller = SimpleNamespace(
+        search_alg=None, get_trials=lambda: trials,
+        get_live_trials=lambda: [t for t in trials if t.status != "TERMINATED"],
+        _schedule_trial_save=lambda trial, result: None,
+        pause_trial=lambda trial, should_checkpoint: None)
+    result = {"disentanglement_5var": 0.5, "recon_test": 100.0}
+    scheduler.on_trial_result(controller, ahead, {**result, "step": 35})  # restored at 30
+    assert scheduler._trial_state[ahead].last_score is None  # not scored at 30: not ranked
+    scheduler.on_trial_result(controller, behind, {**result, "step": 30})
+    behind.status = "PAUSED"
+    scheduler.on_trial_result(controller, ahead, {**result, "step": 40})
+    ahead.status = "TERMINATED"
+    assert scheduler.choose_trial_to_run(controller) is behind
