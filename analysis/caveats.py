@@ -45,7 +45,7 @@ def recon_drop(curves: pd.DataFrame, part: float = LAST_PART) -> float:
 
 
 def training_caveat(trials: pd.DataFrame, curves: pd.DataFrame,
-                    train: dict[str, Any]) -> str | None:
+                    train: dict[str, Any], rescored_at: int | None = None) -> str | None:
     """The report's first line when the study is not the seed's protocol, else None."""
     steps = evaluated_steps(trials)
     if not steps:
@@ -64,7 +64,7 @@ def training_caveat(trials: pd.DataFrame, curves: pd.DataFrame,
     if still:
         parts.append(f"their training reconstruction error still fell by {drop:.0%} over the "
                      f"last {LAST_PART:.0%} of training (not converged)")
-    classifier = train.get("higgins_classifier_steps")
+    classifier = rescored_at or train.get("higgins_classifier_steps")
     if train.get("higgins_protocol", "authors") == "authors" and classifier is not None \
             and int(classifier) < CLASSIFIER_STEPS:
         parts.append(f"the Higgins classifier trained {int(classifier):,} of the authors' "

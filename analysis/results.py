@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.metrics.higgins import CLASSIFIER_STEPS
 from trainables import experiment
 from trainables.columns import CONTRACT_SCORES, ROW_KEYS
 from trainables.config import FAMILIES, PARAM_OF
@@ -55,6 +56,7 @@ _TRIAL_COLUMNS = (
 # What recon_test / recon_train decode: one posterior sample per image (the seed's measure),
 # or, in experiments written before the sampled measure existed, the posterior mean.
 RECON_SAMPLE, RECON_MEAN = "posterior sample", "posterior mean"
+_RESCORED = re.compile(r"^disentanglement_(4var|5var)_c(\d+)$")  # `evaluate` Higgins columns
 _RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
 
 
@@ -72,6 +74,9 @@ class StudyResults:
     trials: pd.DataFrame  # one row per trial folder
     diverged: pd.DataFrame  # one row per diverged member
     warnings: list[str] = field(default_factory=list)
+    # the Higgins classifier budget `results` holds when `evaluate --metrics higgins`
+    # re-scored every model at more steps than it trained with (None: the trained scores)
+    higgins_rescored_at: int | None = None
 
     @property
     def recon_measure(self) -> str:
@@ -120,12 +125,16 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
         finals.extend(trial.final_rows)
         baselines.extend(trial.baseline_rows)
         diverged.extend(trial.diverged)
+    results = _evaluation_table(finals)
+    rescored = rescored_budget(results, trained_budget(spec))
     return StudyResults(
         experiment_dir=root,
         name=root.name,  # the experiment's name (`run --name`, else the spec's + a time)
         spec_text=spec_text,
         spec=spec,
-        results=_evaluation_table(finals),
+        results=results if rescored is None else
+        higgins_at(results, rescored, trained_budget(spec)),
+        higgins_rescored_at=rescored,
         baseline=_evaluation_table(baselines),
         curves=pd.DataFrame(curves, columns=list(_CURVE_COLUMNS)),
         trials=pd.DataFrame(trials, columns=list(_TRIAL_COLUMNS)).astype(
@@ -136,6 +145,45 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
         ),
         warnings=warnings,
     )
+
+
+def trained_budget(spec: dict[str, Any]) -> int | None:
+    """The Higgins classifier steps the study trained with (None: not the authors' protocol,
+    whose classifier has no step budget)."""
+    train = spec.get("train", {})
+    if train.get("higgins_protocol", "authors") != "authors":
+        return None
+    return int(train.get("higgins_classifier_steps") or CLASSIFIER_STEPS)
+
+
+def rescored_budget(results: pd.DataFrame, trained: int | None) -> int | None:
+    """The largest classifier budget above `trained` at which `evaluate --metrics higgins`
+    re-scored both tasks of every model with a trained score; None when there is none."""
+    if trained is None:
+        return None
+    found: dict[int, set[str]] = {}
+    for column in results.columns:
+        match = _RESCORED.match(column)
+        if match and int(match[2]) > trained:
+            found.setdefault(int(match[2]), set()).add(match[1])
+    for steps in sorted(found, reverse=True):
+        if found[steps] == set(TASKS) and all(
+                results[f"disentanglement_{t}_c{steps}"].notna()[
+                    results[f"disentanglement_{t}"].notna()].all() for t in TASKS):
+            return steps
+    return None
+
+
+def higgins_at(results: pd.DataFrame, steps: int, trained: int) -> pd.DataFrame:
+    """The table with its Higgins scores read at `steps` classifier steps; the trained scores
+    move to `disentanglement_<task>_c<trained>` (nothing is dropped)."""
+    out = results.copy()
+    for task in TASKS:
+        column = f"disentanglement_{task}"
+        if f"{column}_c{trained}" not in out.columns:
+            out[f"{column}_c{trained}"] = results[column]
+        out[column] = results[f"{column}_c{steps}"]
+    return out
 
 
 def _read_spec(root: Path, warnings: list[str]) -> tuple[str | None, dict[str, Any]]:
@@ -221,8 +269,9 @@ def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
     )
 
 
-def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple[int, int], dict[str, Any]]:
-    """Columns of ``extra_metrics.json`` (re-scored checkpoints) by (replicate, step)."""
+def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple, dict[str, Any]]:
+    """Columns of ``extra_metrics.json`` (re-scored checkpoints) by (replicate, step,
+    calculation); calculation None in rows written before calculations were kept."""
     path = trial_dir / experiment.EXTRA_FILE
     if not path.is_file():
         return {}
@@ -236,7 +285,9 @@ def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple[int, int], d
         if isinstance(raw, dict) and isinstance(raw.get("replicate"), int) and isinstance(
             raw.get("step"), int
         ):
-            extra[(raw["replicate"], raw["step"])] = {
+            calculation = raw.get("calculation")
+            extra[(raw["replicate"], raw["step"],
+                   calculation if isinstance(calculation, int) else None)] = {
                 key: _number(val) for key, val in raw.items()
                 if key not in _ROW_KEYS and key not in CONTRACT_COLUMNS and _is_scalar(val)
             }
@@ -244,10 +295,12 @@ def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple[int, int], d
 
 
 def _merge_extra(
-    rows: list[dict[str, Any]], extra: dict[tuple[int, int], dict[str, Any]]
+    rows: list[dict[str, Any]], extra: dict[tuple, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     for row in rows:
-        row.update(extra.get((row["replicate"], row["step"]), {}))
+        member = (row["replicate"], row["step"])
+        row.update(extra.get((*member, None), {}))
+        row.update(extra.get((*member, row["calculation"]), {}))
     return rows
 
 

@@ -29,6 +29,7 @@ from analysis.results import (
     StudyResults,
     families_in,
     metric_columns,
+    trained_budget,
     usable,
 )
 
@@ -162,6 +163,12 @@ def analyse(study: StudyResults) -> Analysis:
     n_tests = correct(tasks)
     train = dict(study.spec.get("train", {}))
     notes = list(study.warnings)
+    if study.higgins_rescored_at is not None:
+        notes.append(f"Higgins scores: every model re-scored by `wae-study evaluate` with "
+                     f"{study.higgins_rescored_at:,} classifier steps (trained with "
+                     f"{trained_budget(study.spec):,}, kept as the `_c"
+                     f"{trained_budget(study.spec)}` columns of results.csv; the step-0 "
+                     "baselines keep the trained budget).")
     if study.recon_measure != RECON_SAMPLE:
         notes.append(f"recon_test / recon_train of this experiment decode the "
                      f"{study.recon_measure} (written before the sampled measure): lower "
@@ -172,7 +179,7 @@ def analyse(study: StudyResults) -> Analysis:
         n_tests=n_tests,
         heads=headline(results),
         answers={task: answer(analysis, n_tests) for task, analysis in tasks.items()},
-        caveat=training_caveat(study.trials, study.curves, train),
+        caveat=training_caveat(study.trials, study.curves, train, study.higgins_rescored_at),
         provenance=report_provenance(study.experiment_dir, train,
                                      study.trials.to_dict("records")),
         notes=notes,
@@ -220,6 +227,7 @@ def summary_data(study: StudyResults, found: Analysis) -> dict[str, Any]:
     return {
         "caveat": found.caveat,
         "recon_measure": study.recon_measure,
+        "higgins_classifier_steps": study.higgins_rescored_at or trained_budget(study.spec),
         "study": study.name,
         "experiment_dir": str(study.experiment_dir),
         "answer": found.answers,

@@ -4,11 +4,12 @@ For each trial folder, the newest checkpoint that loads and is at the trial's la
 scored with the requested metrics (`higgins` re-scores both Higgins tasks with the study's
 protocol and `classifier_steps` of the authors' classifier, by default their full 100,000,
 into the columns `disentanglement_4var_c<steps>` / `_5var_c<steps>`, so a study trained with a
-cut classifier can be re-scored at full budget beside its own scores): every healthy member
+cut classifier can be re-scored at full budget beside its own scores; once every model has
+been, the report reads its Higgins scores at that budget and says so): every healthy member
 of the pack is encoded on one shared set of images drawn from the trial's `eval_seed`
 (`trainables.evaluate.score_members`, as during training), diverged members get nulls. The
-rows go to `<trial>/extra_metrics.json` (merged with earlier runs: new columns added, same
-columns overwritten), which
+rows, one per (member, metric calculation), go to `<trial>/extra_metrics.json` (merged with
+earlier runs: new columns added, same columns overwritten), which
 `analysis.results.load_results` joins onto the results table; then the report is rewritten.
 """
 
@@ -95,11 +96,12 @@ def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
 
 def score_checkpoint(payload: dict, metrics: list[str], data: Any,
                      classifier_steps: int = CLASSIFIER_STEPS) -> list[dict[str, Any]]:
-    """One row per member, `{replicate, seed, step, <column>...}`; nulls for diverged ones."""
+    """One row per (member, metric calculation), `{replicate, seed, step, calculation,
+    <column>...}`, as the trainable's evaluation rows; one row of nulls for a diverged member."""
     import torch
 
     from trainables.checkpoint import pack_from_payload
-    from trainables.evaluate import HIGGINS, score_members
+    from trainables.evaluate import HIGGINS, calculations, score_members
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg = pack_from_payload(payload, device)
@@ -113,18 +115,20 @@ def score_checkpoint(payload: dict, metrics: list[str], data: Any,
     results = score_members(model, data, cfg, list(columns), healthy)
     rows = []
     for k, seed in enumerate(cfg.member_seeds):
-        row = {"replicate": k, "seed": seed, "step": int(payload["step"]),
-               **dict.fromkeys(columns.values())}
-        if k in healthy:
-            row.update({columns[name]: _finite(result["score"])
-                        for name, result in results[healthy.index(k)].items()})
-        rows.append(row)
+        base = {"replicate": k, "seed": seed, "step": int(payload["step"])}
+        if k not in healthy:
+            rows.append({**base, "calculation": 0, **dict.fromkeys(columns.values())})
+            continue
+        member = {columns[name]: result for name, result in results[healthy.index(k)].items()}
+        rows += [{**base, "calculation": c, **{col: _finite(v) for col, v in values.items()}}
+                 for c, values in enumerate(calculations(member))]
     return rows
 
 
 def merge_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Merge rows into the JSON list at `path` by (replicate, step), atomically."""
-    merged: dict[tuple[int, int], dict[str, Any]] = {}
+    """Merge rows into the JSON list at `path` by (replicate, step, calculation), atomically
+    (rows written before calculations were kept have none)."""
+    merged: dict[tuple[int, int, int | None], dict[str, Any]] = {}
     if path.is_file():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
@@ -134,11 +138,15 @@ def merge_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         for row in old if isinstance(old, list) else []:
             if isinstance(row, dict) and all(isinstance(row.get(key), int)
                                              for key in ("replicate", "step")):
-                merged[(row["replicate"], row["step"])] = row
+                merged[_row_key(row)] = row
     for row in rows:
-        merged.setdefault((row["replicate"], row["step"]), {}).update(row)
-    ordered = [merged[key] for key in sorted(merged, key=lambda key: (key[1], key[0]))]
+        merged.setdefault(_row_key(row), {}).update(row)
+    ordered = [merged[key] for key in sorted(merged, key=lambda k: (k[1], k[0], k[2] or 0))]
     experiment.write_atomic(path, json.dumps(ordered, indent=1) + "\n")
+
+
+def _row_key(row: dict[str, Any]) -> tuple[int, int, int | None]:
+    return row["replicate"], row["step"], row.get("calculation")
 
 
 def _finite(value: Any) -> float | None:

@@ -56,12 +56,17 @@ def evaluate_pack(
                      indices=getattr(split, part), n=cfg.recon_eval_images,
                      seed=cfg.eval_seed)["score"])
                  for part in ("train", "test") for suffix, decode in RECON_DECODES.items()}
-        results = scores[healthy.index(k)]
-        n = max([len(r.get("calculations") or [0]) for r in results.values()] or [1])
-        for c in range(n):
-            values = {col: _calculation(result, c, n) for col, result in results.items()}
+        for c, values in enumerate(calculations(scores[healthy.index(k)])):
             rows.append({**base, "calculation": c, **empty, **recon, **values})
     return rows
+
+
+def calculations(results: dict[str, dict]) -> list[dict[str, float]]:
+    """One member's {column: metric result} as one {column: score} per metric calculation
+    (the Higgins restarts); a metric with a single score repeats it in each."""
+    n = max([len(r.get("calculations") or [0]) for r in results.values()] or [1])
+    return [{col: _calculation(result, c, n) for col, result in results.items()}
+            for c in range(n)]
 
 
 def score_members(

@@ -101,7 +101,7 @@ def test_evaluate_scores_merges_and_reports(experiment, dataset, monkeypatch, ca
     # re-running with another metric adds its column and keeps the first; same seed, same score
     evaluate_experiment(experiment, ["sap", "mig"], dataset)
     rows = extra_rows(experiment)
-    assert set(rows["00001"][0]) == {"replicate", "seed", "step", "mig", "sap"}
+    assert set(rows["00001"][0]) == {"replicate", "seed", "step", "calculation", "mig", "sap"}
     assert rows["00001"][0]["mig"] == first_mig
 
     results = load_results(experiment).results
@@ -148,3 +148,27 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_report_reads_higgins_at_the_re_scored_budget(experiment, dataset):
+    """Once every model is re-scored at more classifier steps than the study trained with,
+    the report's Higgins scores are those, per calculation, and the trained ones are kept."""
+    study = spec.load("quick")
+    study["train"]["higgins_classifier_steps"] = 20
+    (experiment / "study.toml").write_text(spec.dumps(study))
+    before = load_results(experiment)
+    assert before.higgins_rescored_at is None
+    evaluate_experiment(experiment, ["higgins"], dataset, classifier_steps=60)
+    rows = extra_rows(experiment)["00001"]
+    assert [(r["replicate"], r["calculation"]) for r in rows] == [
+        (m, c) for m in range(2) for c in range(3)]  # the authors' 3 restarts, kept apart
+    after = load_results(experiment)
+    assert after.higgins_rescored_at == 60
+    table = after.results.set_index(["trial_id", "replicate", "calculation"])
+    for task in ("4var", "5var"):
+        assert table[f"disentanglement_{task}"].equals(table[f"disentanglement_{task}_c60"])
+        assert table[f"disentanglement_{task}_c20"].equals(
+            before.results.set_index(table.index.names)[f"disentanglement_{task}"])
+    assert table["disentanglement_5var"].notna().sum() == 3  # the healthy members
+    summary = json.loads((experiment / "report" / "summary.json").read_text())
+    assert summary["higgins_classifier_steps"] == 60
