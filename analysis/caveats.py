@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.metrics.higgins import CLASSIFIER_STEPS
+from metrics.higgins import CLASSIFIER_STEPS
 from trainables.config import AUTHORS_STEPS
 
 PAPER_WIDTH = 1200  # units per hidden layer in the seed's networks

@@ -3,7 +3,7 @@
 Figure 2 and the latent traversals only need "images → codes" and "codes → pixels" for one
 member of a pack; :class:`Codec` is that, so figures can be tested with any fake. The
 checkpoint loading stays in :func:`load_codec`; which checkpoint is
-`trainables.experiment.newest_loadable`'s choice.
+`trainables.checkpoint.newest_loadable`'s choice.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.checkpoint import CheckpointError, pack_from_payload
-from trainables.experiment import newest_loadable
+from trainables.checkpoint import CheckpointError, newest_loadable, pack_from_payload
 
 IMAGE_SHAPE = (64, 64)
 

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from analysis.metrics.higgins import CLASSIFIER_STEPS, PROTOCOLS
+from metrics.higgins import CLASSIFIER_STEPS, PROTOCOLS
 from trainables.experiment import write_atomic
 from trainables.hardware import cpu_name
 

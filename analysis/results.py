@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.metrics.higgins import CLASSIFIER_STEPS
+from metrics.higgins import CLASSIFIER_STEPS
 from trainables import experiment
 from trainables.columns import CONTRACT_SCORES, ROW_KEYS
 from trainables.config import FAMILIES, PARAM_OF

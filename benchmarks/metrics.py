@@ -26,8 +26,8 @@ import time
 import numpy as np
 import torch
 
-from analysis.metrics import encode_indices, prepare, reconstruction
-from analysis.metrics.suite import METRICS
+from metrics import encode_indices, prepare, reconstruction
+from metrics.suite import METRICS
 from trainables.data import PACKED_BYTES, DSprites, load
 from trainables.evaluate import logits_fn, pack_encoder
 from trainables.factors import N_IMAGES

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from analysis.metrics.higgins import CLASSIFIER_STEPS
+from metrics.higgins import CLASSIFIER_STEPS
 from study import spec as specs
 from study.errors import BadInput
 from trainables import experiment
@@ -81,7 +81,9 @@ def evaluate_experiment(experiment_dir: str | Path, metrics: list[str], data: An
 def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
     """The newest checkpoint that loads, with its payload, if it is at the trial's last step;
     otherwise why there is none. Unusable checkpoints are noted on stderr."""
-    found = experiment.newest_loadable(trial_dir)
+    from trainables.checkpoint import newest_loadable  # torch: only when scoring
+
+    found = newest_loadable(trial_dir)
     for path, reason in found.skipped:
         _note(f"{trial_dir.name}: {path.name} unusable ({reason})")
     if found.path is None:

@@ -14,42 +14,9 @@ from typing import Any
 from ray.tune import Callback
 from tensorboardX import SummaryWriter
 
+from study.estimates import ONE_DAY_H, describe, estimate_hours, evaluations_per_trial
 from trainables import experiment
-from trainables.config import PARAM_OF, flat_trial_config
 from trainables.experiment import OPTUNA_FILE, prune_checkpoints, tune_trial_finished
-
-SYMBOL = {"beta": "β", "lambda1": "λ1"}
-
-
-def describe(config: dict[str, Any]) -> str:
-    """`wae_gaussian λ1=2` for a trial config (flat or nested under "trial")."""
-    flat = flat_trial_config(config)
-    family = flat.get("family", "?")
-    return f"{family} {SYMBOL[PARAM_OF.get(family, 'lambda1')]}={flat.get('value', 0):g}"
-
-
-def trial_dirname(trial: Any) -> str:
-    """`<trial id>_<family>_<value>`: short, unique and readable in a file browser."""
-    flat = flat_trial_config(trial.config)
-    return f"{trial.trial_id}_{flat.get('family', 'trial')}_{flat.get('value', 0):g}"
-
-
-ONE_DAY_H = 24.0
-
-
-def evaluations_per_trial(train: dict[str, Any]) -> int:
-    """How many evaluations a trial runs: step 0 (if asked), every `eval_every`, the end."""
-    steps, every = int(train["steps"]), int(train["eval_every"])
-    periodic = steps // every if every else 1
-    return periodic + (1 if every and steps % every else 0) + bool(train["eval_at_start"])
-
-
-def estimate_hours(trials: int, steps: int, steps_per_s: float, evaluations: int,
-                   evaluation_s: float, at_a_time: int) -> float:
-    """Wall time of a study whose trials each train `steps` at `steps_per_s` and run
-    `evaluations` of `evaluation_s` each, `at_a_time` trials side by side."""
-    per_trial = steps / steps_per_s + evaluations * evaluation_s
-    return trials * per_trial / max(1, at_a_time) / 3600
 
 
 class ProgressLines(Callback):

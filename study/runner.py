@@ -185,13 +185,13 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
     """The Tuner of a new study in `experiment_dir`, or on `remote` (whose mirror that is)."""
     from ray import tune
 
+    from study.estimates import trial_dirname
     from study.progress import (
         MirrorUploads,
         ProgressLines,
         PruneFinished,
         ResultFiles,
         TensorBoardScalars,
-        trial_dirname,
     )
 
     resources = spec["resources"]

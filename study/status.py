@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from study import spec as specs
-from study.progress import describe
+from study.estimates import describe, eta_seconds
 from trainables import experiment
 
 
@@ -65,7 +65,7 @@ def status(experiment_dir: Path) -> int:
     remaining = total * steps_per_trial - done_steps
     if rate and remaining > 0:
         parallel = max(1, counts["running"])
-        eta = remaining / (sum(rate) / len(rate)) / parallel
+        eta = eta_seconds(remaining, sum(rate) / len(rate), parallel)
         print(f"ETA: about {eta / 60:.0f} min at {sum(rate) / len(rate):.1f} steps/s per trial"
               f" × {parallel} running" + ("" if counts["running"] else " (not running now)"))
     for t in trials:

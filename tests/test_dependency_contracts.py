@@ -82,7 +82,7 @@ def test_pbt_per_trial_state_we_save_and_restore():
     assert isinstance(scheduler._next_perturbation_sync, int | float), message
 
 
-# ---- scikit-learn's fitted histogram trees (analysis/metrics/dci.py) ------------------------
+# ---- scikit-learn's fitted histogram trees (metrics/dci.py) ------------------------
 def test_hist_gradient_boosting_trees_expose_their_split_gains():
     """DCI's default importances sum each feature's split gains over the fitted trees:
     HistGradientBoostingClassifier has no feature_importances_."""
@@ -91,7 +91,7 @@ def test_hist_gradient_boosting_trees_expose_their_split_gains():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
     clf = HistGradientBoostingClassifier(max_iter=3).fit(x, x[:, 1] > 0)
-    message = broken("HistGradientBoostingClassifier._predictors", "analysis/metrics/dci.py",
+    message = broken("HistGradientBoostingClassifier._predictors", "metrics/dci.py",
                      "scikit-learn")
     trees = getattr(clf, "_predictors", None)
     assert trees is not None and len(trees) == 3, message

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from trainables.config import TrainConfig
-from trainables.experiment import replacing
+from trainables.experiment import checkpoint_dirs, replacing
 from trainables.models import PackModel
 
 FILE = "pack.pt"
@@ -100,3 +101,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+@dataclass
+class Loaded:
+    """What `newest_loadable` found: the checkpoint and its `pack.pt` payload (None when
+    none loads), and the newer ones skipped with why."""
+
+    path: Path | None
+    payload: dict | None
+    skipped: list[tuple[Path, str]]
+
+
+def newest_loadable(trial_dir: str | os.PathLike | None, latest: Path | None = None) -> Loaded:
+    """The trial's newest checkpoint that loads: a truncated or corrupt one (a kill during
+    the save) falls back to the one before. `latest` (Tune's latest, possibly outside
+    `trial_dir`) is tried first, then the trial's checkpoints older than it; without
+    `trial_dir` (a checkpoint downloaded from object storage, alone) only `latest`."""
+    candidates = checkpoint_dirs(trial_dir) if trial_dir is not None else []
+    if latest is not None:
+        candidates = [latest, *(p for p in candidates if p.name < latest.name)]
+    skipped = []
+    for candidate in candidates:
+        try:
+            return Loaded(candidate, load(candidate), skipped)
+        except CheckpointError as err:
+            skipped.append((candidate, str(err)))
+    return Loaded(None, None, skipped)

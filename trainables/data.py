@@ -14,11 +14,14 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from trainables import factors, render
+
+if TYPE_CHECKING:
+    import torch
 
 PACKED_BYTES = factors.IMAGE_SIZE * factors.IMAGE_SIZE // 8  # 512 bytes per image
 _CHUNK = 40_960  # images per read while loading: 160 MB of uint8 at a time
@@ -88,11 +91,14 @@ class DSprites:
         return Split(seed, test_fraction, np.sort(order[n_test:]), np.sort(order[:n_test]))
 
 
-def unpack_rows(rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Unpack (B, 512) uint8 bit rows into (B, 4096) pixels of 0/1, on the rows' device."""
+def unpack_rows(rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Unpack (B, 512) uint8 bit rows into (B, 4096) pixels of 0/1 (float32 unless `dtype`),
+    on the rows' device."""
+    import torch  # here: the data layer is read by commands that never train (no torch)
+
     shifts = torch.arange(7, -1, -1, device=rows.device, dtype=torch.uint8)
     bits = (rows.unsqueeze(-1) >> shifts) & 1
-    return bits.reshape(rows.shape[0], -1).to(dtype)
+    return bits.reshape(rows.shape[0], -1).to(dtype or torch.float32)
 
 
 def default_path() -> Path:

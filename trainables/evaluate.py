@@ -2,7 +2,7 @@
 
 One row per (replicate, metric calculation), the columns of results.csv, plus the scalar means
 over healthy members that the reports (and Optuna) use. The metrics come from
-`analysis.metrics`, the leaf package that imports nothing else of the project. Its suite
+`metrics`, the leaf package that imports nothing else of the project. Its suite
 draws every sample once from `eval_seed` and scores all members on the same images, so a
 model scores the same alone as inside a pack, and every model of a study is compared on
 identical votes.
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from analysis import metrics
+import metrics
 from trainables.columns import ROW_KEYS, SCORES
 from trainables.config import TrainConfig
 from trainables.data import DSprites, Split

@@ -171,35 +171,6 @@ def checkpoint_dirs(trial_dir: str | os.PathLike) -> list[Path]:
                    if p.is_dir() and not (p / PRUNED_FILE).exists()), reverse=True)
 
 
-@dataclass
-class Loaded:
-    """What `newest_loadable` found: the checkpoint and its `pack.pt` payload (None when
-    none loads), and the newer ones skipped with why."""
-
-    path: Path | None
-    payload: dict | None
-    skipped: list[tuple[Path, str]]
-
-
-def newest_loadable(trial_dir: str | os.PathLike | None, latest: Path | None = None) -> Loaded:
-    """The trial's newest checkpoint that loads: a truncated or corrupt one (a kill during
-    the save) falls back to the one before. `latest` (Tune's latest, possibly outside
-    `trial_dir`) is tried first, then the trial's checkpoints older than it; without
-    `trial_dir` (a checkpoint downloaded from object storage, alone) only `latest`."""
-    from trainables import checkpoint  # torch: only for the callers that load
-
-    candidates = checkpoint_dirs(trial_dir) if trial_dir is not None else []
-    if latest is not None:
-        candidates = [latest, *(p for p in candidates if p.name < latest.name)]
-    skipped = []
-    for candidate in candidates:
-        try:
-            return Loaded(candidate, checkpoint.load(candidate), skipped)
-        except checkpoint.CheckpointError as err:
-            skipped.append((candidate, str(err)))
-    return Loaded(None, None, skipped)
-
-
 def prune_checkpoints(trial_dir: str | os.PathLike, filesystem: Any = None) -> list[Path]:
     """Empty every checkpoint folder of a finished trial but the newest (its final one,
     weights only unless `keep_optimizer_state`), leaving in each a note that names the newest;

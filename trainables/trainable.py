@@ -135,7 +135,7 @@ def restorable_payload(saved: tune.Checkpoint | None, trial_dir: str | Path | No
     if saved is None:
         if own is None:
             return None
-        found = experiment.newest_loadable(own)
+        found = checkpoint.newest_loadable(own)
         _warn_skipped(found.skipped, latest=None)
         if found.payload is not None:
             warnings.warn(f"Tune recorded no checkpoint of this trial (its driver stopped before "
@@ -153,7 +153,7 @@ def restorable_payload(saved: tune.Checkpoint | None, trial_dir: str | Path | No
     with saved.as_directory() as folder:
         latest = Path(folder)
         # on object storage `folder` is a temporary download: no older checkpoints beside it
-        found = experiment.newest_loadable(latest.parent if local else None, latest=latest)
+        found = checkpoint.newest_loadable(latest.parent if local else None, latest=latest)
     _warn_skipped(found.skipped, latest)
     if found.payload is None:
         warnings.warn("no usable checkpoint: the trial restarts from step 0", stacklevel=2)

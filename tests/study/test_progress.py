@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from study.progress import estimate_hours, evaluations_per_trial
+from study.estimates import estimate_hours, evaluations_per_trial
 
 
 @pytest.mark.parametrize(("train", "evaluations"), [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import metrics
+import metrics
 from trainables.config import TrainConfig
 from trainables.evaluate import logits_fn, pack_encoder
 from trainables.models import PackModel

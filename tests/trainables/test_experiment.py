@@ -92,20 +92,20 @@ def save(folder: Path, step: int, truncated: bool = False) -> Path:
 
 
 def test_newest_loadable_checkpoint_with_fallbacks(tmp_path):
-    assert experiment.newest_loadable(tmp_path) == experiment.Loaded(None, None, [])
+    assert checkpoint.newest_loadable(tmp_path) == checkpoint.Loaded(None, None, [])
     save(tmp_path / "checkpoint_000000", 10)
     newest = save(tmp_path / "checkpoint_000001", 20)
-    found = experiment.newest_loadable(tmp_path)
+    found = checkpoint.newest_loadable(tmp_path)
     assert (found.path, found.payload["step"], found.skipped) == (newest, 20, [])
 
     save(newest, 20, truncated=True)
-    found = experiment.newest_loadable(tmp_path)
+    found = checkpoint.newest_loadable(tmp_path)
     assert (found.path.name, found.payload["step"]) == ("checkpoint_000000", 10)
     assert [(p.name, "truncated or corrupt" in why) for p, why in found.skipped] == [
         ("checkpoint_000001", True)]
 
     save(tmp_path / "checkpoint_000000", 10, truncated=True)
-    found = experiment.newest_loadable(tmp_path)
+    found = checkpoint.newest_loadable(tmp_path)
     assert found.path is None and found.payload is None
     assert [p.name for p, _ in found.skipped] == ["checkpoint_000001", "checkpoint_000000"]
 
@@ -114,7 +114,7 @@ def test_tunes_latest_first_then_only_older_ones(tmp_path):
     save(tmp_path / "checkpoint_000000", 10)
     latest = save(tmp_path / "checkpoint_000001", 20, truncated=True)
     save(tmp_path / "checkpoint_000002", 30)  # newer than Tune's latest: not considered
-    found = experiment.newest_loadable(tmp_path, latest=latest)
+    found = checkpoint.newest_loadable(tmp_path, latest=latest)
     assert found.payload["step"] == 10 and [p for p, _ in found.skipped] == [latest]
 
 
@@ -132,7 +132,7 @@ def test_prune_empties_all_but_the_newest_and_leaves_a_note_naming_it(tmp_path):
             tmp_path / "checkpoint_000002")
     assert experiment.kept_instead(str(tmp_path / "checkpoint_000002"), LocalFileSystem()) is None
     assert experiment.prune_checkpoints(tmp_path) == []  # pruned once
-    assert experiment.newest_loadable(tmp_path).payload["step"] == 2
+    assert checkpoint.newest_loadable(tmp_path).payload["step"] == 2
 
 
 def test_atomic_write_leaves_the_old_file_and_no_temporary_on_failure(tmp_path):

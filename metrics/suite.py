@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.metrics.codes import (
+from metrics.codes import (
     CHUNK_SIZE,
     Encode,
     IndexSet,
@@ -34,11 +34,11 @@ from analysis.metrics.codes import (
     encode_indices,
     single_threaded,
 )
-from analysis.metrics.dci import plan_dci
-from analysis.metrics.factorvae import plan_factorvae
-from analysis.metrics.higgins import plan_higgins
-from analysis.metrics.mig import plan_mig
-from analysis.metrics.sap import plan_sap
+from metrics.dci import plan_dci
+from metrics.factorvae import plan_factorvae
+from metrics.higgins import plan_higgins
+from metrics.mig import plan_mig
+from metrics.sap import plan_sap
 
 METRICS: dict[str, Callable[..., Plan]] = {  # slowest first: `score` starts them in this order
     "higgins_5var": partial(plan_higgins, task="5var"),

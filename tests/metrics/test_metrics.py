@@ -1,4 +1,4 @@
-"""Known-answer tests of analysis.metrics (disentanglement_lib style) on a fake dSprites.
+"""Known-answer tests of metrics (disentanglement_lib style) on a fake dSprites.
 
 `FakeDSprites.images` writes each image's factor classes into its first pixels, so the test
 encoders can read the true factors back: ground-truth codes (the factor classes scaled to
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import metrics
-from analysis.metrics.codes import Sampler, single_threaded
-from analysis.metrics.dci import completeness, disentanglement
-from analysis.metrics.higgins import fit_softmax_adagrad, sample_votes
+import metrics
+from metrics.codes import Sampler, single_threaded
+from metrics.dci import completeness, disentanglement
+from metrics.higgins import fit_softmax_adagrad, sample_votes
 
 DSPRITES_SIZES = (1, 3, 6, 40, 32, 32)
 SMALL_SIZES = (1, 3, 6, 10, 8, 8)  # every factor fits MIG's 20 bins exactly

@@ -6,14 +6,14 @@ Every metric has the signature ``NAME(encode, data, *, seed=0, **options) -> dic
 of encoded images.
 """
 
-from analysis.metrics.codes import CodeTable, IndexSet, Plan, Sampler, encode_indices
-from analysis.metrics.dci import dci
-from analysis.metrics.factorvae import factorvae
-from analysis.metrics.higgins import higgins
-from analysis.metrics.mig import mig
-from analysis.metrics.reconstruction import reconstruction
-from analysis.metrics.sap import sap
-from analysis.metrics.suite import METRICS, Evaluation, evaluate, prepare
+from metrics.codes import CodeTable, IndexSet, Plan, Sampler, encode_indices
+from metrics.dci import dci
+from metrics.factorvae import factorvae
+from metrics.higgins import higgins
+from metrics.mig import mig
+from metrics.reconstruction import reconstruction
+from metrics.sap import sap
+from metrics.suite import METRICS, Evaluation, evaluate, prepare
 
 __all__ = [
     "METRICS",

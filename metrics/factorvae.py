@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.metrics.codes import (
+from metrics.codes import (
     CodeTable,
     Draw,
     Encode,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import mutual_info_score
 
-from analysis.metrics.codes import CodeTable, Encode, Plan, Sampler, run_plan, varying_factors
+from metrics.codes import CodeTable, Encode, Plan, Sampler, run_plan, varying_factors
 
 
 def mig(encode: Encode, data: Any, *, seed: int = 0, **options: Any) -> dict:

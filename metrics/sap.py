@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from analysis.metrics.codes import CodeTable, Encode, Plan, Sampler, run_plan, varying_factors
+from metrics.codes import CodeTable, Encode, Plan, Sampler, run_plan, varying_factors
 
 
 def sap(encode: Encode, data: Any, *, seed: int = 0, **options: Any) -> dict:

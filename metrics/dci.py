@@ -28,7 +28,7 @@ import numpy as np
 import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
-from analysis.metrics.codes import (
+from metrics.codes import (
     CodeTable,
     Encode,
     Plan,

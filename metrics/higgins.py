@@ -36,7 +36,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from analysis.metrics.codes import (
+from metrics.codes import (
     TASK_FACTORS,
     CodeTable,
     Draw,
