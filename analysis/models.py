@@ -22,8 +22,8 @@ IMAGE_SHAPE = (64, 64)
 
 @dataclass(frozen=True)
 class Codec:
-    """One trained model: ``encode`` uint8 images (n, 64, 64) → encoder means (n, d);
-    ``decode`` codes (n, d) → pixel probabilities (n, 64, 64)."""
+    """One trained model: ``encode`` uint8 images (n, 64, 64) → its codes (n, d), as the
+    metrics read them; ``decode`` codes (n, d) → pixel probabilities (n, 64, 64)."""
 
     encode: Callable[[np.ndarray], np.ndarray]
     decode: Callable[[np.ndarray], np.ndarray]
@@ -39,32 +39,31 @@ def load_codec(trial_dir: Path, replicate: int) -> Codec:
     model, config = pack_from_payload(found.payload)
     model.eval()
     if hasattr(model, "member"):  # a K = 1 view: no work spent on the other members
-        return pack_codec(model.member(replicate), 0, 1)
-    return pack_codec(model, replicate, int(config.replicates))
+        return pack_codec(model.member(replicate), 0, 1, config.uniform_code)
+    return pack_codec(model, replicate, int(config.replicates), config.uniform_code)
 
 
-def pack_codec(model: Any, member: int, n_members: int) -> Codec:
-    """Wrap a PackModel (``encode (K, B, 4096) → (mean, logvar)``, ``decode (K, B, d) →
-    logits``): the same input goes to every member and ``member``'s output is kept."""
+def pack_codec(model: Any, member: int, n_members: int, uniform_code: str = "mu") -> Codec:
+    """Wrap a PackModel: ``encode`` gives member ``member``'s codes as the metrics read them
+    (`trainables.evaluate.pack_encoder`, the study's `uniform_code`), ``decode`` feeds codes
+    to every member's decoder (``decode (K, B, d) → logits``) and keeps ``member``'s output."""
     import torch
 
-    first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    from trainables.evaluate import pack_encoder
+
+    first = next(iter(model.parameters()), None)
     dtype = first.dtype if first is not None else torch.float32
     device = first.device if first is not None else torch.device("cpu")
-
-    def run(fn: Callable, x: np.ndarray) -> np.ndarray:
-        batch = torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
-        with torch.no_grad():
-            out = fn(batch.expand(n_members, *batch.shape))
-        out = out[0] if isinstance(out, tuple | list) else out
-        return out[member].float().cpu().numpy()
+    encoder = pack_encoder(model, [member], uniform_code)
 
     def encode(images: np.ndarray) -> np.ndarray:
-        return run(model.encode, np.asarray(images).reshape(len(images), -1))
+        return encoder(np.asarray(images))[0]
 
     def decode(codes: np.ndarray) -> np.ndarray:
-        logits = run(model.decode, codes)
-        return (1.0 / (1.0 + np.exp(-logits))).reshape(-1, *IMAGE_SHAPE)
+        batch = torch.as_tensor(np.asarray(codes), dtype=dtype, device=device)
+        with torch.no_grad():
+            logits = model.decode(batch.expand(n_members, *batch.shape))[member]
+        return torch.sigmoid(logits.float()).cpu().numpy().reshape(-1, *IMAGE_SHAPE)
 
     return Codec(encode=encode, decode=decode)
 

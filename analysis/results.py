@@ -29,7 +29,6 @@ from trainables.config import FAMILIES, PARAM_OF
 
 TASKS: tuple[str, ...] = ("4var", "5var")
 TASK_TITLE: dict[str, str] = {"4var": "4-variable task", "5var": "5-variable task"}
-METRICS: tuple[str, ...] = CONTRACT_SCORES
 CONTRACT_COLUMNS: tuple[str, ...] = (
     "trial_id",
     "family",
@@ -39,7 +38,7 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
     "seed",
     "calculation",
     "step",
-    *METRICS,
+    *CONTRACT_SCORES,
 )
 # Row keys that identify a row rather than measure something.
 _ROW_KEYS = frozenset(ROW_KEYS)
@@ -92,7 +91,7 @@ class StudyResults:
 def metric_columns(table: pd.DataFrame) -> list[str]:
     """Measured columns of an evaluation table: the interface's fixed metrics first, then extras."""
     fixed = set(CONTRACT_COLUMNS) | {"diverged"}
-    return list(METRICS) + [c for c in table.columns if c not in fixed]
+    return list(CONTRACT_SCORES) + [c for c in table.columns if c not in fixed]
 
 
 def families_in(table: pd.DataFrame) -> list[str]:
@@ -328,7 +327,7 @@ def _rows(ident: dict[str, Any], line: dict[str, Any] | None) -> list[dict[str, 
             row[key] = raw.get(key)
         row["diverged"] = bool(raw.get("diverged", False))
         for key, val in raw.items():
-            if key not in _ROW_KEYS and (key in METRICS or _is_scalar(val)):
+            if key not in _ROW_KEYS and (key in CONTRACT_SCORES or _is_scalar(val)):
                 row[key] = _number(val)
         rows.append(row)
     return rows
@@ -375,7 +374,7 @@ def _evaluation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for col in ("replicate", "calculation", "step"):
         table[col] = table[col].astype("Int64")
     table["seed"] = table["seed"].astype("Int64")
-    for col in ("value", *METRICS, *extras):
+    for col in ("value", *CONTRACT_SCORES, *extras):
         table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
     return table.sort_values(
         ["family", "value", "trial_id", "replicate", "calculation"], kind="mergesort"

@@ -14,8 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-PIXELS = 64 * 64
-
 
 @torch.inference_mode()
 def reconstruction(logits_fn: Callable[[np.ndarray], Any], data: Any, *, indices: np.ndarray,
@@ -35,8 +33,9 @@ def reconstruction(logits_fn: Callable[[np.ndarray], Any], data: Any, *, indices
     total = 0.0
     for start in range(0, k, batch_size):
         images = np.asarray(data.images(picks[start : start + batch_size]))
-        logits = torch.as_tensor(logits_fn(images)).reshape(len(images), PIXELS).float()
-        target = torch.as_tensor(images.reshape(len(images), PIXELS), device=logits.device)
+        pixels = images.reshape(len(images), -1)  # the image's pixels, whatever its size
+        logits = torch.as_tensor(logits_fn(images)).reshape(pixels.shape).float()
+        target = torch.as_tensor(pixels, device=logits.device)
         per_image = F.binary_cross_entropy_with_logits(
             logits, target.to(logits.dtype), reduction="none").sum(dim=1)
         total += float(per_image.double().sum())

@@ -19,16 +19,14 @@ A member's own streams (init, batches, noise) are derived from its seed in
 
 from __future__ import annotations
 
-import numpy as np
+from trainables.seeding import hashed_seed
 
 SEED_DESIGNS = ("independent", "paired")
 
 
 def model_seed(study_seed: int, trial: int, replicate: int) -> int:
     """The seed of replicate `replicate` of trial `trial` (63 bits)."""
-    state = np.random.SeedSequence([study_seed, trial, replicate]).generate_state(
-        1, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1))
+    return hashed_seed(study_seed, trial, replicate)
 
 
 def trial_seeds(study_seed: int, trial: int, replicates: int, design: str) -> list[int]:

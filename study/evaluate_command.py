@@ -26,7 +26,7 @@ from metrics.higgins import CLASSIFIER_STEPS
 from study import spec as specs
 from study.errors import BadInput
 from trainables import experiment
-from trainables.config import METRICS as VALID
+from trainables.config import METRIC_NAMES as VALID
 
 
 def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None,

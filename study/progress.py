@@ -16,6 +16,7 @@ from tensorboardX import SummaryWriter
 
 from study.estimates import ONE_DAY_H, describe, estimate_hours, evaluations_per_trial
 from trainables import experiment
+from trainables.columns import SCORES
 from trainables.experiment import OPTUNA_FILE, prune_checkpoints, tune_trial_finished
 
 
@@ -215,8 +216,7 @@ class MirrorUploads(Callback):
 
 
 TRAIN_SCALARS = ("loss", "recon", "n_diverged", "value")  # value: λ1 or β (PBT changes it)
-EVAL_SCALARS = ("disentanglement_4var", "disentanglement_5var", "recon_test", "recon_train",
-                "recon_test_mean", "recon_train_mean")
+EVAL_SCALARS = SCORES  # every evaluation's means
 
 
 class TensorBoardScalars(Callback):

@@ -35,7 +35,7 @@ from trainables.config import FAMILIES, WAE_FAMILIES, TrainConfig
 
 SEARCHES = ("grid", "adaptive", "pbt")
 SAMPLERS = ("tpe", "nsga2", "random")
-OBJECTIVES = ("pareto", "constrained")
+ADAPTIVE_OBJECTIVES = ("pareto", "constrained")  # [adaptive] objective
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Fields the study sets per trial; [train] may not set them.
 PER_TRIAL = ("family", "value", "replicates", "seed", "seeds", "perturbable")
@@ -234,8 +234,8 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
             raise BadInput("adaptive.lambda1_min must be >= 0 and below adaptive.lambda1_max")
         if adaptive["sampler"] not in SAMPLERS:
             raise BadInput(f"adaptive.sampler must be one of {', '.join(SAMPLERS)}")
-        if adaptive["objective"] not in OBJECTIVES:
-            raise BadInput(f"adaptive.objective must be one of {', '.join(OBJECTIVES)}")
+        if adaptive["objective"] not in ADAPTIVE_OBJECTIVES:
+            raise BadInput(f"adaptive.objective must be one of {', '.join(ADAPTIVE_OBJECTIVES)}")
         if adaptive["max_recon_test"] <= 0:
             raise BadInput("adaptive.max_recon_test must be > 0")
     report = spec["report"]
@@ -293,8 +293,8 @@ def _check_pbt(pbt: dict[str, Any], train: dict[str, Any], families: list[str]) 
         if not 0 <= low < high or high <= pbt["floor"]:
             raise BadInput(f"pbt.{param}_min must be >= 0 and below pbt.{param}_max, which "
                            f"must exceed pbt.floor")
-    if pbt["objective"] not in objectives.OBJECTIVES:
-        raise BadInput(f"pbt.objective must be one of {', '.join(objectives.OBJECTIVES)}")
+    if pbt["objective"] not in objectives.PBT_OBJECTIVES:
+        raise BadInput(f"pbt.objective must be one of {', '.join(objectives.PBT_OBJECTIVES)}")
     if pbt["max_recon_test"] <= 0 or pbt["recon_scale"] <= 0:
         raise BadInput("pbt.max_recon_test and pbt.recon_scale must be > 0")
 

@@ -34,8 +34,8 @@ WAE_FAMILIES: tuple[str, ...] = FAMILIES[1:]
 # The hyperparameter each family is swept over: β for the β-VAE, λ1 (the seed's eq. 2) for
 # the WAEs.
 PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1", "wae_uniform": "lambda1"}
-METRICS: tuple[str, ...] = get_args(Metric)
-EXTRA_METRICS: tuple[str, ...] = METRICS[1:]
+METRIC_NAMES: tuple[str, ...] = get_args(Metric)  # what `metrics` / `evaluate --metrics` take
+EXTRA_METRICS: tuple[str, ...] = METRIC_NAMES[1:]
 
 # The authors' Adam schedule: (first step, learning rate), for a run of AUTHORS_STEPS steps.
 AUTHORS_SCHEDULE = ((0, 1e-3), (15_000, 7e-4), (30_000, 3e-4), (45_000, 1e-4))

@@ -18,23 +18,22 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainables import factors
 from trainables.config import TrainConfig
+from trainables.seeding import hashed_seed
 
-PIXELS = 64 * 64
+PIXELS = factors.IMAGE_SIZE**2  # the encoder's input, the decoder's output
 INIT_STREAM = 0  # seed streams derived from a member seed (see member_stream_seed)
 TRAIN_STREAM = 1
 
 
 def member_stream_seed(member_seed: int, stream: int, *more: int) -> int:
     """A 63-bit seed for one random stream of one member (init, training batches)."""
-    state = np.random.SeedSequence([member_seed, stream, *more]).generate_state(
-        1, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1))
+    return hashed_seed(member_seed, stream, *more)
 
 
 def layer_shapes(latent_dim: int, encoder_width: int, decoder_width: int) -> dict:

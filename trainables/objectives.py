@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-OBJECTIVES = ("constrained", "weighted")
+PBT_OBJECTIVES = ("constrained", "weighted")  # [pbt] objective
 
 
 def score(result: dict[str, Any], objective: str, max_recon_test: float = 150.0,
@@ -26,7 +26,7 @@ def score(result: dict[str, Any], objective: str, max_recon_test: float = 150.0,
         return float(d5) - float(recon) / recon_scale
     if objective == "constrained":
         return float(d5) - max(0.0, float(recon) / max_recon_test - 1.0)
-    raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    raise ValueError(f"objective must be one of {', '.join(PBT_OBJECTIVES)}, got {objective!r}")
 
 
 def score_for(result: dict[str, Any], table: dict[str, Any]) -> float:

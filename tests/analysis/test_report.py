@@ -41,7 +41,9 @@ class FakeData:
 
 
 class FakePack(torch.nn.Module):
-    """PackModel's interface: encode (K, B, 4096) → (mean, logvar); decode (K, B, d) → logits."""
+    """PackModel's interface: encode (B, 4096) pixels → (mean, spread) (K, B, d); code (the
+    metrics' codes: the mean, or mean + 1 as a stand-in box centre); decode (K, B, d) →
+    logits."""
 
     def __init__(self, members: int, latent: int = 3) -> None:
         super().__init__()
@@ -50,8 +52,11 @@ class FakePack(torch.nn.Module):
         self.dec = torch.nn.Parameter(torch.randn(members, latent, 4096, generator=generator))
 
     def encode(self, x):
-        mean = torch.tanh(torch.bmm(x, self.enc) / 20)
+        mean = torch.tanh(torch.matmul(x.float(), self.enc) / 20)
         return mean, torch.zeros_like(mean)
+
+    def code(self, mean, spread, uniform_code="mu"):
+        return mean + 1 if uniform_code == "centre" else mean
 
     def decode(self, z):
         return torch.bmm(z, self.dec)
@@ -173,6 +178,8 @@ def test_pack_codec_keeps_one_member():
     x = torch.as_tensor(images.reshape(5, -1), dtype=torch.float32)
     expected = torch.tanh(x @ model.enc[1] / 20).detach().numpy()
     np.testing.assert_allclose(codes, expected, rtol=1e-5)
+    centred = models.pack_codec(model, member=1, n_members=3, uniform_code="centre")
+    np.testing.assert_allclose(centred.encode(images), expected + 1, rtol=1e-5)
     pictures = codec.decode(codes)
     assert pictures.shape == (5, 64, 64) and (pictures >= 0).all() and (pictures <= 1).all()
     traversal, labels = models.traversal(codec, images[0], images, steps=4)
