@@ -1,4 +1,4 @@
-"""A fake experiment folder shaped like Ray Tune 2.x + our trainable writes it.
+"""A fake experiment folder shaped as Ray Tune 2.x, the driver and our trainable write it today.
 
 Six finished trials (3 families × 2 values, 2 replicates, 3 calculations), one trial that has
 reported step 0 and a training line but no later evaluation, one trial folder with only
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+
+from study.estimates import trial_dirname
 
 STEPS = 200
 REPLICATES = 2
@@ -52,10 +55,11 @@ def make_experiment(root: Path, name: str = "demo", spec: str | None = SPEC) -> 
 def _write_trial(
     exp: Path, family: str, value: float, index: int, lines: list[dict] | None
 ) -> None:
-    trial_dir = exp / f"train_trial_ab12c_{index:05d}_{index}_family={family},value={value:g}"
-    trial_dir.mkdir()
     params = {"trial": {"family": family, "value": value, "replicates": REPLICATES,
                         "seed": 100 * index, "steps": STEPS}}
+    trial = SimpleNamespace(trial_id=f"ab12c_{index:05d}", config=params)
+    trial_dir = exp / trial_dirname(trial)  # the folder name the driver gives it today
+    trial_dir.mkdir()
     (trial_dir / "params.json").write_text(json.dumps(params))
     if lines is not None:
         text = "\n".join(json.dumps(line) for line in lines) + "\n"

@@ -146,7 +146,7 @@ def test_empty_study_still_gives_a_valid_report(tmp_path):
 
 def test_partial_study_without_any_evaluation(tmp_path):
     exp = make_experiment(tmp_path)
-    for trial in sorted(exp.glob("train_trial_*"))[:6]:
+    for trial in sorted(exp.glob("ab12c_*"))[:6]:
         shutil.rmtree(trial)
     out = write_report(exp, tmp_path / "elsewhere")
     html = (out / "index.html").read_text(encoding="utf-8")
@@ -158,7 +158,7 @@ def test_figure2_and_traversals_with_loaded_models(tmp_path, monkeypatch):
         models, "load_codec", lambda _dir, replicate: models.pack_codec(FakePack(2), replicate, 2)
     )
     exp = make_experiment(tmp_path)
-    for trial in exp.glob("train_trial_*family=wae_uniform*"):  # fewer figures, faster test
+    for trial in exp.glob("ab12c_*_wae_uniform_*"):  # fewer figures, faster test
         shutil.rmtree(trial)
     out = write_report(exp, data=FakeData())
     assert {p.name for p in out.glob("traversals_*.png")} == {

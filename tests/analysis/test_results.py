@@ -55,7 +55,7 @@ def test_trials_table_covers_every_folder(study):
 
 def test_resumed_and_damaged_result_files(tmp_path):
     exp = make_experiment(tmp_path, spec=None)
-    trial = sorted(exp.glob("train_trial_*"))[0]
+    trial = sorted(exp.glob("ab12c_*"))[0]
     lines = (trial / "result.json").read_text().splitlines()
     replay = json.loads(lines[1])
     replay["loss"] = -1.0  # a resumed trial re-reports step 100: the later line wins

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from analysis import search_progress
 from analysis.box import Box
 from analysis.comparison import compare
+from analysis.pareto import hypervolume
 from analysis.report import write_report
 from analysis.results import load_results
 from tests.analysis.fixtures import make_experiment
@@ -72,8 +71,15 @@ def test_trial_progress_adds_trials_in_the_order_they_finished(tmp_path):
     finished = list(study.trials[study.trials["finished"]]["trial_id"])
     order = finished[::-1]
     curves_["timestamp"] = curves_["trial_id"].map({t: i for i, t in enumerate(order)})
-    progress = search_progress.trial_progress(study.results, study.trials, curves_,
-                                              Box(200.0))
+    box = Box(200.0)
+    progress = search_progress.trial_progress(study.results, study.trials, curves_, box)
     assert list(progress["x"]) == list(range(1, len(finished) + 1))
-    assert progress["hypervolume"].is_monotonic_increasing
-    assert not any(math.isnan(v) for v in progress["hypervolume"])
+
+    def after_each(trials: list[str]) -> list[float]:
+        rows = study.results[~study.results["diverged"]]
+        return [hypervolume(*rows[rows["trial_id"].isin(trials[:n])][
+            ["disentanglement_5var", "recon_test"]].to_numpy().T, 200.0, box.floor("5var"))
+            for n in range(1, len(trials) + 1)]
+
+    assert list(progress["hypervolume"]) == pytest.approx(after_each(order))
+    assert after_each(order) != pytest.approx(after_each(finished))  # the order matters here

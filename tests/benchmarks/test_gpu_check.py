@@ -32,7 +32,20 @@ def test_dry_run_runs_every_check_without_ray_or_optuna():
     assert [line["K"] for line in packs] == [1, 2] and all(
         line["model_steps_per_s"] > 0 for line in packs)
     shared = next(line for line in lines if line["check"] == "shared")
-    assert shared["processes"] == 2 and shared["total_model_steps_per_s"] > 0
+    assert shared["processes"] == len(shared["per_process"]) == 2
+    assert shared["total_model_steps_per_s"] == pytest.approx(sum(shared["per_process"]),
+                                                              abs=0.02)
+    metrics = next(line for line in lines if line["check"] == "metrics")
+    assert {"disentanglement_4var", "disentanglement_5var", "recon_test"} <= set(
+        metrics["scores"])
+    for name, score in metrics["scores"].items():  # what an evaluation of that model gives
+        assert 0 <= score <= 1 if name.startswith("disentanglement") else score > 0, name
+    slices = [line for line in lines if line["check"] == "paper_slice" and "family" in line]
+    assert [line["family"] for line in slices] == ["beta_vae", "wae_gaussian", "wae_uniform"]
+    for line in slices:
+        assert line["model_steps_per_s"] == pytest.approx(
+            line["K"] * line["steps"] / line["train_s"], rel=0.5)  # train_s is rounded
+        assert line["recon_test"] > 0
     assert any("projected_figure1_hours" in line for line in lines)
     imports = next(line for line in lines if line["check"] == "imports")
     assert imports["ray"] is False and imports["optuna"] is False
