@@ -83,8 +83,18 @@ class SeededSpace:
                                      self.seed_design)}
 
 
-class ConstrainedOptunaSearch(OptunaSearch):
-    """OptunaSearch on the constrained score, derived from each trial's final result."""
+class TrialOptunaSearch(OptunaSearch):
+    """OptunaSearch whose suggestions come as every search's trial config does, under
+    "trial" (Tune merges them into the [train] settings there); Optuna's own parameter names
+    stay `family` and `value`."""
+
+    def suggest(self, trial_id: str) -> dict | None:
+        suggested = super().suggest(trial_id)
+        return {"trial": suggested} if isinstance(suggested, dict) else suggested
+
+
+class ConstrainedOptunaSearch(TrialOptunaSearch):
+    """The searcher on the constrained score, derived from each trial's final result."""
 
     def __init__(self, *args: Any, max_recon_test: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -123,7 +133,7 @@ def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
     if constrained:
         return ConstrainedOptunaSearch(metric=CONSTRAINED_METRIC, mode="max",
                                        max_recon_test=adaptive["max_recon_test"], **common)
-    return OptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
+    return TrialOptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
 
 
 def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],

@@ -28,7 +28,7 @@ from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
 from search_spaces.pbt import perturb, quantiles
 from trainables import experiment, objectives
-from trainables.config import flat_trial_config
+from trainables.config import trial_settings
 
 OBJECTIVE_KEY = "pbt_objective"  # what the scheduler ranks by (added to each result it sees)
 STATE_FILE = "pbt_state.json"
@@ -54,27 +54,20 @@ class PBTScheduler(PopulationBasedTraining):
     # ---- what a trial is ---------------------------------------------------------------
     @staticmethod
     def _family(trial: Any) -> str:
-        return flat_trial_config(trial.config)["family"]
+        return trial_settings(trial.config)["family"]
 
     def _explore(self, config: dict[str, Any]) -> dict[str, Any]:
         """The donor's config with a perturbed value (called by Ray on the copied config)."""
-        flat = flat_trial_config(config)
-        new_value = perturb(float(flat["value"]), flat["family"], self._pbt, self._rng)
-        if isinstance(config.get("trial"), dict):
-            config["trial"] = {**config["trial"], "value": new_value}
-        else:
-            config["value"] = new_value
-        return config
+        settings = trial_settings(config)
+        new_value = perturb(float(settings["value"]), settings["family"], self._pbt, self._rng)
+        return {**config, "trial": {**settings, "value": new_value}}
 
     def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
         """The explored config, with the bottom trial's own member seeds kept (private: the
         public `custom_explore_fn` sees the donor's config only)."""
         new_config, operations = super()._get_new_config(trial, trial_to_clone)
-        seeds = flat_trial_config(trial.config).get("seeds")
-        if isinstance(new_config.get("trial"), dict):
-            new_config["trial"] = {**new_config["trial"], "seeds": seeds}
-        else:
-            new_config["seeds"] = seeds
+        seeds = trial_settings(trial.config).get("seeds")
+        new_config["trial"] = {**trial_settings(new_config), "seeds": seeds}
         return new_config, operations
 
     # ---- Ray's hooks -------------------------------------------------------------------

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainables.config import PARAM_OF, flat_trial_config
+from trainables.config import PARAM_OF, trial_settings
 
 SYMBOL = {"beta": "β", "lambda1": "λ1"}
 
 
 def describe(config: dict[str, Any]) -> str:
     """`wae_gaussian λ1=2` for a trial config (flat or nested under "trial")."""
-    flat = flat_trial_config(config)
+    flat = trial_settings(config)
     family = flat.get("family", "?")
     return f"{family} {SYMBOL[PARAM_OF.get(family, 'lambda1')]}={flat.get('value', 0):g}"
 
@@ -21,7 +21,7 @@ def describe(config: dict[str, Any]) -> str:
 
 def trial_dirname(trial: Any) -> str:
     """`<trial id>_<family>_<value>`: short, unique and readable in a file browser."""
-    flat = flat_trial_config(trial.config)
+    flat = trial_settings(trial.config)
     return f"{trial.trial_id}_{flat.get('family', 'trial')}_{flat.get('value', 0):g}"
 
 

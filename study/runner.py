@@ -22,7 +22,7 @@ from study import spec as specs
 from study.errors import BadInput
 from study.storage import Remote, is_uri, open_remote
 from trainables import experiment
-from trainables.config import flat_trial_config
+from trainables.config import trial_settings
 
 DEFAULT_STORAGE = "experiments"
 
@@ -211,7 +211,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         from search_spaces.adaptive import make_searcher
 
         study = spec["study"]
-        param_space = {**spec["train"], "replicates": study["replicates"]}
+        param_space = {"trial": {**spec["train"], "replicates": study["replicates"]}}
         searcher = make_searcher(spec["adaptive"], study, experiment_dir)
         if resources["max_concurrent"]:
             from ray.tune.search import ConcurrencyLimiter
@@ -320,7 +320,7 @@ def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
     study's trials are pulled first, and the driver's files and the report pushed after."""
     # A trial is done when it reached its last step: after Ctrl-C Tune marks the trials it
     # stopped TERMINATED too, and may not have created every trial yet (hence the count).
-    trials = [({**flat_trial_config(r.config or {}), **(r.metrics or {})}, r.error)
+    trials = [({**trial_settings(r.config or {}), **(r.metrics or {})}, r.error)
               for r in results]  # ResultGrid: each trial's config and last result, its error
     reached = [experiment.reached_last_step(t.get("step"), t.get("steps")) for t, _ in trials]
     done = [t for (t, _), end in zip(trials, reached, strict=True) if end]

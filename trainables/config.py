@@ -51,12 +51,12 @@ RUN_FIELDS = frozenset({
 })
 
 
-def flat_trial_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A Tune trial's config as TrainConfig fields: a grid search nests them under "trial",
-    a searcher puts them at the top level; both merged, top-level keys winning."""
+def trial_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A Tune trial's config as TrainConfig fields. Every search puts them under "trial" (the
+    grid's and PBT's points, the Optuna searcher's suggestions merged into the [train]
+    settings); adaptive experiments written before that hold them at the top level."""
     nested = config.get("trial")
-    top = {k: v for k, v in config.items() if k != "trial"}
-    return {**nested, **top} if isinstance(nested, dict) else top
+    return nested if isinstance(nested, dict) else config
 
 
 def _help(text: str, **kwargs: Any) -> Any:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.config import flat_trial_config
+from trainables.config import trial_settings
 
 STUDY_FILE = "study.toml"
 LOCK_FILE = ".wae-study.lock"
@@ -61,7 +61,7 @@ def trial_dirs(experiment_dir: str | os.PathLike) -> list[Path]:
 
 def read_params(trial_dir: str | os.PathLike, warnings: list[str] | None = None
                 ) -> dict[str, Any]:
-    """A trial's config as the trainable reads it (`flat_trial_config`); {} when params.json
+    """A trial's config as the trainable reads it (`trial_settings`); {} when params.json
     is missing or unreadable (Tune may be writing it), with a warning in `warnings`."""
     path = Path(trial_dir) / PARAMS_FILE
     if not path.is_file():
@@ -72,7 +72,7 @@ def read_params(trial_dir: str | os.PathLike, warnings: list[str] | None = None
         if warnings is not None:
             warnings.append(f"{path.parent.name}/{PARAMS_FILE} unreadable ({err})")
         return {}
-    return flat_trial_config(params) if isinstance(params, dict) else {}
+    return trial_settings(params) if isinstance(params, dict) else {}
 
 
 def read_result_lines(trial_dir: str | os.PathLike, warnings: list[str] | None = None
@@ -109,7 +109,7 @@ def reached_last_step(step: Any, steps: Any) -> bool:
 def tune_trial_finished(trial: Any) -> bool:
     """`reached_last_step` for a Tune `Trial` (its last result and config)."""
     step = (trial.last_result or {}).get("step")
-    return reached_last_step(step, flat_trial_config(trial.config).get("steps"))
+    return reached_last_step(step, trial_settings(trial.config).get("steps"))
 
 
 def append_result_line(trial_dir: str | os.PathLike, result: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from ray import tune
 from trainables import checkpoint, data, experiment
 from trainables.allocator import reuse_freed_memory
 from trainables.columns import SCORES
-from trainables.config import RUN_FIELDS, TrainConfig, flat_trial_config
+from trainables.config import RUN_FIELDS, TrainConfig, trial_settings
 from trainables.evaluate import evaluate_pack, summarize
 from trainables.hardware import device_name
 from trainables.pack import PackTrainer
@@ -42,7 +42,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
                 experiment_dir: str | None = None) -> None:
     """Train, evaluate, report and checkpoint one pack inside a Tune trial.
 
-    `config` holds TrainConfig fields at the top level or under "trial" (top level wins);
+    `config` holds TrainConfig fields under "trial" (`trainables.config.trial_settings`);
     `packed` is the bit-packed dSprites from the object store (None: load `data_path`);
     `experiment_dir` is the experiment's folder (None on object storage), which holds this
     trial's folder under the name of its working directory (Tune names both alike).
@@ -189,7 +189,7 @@ def _warn_skipped(skipped: list[tuple[Path, str]], latest: Path | None) -> None:
 
 def trial_config(config: dict) -> TrainConfig:
     """The trial's TrainConfig: grid fields nested under "trial", searcher fields on top."""
-    return TrainConfig.from_dict(flat_trial_config(config))
+    return TrainConfig.from_dict(trial_settings(config))
 
 
 _warned_gpu = False

@@ -71,11 +71,12 @@ def test_resumed_and_damaged_result_files(tmp_path):
     assert study.name == exp.name and study.spec_text is None
 
 
-def test_config_nesting_top_level_wins(tmp_path):
+def test_params_are_read_under_trial_or_flat_in_older_experiments(tmp_path):
     (tmp_path / "params.json").write_text(json.dumps(
-        {"family": "wae_uniform", "trial": {"family": "beta_vae", "value": 3.0}}
-    ))
-    assert read_params(tmp_path) == {"family": "wae_uniform", "value": 3.0}
+        {"trial": {"family": "beta_vae", "value": 3.0}}))
+    assert read_params(tmp_path) == {"family": "beta_vae", "value": 3.0}
+    (tmp_path / "params.json").write_text(json.dumps({"family": "wae_uniform", "value": 1.0}))
+    assert read_params(tmp_path) == {"family": "wae_uniform", "value": 1.0}
     assert read_params(tmp_path / "missing") == {}
 
 

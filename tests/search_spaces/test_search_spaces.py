@@ -35,7 +35,7 @@ def test_searcher_uses_sqlite_storage(tmp_path, objective):
     assert searcher.metric == (adaptive.OBJECTIVE_METRICS if objective == "pareto"
                                else adaptive.CONSTRAINED_METRIC)
     searcher.set_search_properties(None, None, {})  # creates the study in optuna.db
-    suggestion = searcher.suggest("t1")
+    suggestion = searcher.suggest("t1")["trial"]  # every search's trial config shape
     assert suggestion["family"] in ADAPTIVE["families"]
     assert 0.0 <= suggestion["value"] <= 12.0
     assert (tmp_path / "optuna.db").exists()
@@ -44,7 +44,7 @@ def test_searcher_uses_sqlite_storage(tmp_path, objective):
     assert study.metric_names == (adaptive.OBJECTIVE_METRICS if objective == "pareto"
                                   else [adaptive.CONSTRAINED_METRIC])
     # each Optuna trial number its own member seeds, the rule of search_spaces.seeds
-    second = searcher.suggest("t2")
+    second = searcher.suggest("t2")["trial"]
     assert suggestion["seeds"] == seeds.trial_seeds(0, 0, 3, "independent")
     assert second["seeds"] == seeds.trial_seeds(0, 1, 3, "independent")
     assert not set(suggestion["seeds"]) & set(second["seeds"])
