@@ -26,6 +26,7 @@ from metrics.higgins import CLASSIFIER_STEPS
 from trainables import experiment
 from trainables.columns import CONTRACT_SCORES, ROW_KEYS
 from trainables.config import FAMILIES, PARAM_OF
+from trainables.result_line import ResultLine
 
 TASKS: tuple[str, ...] = ("4var", "5var")
 TASK_TITLE: dict[str, str] = {"4var": "4-variable task", "5var": "5-variable task"}
@@ -56,7 +57,6 @@ _TRIAL_COLUMNS = (
 # or, in experiments written before the sampled measure existed, the posterior mean.
 RECON_SAMPLE, RECON_MEAN = "posterior sample", "posterior mean"
 _RESCORED = re.compile(r"^disentanglement_(4var|5var)_c(\d+)$")  # `evaluate` Higgins columns
-_RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
 
 
 @dataclass
@@ -211,50 +211,50 @@ def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
     trial_dir, config, reports = record.path, record.config, record.lines
     # A resumed trial may re-report steps (a restored final checkpoint is reported again
     # without its evaluation): per step the last line wins, the last evaluation separately.
-    by_step: dict[int, dict[str, Any]] = {}
-    evals: dict[int, dict[str, Any]] = {}
-    for line in reports:
-        if isinstance(line.get("step"), int | float):
-            by_step[int(line["step"])] = line
-            if isinstance(line.get("evaluation"), list):
-                evals[int(line["step"])] = line
+    by_step = {line.step: line for line in reports}
+    evals = {line.step: line for line in reports if line.evaluation is not None}
     ordered = [by_step[s] for s in sorted(by_step)]
     evaluated = [evals[s] for s in sorted(evals)]
-    first = reports[0] if reports else {}
-    latest = next((line for line in reversed(evaluated) if int(line["step"]) > 0), None)
-    family = str(first.get("family") or config.get("family") or "unknown")
-    param = str(first.get("param") or config.get("param") or PARAM_OF.get(family, "value"))
+    first = reports[0] if reports else None
+    latest = next((line for line in reversed(evaluated) if line.step > 0), None)
+    family = (first and first.family) or config.get("family") or "unknown"
+    param = (first and first.param) or config.get("param") or PARAM_OF.get(family, "value")
     # the value the latest evaluation's models trained with last (PBT perturbs it)
-    value = _number((latest or first).get("value", config.get("value")))
-    trial_id = str(first.get("trial_id") or _trial_id_from_name(trial_dir.name))
+    reported = (latest or first).value if (latest or first) else math.nan
+    value = reported if math.isfinite(reported) else _number(config.get("value"))
+    trial_id = record.trial_id
     ident = {"trial_id": trial_id, "family": family, "param": param, "value": value}
 
-    step0 = next((line for line in evaluated if int(line["step"]) == 0), None)
-    last = ordered[-1] if ordered else {}
-    diverged = _diverged_members(ident, last, latest)
+    step0 = next((line for line in evaluated if line.step == 0), None)
+    diverged = _diverged_members(ident, ordered[-1] if ordered else None, latest)
     summary = {
         **ident,
         "replicates": config.get("replicates"),
         "steps": _number(config.get("steps")),
         "last_step": record.last_step,
-        "evaluated_step": int(latest["step"]) if latest else None,
+        "evaluated_step": latest.step if latest else None,
         "finished": record.finished,
         "n_diverged": len(diverged),
-        "seeds": first.get("seeds") if isinstance(first.get("seeds"), list) else None,
-        "devices": sorted({str(line.get("device_name") or line.get("device"))
-                           for line in reports if line.get("device_name") or line.get("device")}),
+        "seeds": first.seeds if first else None,
+        "devices": sorted({line.device_name or line.device for line in reports
+                           if line.device_name or line.device}),
         "path": str(trial_dir),
     }
     curve = [
         {
             "trial_id": trial_id,
             "family": family,
-            "value": _number(line.get("value", value)),
-            "step": int(line["step"]),
-            **{key: _number(line.get(key)) for key in ("loss", "recon", "n_diverged")},
-            "cloned_from": line.get("cloned_from"),
-            **{key: _number(line.get(key)) for key in
-               ("cloned_at", "eval_step", "disentanglement_5var", "recon_test", "timestamp")},
+            "value": line.value if math.isfinite(line.value) else value,
+            "step": line.step,
+            "loss": line.loss,
+            "recon": line.recon,
+            "n_diverged": float(line.n_diverged),
+            "cloned_from": line.cloned_from,
+            "cloned_at": _number(line.cloned_at),
+            "eval_step": float(line.eval_step),
+            "disentanglement_5var": line.score("disentanglement_5var"),
+            "recon_test": line.score("recon_test"),
+            "timestamp": _number(line.timestamp),
         }
         for line in ordered
     ]
@@ -303,11 +303,6 @@ def _merge_extra(
     return rows
 
 
-def _trial_id_from_name(name: str) -> str:
-    match = _RAY_TRIAL_ID.search(name)
-    return match.group(1) if match else name
-
-
 def _number(value: Any) -> float:
     """A float, NaN for anything missing or non-numeric (JSON null, strings, lists)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -315,14 +310,12 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _rows(ident: dict[str, Any], line: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _rows(ident: dict[str, Any], line: ResultLine | None) -> list[dict[str, Any]]:
     if line is None:
         return []
     rows = []
-    for raw in line["evaluation"]:
-        if not isinstance(raw, dict):
-            continue
-        row = {**ident, "step": int(raw.get("step", line["step"]))}
+    for raw in line.evaluation or []:
+        row = {**ident, "step": int(raw.get("step", line.step))}
         for key in ("replicate", "seed", "calculation"):
             row[key] = raw.get(key)
         row["diverged"] = bool(raw.get("diverged", False))
@@ -338,18 +331,18 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _diverged_members(
-    ident: dict[str, Any], last: dict[str, Any], latest: dict[str, Any] | None
+    ident: dict[str, Any], last: ResultLine | None, latest: ResultLine | None
 ) -> list[dict[str, Any]]:
     """Members flagged in the last report's ``diverged_at`` or in the latest evaluation."""
     seeds = {}
     flagged: dict[int, float] = {}
-    for raw in (latest or {}).get("evaluation", []):
-        if isinstance(raw, dict) and raw.get("replicate") is not None:
+    for raw in (latest.evaluation or []) if latest else []:
+        if raw.get("replicate") is not None:
             seeds[int(raw["replicate"])] = raw.get("seed")
             if raw.get("diverged"):
                 flagged.setdefault(int(raw["replicate"]), math.nan)
-    for member, at in enumerate(last.get("diverged_at") or []):
-        if isinstance(at, int | float) and at >= 0:
+    for member, at in enumerate(last.diverged_at if last else []):
+        if at >= 0:
             flagged[member] = float(at)
     return [
         {

@@ -18,6 +18,7 @@ from study.estimates import ONE_DAY_H, describe, estimate_hours, evaluations_per
 from trainables import experiment
 from trainables.columns import SCORES
 from trainables.experiment import OPTUNA_FILE, prune_checkpoints, tune_trial_finished
+from trainables.result_line import ResultLine
 
 
 class ProgressLines(Callback):
@@ -48,23 +49,23 @@ class ProgressLines(Callback):
         print(f"[{time.strftime('%H:%M:%S')}] started {describe(trial.config)}: {doing}",
               flush=True)
 
-    def _estimate(self, trials: list, trial: Any, result: dict) -> None:
+    def _estimate(self, trials: list, trial: Any, result: ResultLine) -> None:
         """Print the study's estimated wall time once, from this trial's first steps."""
         if self._estimated or not self.train or not self.total:
             return
-        if result.get("step") == 0:
-            self._evaluated_at[trial.trial_id] = float(result.get("time_total_s", 0.0))
+        if result.step == 0:
+            self._evaluated_at[trial.trial_id] = result.time_total_s or 0.0
             return
         # without a step-0 evaluation, the first report's time is all training (and set-up)
         evaluation_s = self._evaluated_at.get(
             trial.trial_id, None if self.train["eval_at_start"] else 0.0)
-        if evaluation_s is None or "evaluation" in result:
+        if evaluation_s is None or result.evaluation is not None:
             return
-        seconds = float(result.get("time_total_s", 0.0)) - evaluation_s
+        seconds = (result.time_total_s or 0.0) - evaluation_s
         if seconds <= 0:
             return
         self._estimated = True
-        rate = int(result["step"]) / seconds
+        rate = result.step / seconds
         at_a_time = max(1, sum(t.status == "RUNNING" for t in trials))
         hours = estimate_hours(self.total, int(self.train["steps"]), rate,
                                evaluations_per_trial(self.train), evaluation_s, at_a_time)
@@ -78,26 +79,28 @@ class ProgressLines(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        self._estimate(trials, trial, result)
+        report = ResultLine.read(result)
+        if report is None:
+            return
+        self._estimate(trials, trial, report)
         now = time.monotonic()
-        said = "evaluation" in result or "cloned_from" in result
+        said = report.evaluation is not None or report.cloned_from is not None
         if now - self._last < self.min_interval_s and not said:
             return
         self._last = now
         running = sum(t.status == "RUNNING" for t in trials)
         line = (f"[{time.strftime('%H:%M:%S')}] {len(self._done)}/{self.total or '?'} done, "
-                f"{running} running | {describe(trial.config)}: step {result.get('step')}")
-        if math.isfinite(result.get("loss", math.nan)):
-            line += f", loss {result['loss']:.1f}"
-        if "evaluation" in result:
-            line += (f", 4-var {result['disentanglement_4var']:.3f}, "
-                     f"5-var {result['disentanglement_5var']:.3f}, "
-                     f"recon_test {result['recon_test']:.1f}")
-        if result.get("n_diverged"):
-            line += f", {result['n_diverged']} diverged"
-        if result.get("cloned_from"):
-            line += (f" (PBT: cloned trial {result['cloned_from']} at step "
-                     f"{result['cloned_at']})")
+                f"{running} running | {describe(trial.config)}: step {report.step}")
+        if math.isfinite(report.loss):
+            line += f", loss {report.loss:.1f}"
+        if report.evaluation is not None:
+            line += (f", 4-var {report.score('disentanglement_4var'):.3f}, "
+                     f"5-var {report.score('disentanglement_5var'):.3f}, "
+                     f"recon_test {report.score('recon_test'):.1f}")
+        if report.n_diverged:
+            line += f", {report.n_diverged} diverged"
+        if report.cloned_from:
+            line += f" (PBT: cloned trial {report.cloned_from} at step {report.cloned_at})"
         print(line, flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -127,7 +130,7 @@ class ResultFiles(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._open(trial)
-        experiment.write_params(trial.local_path, trial.config)
+        experiment.write_params(trial.local_path, trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
@@ -232,13 +235,16 @@ class TensorBoardScalars(Callback):
                         **info: Any) -> None:
         if trial.trial_id not in self._writers:
             self._writers[trial.trial_id] = SummaryWriter(driver_folder(trial), flush_secs=30)
-        writer, step = self._writers[trial.trial_id], int(result.get("step", 0))
-        scalars = {f"train/{k}": result.get(k) for k in TRAIN_SCALARS}
-        if "evaluation" in result:
-            scalars.update({f"eval/{k}": result.get(k) for k in EVAL_SCALARS})
+        report = ResultLine.read(result)
+        if report is None:
+            return
+        writer = self._writers[trial.trial_id]
+        scalars = {f"train/{k}": float(getattr(report, k)) for k in TRAIN_SCALARS}
+        if report.evaluation is not None:
+            scalars.update({f"eval/{k}": report.score(k) for k in EVAL_SCALARS})
         for tag, value in scalars.items():
-            if isinstance(value, int | float) and math.isfinite(value):
-                writer.add_scalar(tag, value, global_step=step)
+            if math.isfinite(value):
+                writer.add_scalar(tag, value, global_step=report.step)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial)

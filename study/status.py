@@ -7,13 +7,14 @@ the folder.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from study import spec as specs
 from study.estimates import describe, eta_seconds
 from trainables import experiment
+from trainables.result_line import ResultLine
 
 
 @dataclass
@@ -24,7 +25,7 @@ class TrialState:
     step: int
     steps: int
     seconds: float
-    last_eval: dict[str, Any] | None
+    last_eval: ResultLine | None  # the latest report made at an evaluation step
 
 
 def read_trials(experiment_dir: Path) -> list[TrialState]:
@@ -34,14 +35,13 @@ def read_trials(experiment_dir: Path) -> list[TrialState]:
         if not trial.config:
             continue  # params.json not written yet: the trial counts as pending
         last = trial.lines[-1] if trial.lines else None
-        last_eval = next((line for line in reversed(trial.lines) if "evaluation" in line), None)
+        last_eval = next((line for line in reversed(trial.lines)
+                          if line.evaluation is not None), None)
         state = ("finished" if trial.finished else "errored" if trial.errored
                  else "running" if running else "paused")
         trials.append(TrialState(trial.path.name, describe(trial.config), state,
-                                 int(last["step"]) if last else 0,
-                                 int(trial.config.get("steps", 0)),
-                                 float(last.get("time_total_s", 0.0)) if last else 0.0,
-                                 last_eval))
+                                 last.step if last else 0, int(trial.config.get("steps", 0)),
+                                 (last.time_total_s or 0.0) if last else 0.0, last_eval))
     return trials
 
 
@@ -70,15 +70,17 @@ def status(experiment_dir: Path) -> int:
               f" × {parallel} running" + ("" if counts["running"] else " (not running now)"))
     for t in trials:
         score = ""
-        if t.last_eval and t.last_eval.get("disentanglement_5var") is not None:
-            score = (f"  4-var {t.last_eval['disentanglement_4var']:.3f}  5-var "
-                     f"{t.last_eval['disentanglement_5var']:.3f}  recon_test "
-                     f"{t.last_eval['recon_test']:.1f} (step {t.last_eval['step']})")
+        if t.last_eval and math.isfinite(t.last_eval.score("disentanglement_5var")):
+            e = t.last_eval
+            score = (f"  4-var {e.score('disentanglement_4var'):.3f}  5-var "
+                     f"{e.score('disentanglement_5var'):.3f}  recon_test "
+                     f"{e.score('recon_test'):.1f} (step {e.step})")
         print(f"  {t.state:9s} {t.label:24s} step {t.step:>7,}/{t.steps:,}{score}")
-    scored = [t for t in trials if t.last_eval and t.last_eval.get("disentanglement_5var")
-              is not None and t.last_eval["step"] > 0]
+    scored = [t for t in trials if t.last_eval and t.last_eval.step > 0
+              and math.isfinite(t.last_eval.score("disentanglement_5var"))]
     if scored:
-        best = max(scored, key=lambda t: t.last_eval["disentanglement_5var"])
-        print(f"best 5-var so far: {best.label} {best.last_eval['disentanglement_5var']:.3f} "
-              f"(recon_test {best.last_eval['recon_test']:.1f})")
+        best = max(scored, key=lambda t: t.last_eval.score("disentanglement_5var"))
+        print(f"best 5-var so far: {best.label} "
+              f"{best.last_eval.score('disentanglement_5var'):.3f} "
+              f"(recon_test {best.last_eval.score('recon_test'):.1f})")
     return 0

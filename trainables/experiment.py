@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.config import trial_settings
+from trainables.result_line import ResultLine
 
 STUDY_FILE = "study.toml"
 LOCK_FILE = ".wae-study.lock"
@@ -63,7 +65,12 @@ def read_params(trial_dir: str | os.PathLike, warnings: list[str] | None = None
                 ) -> dict[str, Any]:
     """A trial's config as the trainable reads it (`trial_settings`); {} when params.json
     is missing or unreadable (Tune may be writing it), with a warning in `warnings`."""
-    path = Path(trial_dir) / PARAMS_FILE
+    return trial_settings(_params_file(Path(trial_dir), warnings))
+
+
+def _params_file(trial_dir: Path, warnings: list[str] | None) -> dict[str, Any]:
+    """params.json as written (`write_params`): the trial's id and Tune's config of it."""
+    path = trial_dir / PARAMS_FILE
     if not path.is_file():
         return {}
     try:
@@ -72,13 +79,14 @@ def read_params(trial_dir: str | os.PathLike, warnings: list[str] | None = None
         if warnings is not None:
             warnings.append(f"{path.parent.name}/{PARAMS_FILE} unreadable ({err})")
         return {}
-    return trial_settings(params) if isinstance(params, dict) else {}
+    return params if isinstance(params, dict) else {}
 
 
 def read_result_lines(trial_dir: str | os.PathLike, warnings: list[str] | None = None
-                      ) -> list[dict[str, Any]]:
-    """result.json's reports in order; a line a kill cut mid-write is skipped (and named in
-    `warnings`), so a study's folder stays readable while it runs and after a crash."""
+                      ) -> list[ResultLine]:
+    """result.json's reports in order (`ResultLine.read`); a line a kill cut mid-write is
+    skipped (and named in `warnings`), so a study's folder stays readable while it runs and
+    after a crash."""
     path = Path(trial_dir) / RESULT_FILE
     if not path.is_file():
         return []
@@ -94,8 +102,9 @@ def read_result_lines(trial_dir: str | os.PathLike, warnings: list[str] | None =
                 warnings.append(f"{path.parent.name}/{RESULT_FILE} line {number + 1} "
                                 "unreadable, skipped")
             continue
-        if isinstance(line, dict):
-            lines.append(line)
+        read = ResultLine.read(line) if isinstance(line, dict) else None
+        if read is not None:
+            lines.append(read)
     return lines
 
 
@@ -119,11 +128,12 @@ def append_result_line(trial_dir: str | os.PathLike, result: dict[str, Any]) -> 
         out.write(json.dumps(result, default=str) + "\n")
 
 
-def write_params(trial_dir: str | os.PathLike, config: dict[str, Any]) -> None:
-    """The trial's config as Tune passes it (PBT changes it when a trial clones another)."""
+def write_params(trial_dir: str | os.PathLike, trial_id: str, config: dict[str, Any]) -> None:
+    """The trial's id and its config as Tune passes it (PBT changes it when a trial clones
+    another): `{"trial_id": ..., "trial": {...}}`."""
     Path(trial_dir).mkdir(parents=True, exist_ok=True)
-    write_atomic(Path(trial_dir) / PARAMS_FILE,
-                 json.dumps(config, indent=2, sort_keys=True, default=str))
+    write_atomic(Path(trial_dir) / PARAMS_FILE, json.dumps(
+        {"trial_id": trial_id, **config}, indent=2, sort_keys=True, default=str))
 
 
 @dataclass
@@ -131,16 +141,15 @@ class Trial:
     """One trial folder, read."""
 
     path: Path
-    config: dict[str, Any]  # params.json, flattened; {} when missing or unreadable
-    lines: list[dict[str, Any]]  # result.json's readable reports, in order
+    trial_id: str  # from params.json or the reports (the folder's name in older experiments)
+    config: dict[str, Any]  # params.json's trial settings; {} when missing or unreadable
+    lines: list[ResultLine]  # result.json's readable reports, in order
     error_file: bool  # Tune recorded a failed attempt (a retry may have finished it since)
 
     @property
     def last_step(self) -> int | None:
         """The highest step reported (a resumed trial may report steps again)."""
-        steps = [int(line["step"]) for line in self.lines
-                 if isinstance(line.get("step"), int | float)]
-        return max(steps) if steps else None
+        return max((line.step for line in self.lines), default=None)
 
     @property
     def finished(self) -> bool:
@@ -154,8 +163,21 @@ class Trial:
 
 def read_trial(trial_dir: str | os.PathLike, warnings: list[str] | None = None) -> Trial:
     path = Path(trial_dir)
-    return Trial(path, read_params(path, warnings), read_result_lines(path, warnings),
+    params, lines = _params_file(path, warnings), read_result_lines(path, warnings)
+    said = params.get("trial_id") or next((line.trial_id for line in lines if line.trial_id),
+                                          None)
+    return Trial(path, str(said or _legacy_trial_id(path.name)), trial_settings(params), lines,
                  (path / ERROR_FILE).exists())
+
+
+_RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
+
+
+def _legacy_trial_id(name: str) -> str:
+    """A trial that never reported, in an experiment whose params.json had no id: Tune's id
+    in the folder's name (`<name>_<id>_...` before `study.estimates.trial_dirname`)."""
+    match = _RAY_TRIAL_ID.search(name)
+    return match.group(1) if match else name
 
 
 def read_trials(experiment_dir: str | os.PathLike, warnings: list[str] | None = None

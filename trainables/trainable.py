@@ -36,6 +36,7 @@ from trainables.config import RUN_FIELDS, TrainConfig, trial_settings
 from trainables.evaluate import evaluate_pack, summarize
 from trainables.hardware import device_name
 from trainables.pack import PackTrainer
+from trainables.result_line import ResultLine
 
 
 def train_trial(config: dict, packed: np.ndarray | None = None,
@@ -66,21 +67,24 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     hardware = device_name(device)
-    once: dict[str, Any] = {}  # said in the next report only: a PBT clone, a restored evaluation
+    once: dict[str, Any] = {}  # for the next report only: a PBT clone, a restored evaluation
 
     def report(evaluate: bool, save: bool) -> None:
         nonlocal last_eval
-        result = {**trainer.read_report(), "family": cfg.family, "param": cfg.param,
-                  "value": cfg.value, "seeds": cfg.member_seeds, "node_id": node_id,
-                  "device": str(device), "device_name": hardware, **once}
-        once.clear()
+        progress = trainer.read_report()
+        rows = once.pop("evaluation", None)
         if evaluate:
             full = trainer.step in (0, cfg.steps)
             rows = evaluate_pack(trainer.model, dataset, split, cfg if full else cfg.interim(),
-                                 trainer.step, result["diverged_at"])
+                                 trainer.step, progress["diverged_at"])
             last_eval = {**summarize(rows), "eval_step": trainer.step}
-            result["evaluation"] = rows
-        result.update(last_eval)
+        line = ResultLine(
+            **progress, family=cfg.family, param=cfg.param, value=cfg.value,
+            seeds=cfg.member_seeds, node_id=node_id, device=str(device), device_name=hardware,
+            scores={k: v for k, v in last_eval.items() if k != "eval_step"},
+            eval_step=last_eval["eval_step"], evaluation=rows, **once)
+        once.clear()
+        result = line.to_report()
         if not save:
             tune.report(result)
             return
@@ -92,7 +96,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
                                   "diverged_at": result["diverged_at"],
                                   "trainer": trainer.state_dict(weights_only=weights_only),
                                   "rng": checkpoint.rng_state(), "last_eval": last_eval,
-                                  "evaluation": result.get("evaluation")})
+                                  "evaluation": line.evaluation})
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     if payload is not None:

@@ -52,7 +52,7 @@ def test_params_flattened_and_a_line_cut_mid_write_skipped(tmp_path):
     warnings: list[str] = []
     record = experiment.read_trial(trial, warnings)
     assert record.config == {"family": "beta_vae", "value": 1.0, "steps": STEPS}
-    assert [line["step"] for line in record.lines] == [0, 100]
+    assert [line.step for line in record.lines] == [0, 100]
     assert warnings == ["t/result.json line 3 unreadable, skipped"]
     assert record.last_step == 100 and not record.finished
     (trial / "params.json").write_text('{"trial": {"fam')  # Tune still writing it
@@ -65,7 +65,7 @@ def test_finished_rule(tmp_path):
     assert done.finished and not done.errored
     # restored from its weights-only final checkpoint: step 200 reported again, no evaluation
     again = experiment.read_trial(write_trial(tmp_path, "again", [0, 100, 200, 200], [0, 200]))
-    assert again.lines[-1]["step"] == STEPS and "evaluation" not in again.lines[-1]
+    assert again.lines[-1].step == STEPS and again.lines[-1].evaluation is None
     assert again.finished
     failed = experiment.read_trial(write_trial(tmp_path, "failed", [0, 100], [0], error=True))
     assert not failed.finished and failed.errored
