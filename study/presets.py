@@ -1,4 +1,4 @@
-"""The built-in study presets: plain data, resolved against `study.spec.DEFAULTS`.
+"""The built-in study presets: plain data, resolved against the spec's tables (`study.tables`).
 
 quick / quick-adaptive / quick-pbt are sized for minutes on a 2-core laptop CPU (narrow
 networks, short schedules, a shortened Higgins classifier): pipeline checks. laptop is the

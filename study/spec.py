@@ -18,129 +18,39 @@ list of trial configs every time.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from analysis import box
 from search_spaces import pbt as pbt_space
 from search_spaces.grids import PAPER_GRID, grid_points
-from search_spaces.seeds import SEED_DESIGNS, trial_seeds
+from search_spaces.seeds import trial_seeds
 from study import toml_out
 from study.errors import BadInput
 from study.presets import PRESETS
-from trainables import experiment, objectives
+from study.tables import TABLES
+from trainables import experiment, typed
 from trainables.config import FAMILIES, WAE_FAMILIES, TrainConfig
 
-SEARCHES = ("grid", "adaptive", "pbt")
-SAMPLERS = ("tpe", "nsga2", "random")
-ADAPTIVE_OBJECTIVES = ("pareto", "constrained")  # [adaptive] objective
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Fields the study sets per trial; [train] may not set them.
 PER_TRIAL = ("family", "value", "replicates", "seed", "seeds", "perturbable")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "study": {
-        "name": "study",
-        "description": "",
-        "search": "grid",
-        "families": list(FAMILIES),
-        "replicates": 10,
-        "seed": 0,
-        "seeds": "independent",
-    },
+    **{name: dataclasses.asdict(table()) for name, table in TABLES.items()},
     "grid": {family: list(values) for family, values in PAPER_GRID.items()},
-    "adaptive": {
-        "trials": 30,
-        "families": list(WAE_FAMILIES),
-        "lambda1_min": 0.0,
-        "lambda1_max": 12.0,
-        "sampler": "tpe",
-        "objective": "pareto",
-        "max_recon_test": 150.0,
-        "seed": 0,
-    },
-    "pbt": {
-        "families": ["wae_gaussian"],
-        "population": 8,
-        "perturbation_interval": 5000,
-        "quantile_fraction": 0.25,
-        "resample_probability": 0.25,
-        "perturbation_factor": 1.25,
-        "lambda1_min": 0.0,
-        "lambda1_max": 12.0,
-        "beta_min": 1.0,
-        "beta_max": 100.0,
-        "floor": 0.1,
-        "objective": "constrained",
-        "max_recon_test": 150.0,
-        "recon_scale": 1000.0,
-        "synch": False,
-        "seed": 0,
-    },
     "train": {},  # filled from TrainConfig's defaults in `resolve`
-    "resources": {
-        "cpus_per_trial": 1.0,
-        "gpus_per_trial": 0.0,
-        "max_concurrent": 0,
-        "max_failures": 2,
-    },
-    "report": dict(box.DEFAULT),
 }
-
-COMMENTS: dict[str, str] = {
-    "study.search": "grid | adaptive | pbt",
-    "study.replicates": "models per trial, trained together as one pack",
-    "study.seed": "the study's seed: every model's seed derives from it (search_spaces.seeds)",
-    "study.seeds": "independent: every (trial, replicate) its own seed | paired: the same "
-                   "replicates' seeds at every grid point (common random numbers)",
-    "adaptive.trials": "Tune trials the Optuna search runs",
-    "adaptive.sampler": "tpe | nsga2 | random (seeded with adaptive.seed)",
-    "adaptive.objective": "pareto: 5-var up, recon_test down | constrained: 5-var up "
-                          "subject to recon_test <= max_recon_test",
-    "pbt.families": "one population per family; a trial only clones its own family",
-    "pbt.population": "trials per family, started log-spaced from max(min, floor) to max "
-                      "(min itself first when below floor)",
-    "pbt.perturbation_interval": "steps between perturbations: a multiple of "
-                                 "train.checkpoint_every and train.eval_every",
-    "pbt.quantile_fraction": "bottom fraction that clones the top fraction (<= 0.5)",
-    "pbt.resample_probability": "chance a clone's value is drawn afresh, log-uniform",
-    "pbt.perturbation_factor": "otherwise the value is multiplied or divided by it",
-    "pbt.floor": "log-scale floor: a value below it perturbs as if at it; a result below "
-                 "it becomes the family's min (so lambda1 = 0 is reachable)",
-    "pbt.objective": "constrained: 5-var - max(0, recon_test / max_recon_test - 1) | "
-                     "weighted: 5-var - recon_test / recon_scale",
-    "pbt.synch": "false: each trial is ranked when it reaches a perturbation step (Ray's "
-                 "asynchronous PBT) | true: all trials wait for each other at every one",
-    "pbt.seed": "seeds the perturbations (Ray picks which top trial is cloned)",
-    "resources.max_concurrent": "0 = as many as the cluster's resources allow",
-    "resources.max_failures": "retries per trial, each from its last checkpoint",
-    "report.recon_reference": "the hypervolume box's test-recon bound in nats, fixed before "
-                              "the study (models above it count for nothing); the report "
-                              "shows the verdict at 0.5-2x it",
-    "report.disentanglement_floor": "chance: 1/4 (4-var) and 1/5 (5-var), the Higgins "
-                                    "classifier's chance accuracy | a number in [0, 1)",
-}
+# study.toml's comments: every key's help text
+COMMENTS: dict[str, str] = {f"{name}.{key}": text for name, table in TABLES.items()
+                            for key, text in typed.field_help(table).items()}
 
 
 def _train_defaults() -> dict[str, Any]:
     defaults = TrainConfig().to_dict()
     return {k: v for k, v in defaults.items() if k not in PER_TRIAL}
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list"}.get(type(value), type(value).__name__)
-
-
-def _check_type(path: str, value: Any, default: Any) -> Any:
-    """Coerce ints to floats where a number is expected; refuse every other mismatch."""
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if default is None or type(value) is type(default):
-        return value
-    raise BadInput(f"{path} must be {_type_name(default)}, got {value!r}; fix the spec")
 
 
 def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -157,22 +67,22 @@ def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     _check_one_search(raw, defaults)
     for table, table_defaults in defaults.items():
         given = raw.get(table, {})
-        body = dict(table_defaults)
-        for key, value in given.items():
-            path = f"{table}.{key}"
+        for key in given:
             if table == "grid":
                 if key not in FAMILIES:
                     raise BadInput(f"unknown family '{key}' in [grid]; "
                                    f"known: {', '.join(FAMILIES)}")
             elif key not in table_defaults:
                 hint = " (the study sets it per trial)" if key in PER_TRIAL else ""
-                raise BadInput(f"unknown key '{path}'{hint}; see `wae-study presets --show "
-                               "quick` for every key")
-            if table == "train" or path == "report.disentanglement_floor":
-                body[key] = value  # TrainConfig checks its own fields, _check_ranges this one
-                continue
-            body[key] = _check_type(path, value, table_defaults.get(key))
-        spec[table] = body
+                raise BadInput(f"unknown key '{table}.{key}'{hint}; see `wae-study presets "
+                               "--show quick` for every key")
+        if table in TABLES:
+            try:
+                spec[table] = dataclasses.asdict(typed.build(TABLES[table], given))
+            except ValueError as err:
+                raise BadInput(f"{table}.{err}") from None
+        else:  # [train]: TrainConfig checks it in _check_ranges; [grid]: the value lists
+            spec[table] = {**table_defaults, **given}
     _check_ranges(spec)
     return spec
 
@@ -195,9 +105,6 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     if not NAME_PATTERN.match(study["name"]):
         raise BadInput(f"study.name '{study['name']}' must be 1-64 letters, digits, '_', '.' "
                        "or '-', starting with a letter or digit")
-    if study["search"] not in SEARCHES:
-        raise BadInput(f"study.search must be one of {', '.join(SEARCHES)}, "
-                       f"got '{study['search']}'")
     table = "study" if study["search"] == "grid" else study["search"]
     families = spec[table]["families"]
     if not families:
@@ -211,9 +118,6 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
         raise BadInput(f"study.replicates must be >= 1, got {study['replicates']}")
     if study["seed"] < 0:
         raise BadInput(f"study.seed must be >= 0, got {study['seed']}")
-    if study["seeds"] not in SEED_DESIGNS:
-        raise BadInput(f"study.seeds must be one of {', '.join(SEED_DESIGNS)}, "
-                       f"got '{study['seeds']}'")
     if study["search"] == "grid":
         for family in families:
             values = grid[family]
@@ -232,10 +136,6 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
             raise BadInput(f"adaptive.trials must be >= 1, got {adaptive['trials']}")
         if not 0 <= adaptive["lambda1_min"] < adaptive["lambda1_max"]:
             raise BadInput("adaptive.lambda1_min must be >= 0 and below adaptive.lambda1_max")
-        if adaptive["sampler"] not in SAMPLERS:
-            raise BadInput(f"adaptive.sampler must be one of {', '.join(SAMPLERS)}")
-        if adaptive["objective"] not in ADAPTIVE_OBJECTIVES:
-            raise BadInput(f"adaptive.objective must be one of {', '.join(ADAPTIVE_OBJECTIVES)}")
         if adaptive["max_recon_test"] <= 0:
             raise BadInput("adaptive.max_recon_test must be > 0")
     report = spec["report"]
@@ -243,8 +143,7 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
         raise BadInput(f"report.recon_reference must be > 0 nats, got "
                        f"{report['recon_reference']}")
     floor = report["disentanglement_floor"]
-    if floor != "chance" and (isinstance(floor, bool) or not isinstance(floor, int | float)
-                              or not 0 <= floor < 1):
+    if floor != "chance" and not 0 <= floor < 1:
         raise BadInput(f"report.disentanglement_floor must be 'chance' or a number in [0, 1), "
                        f"got {floor!r}")
     if res["cpus_per_trial"] <= 0:
@@ -293,8 +192,6 @@ def _check_pbt(pbt: dict[str, Any], train: dict[str, Any], families: list[str]) 
         if not 0 <= low < high or high <= pbt["floor"]:
             raise BadInput(f"pbt.{param}_min must be >= 0 and below pbt.{param}_max, which "
                            f"must exceed pbt.floor")
-    if pbt["objective"] not in objectives.PBT_OBJECTIVES:
-        raise BadInput(f"pbt.objective must be one of {', '.join(objectives.PBT_OBJECTIVES)}")
     if pbt["max_recon_test"] <= 0 or pbt["recon_scale"] <= 0:
         raise BadInput("pbt.max_recon_test and pbt.recon_scale must be > 0")
 

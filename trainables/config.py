@@ -10,14 +10,11 @@ choice is a named option, never a constant.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import numbers
-import os
-import types
-import typing
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from trainables import typed
 
 # The choices of the string fields, as types: the dataclass checks values against them, and
 # the tuples below are read off them (each list of names is written once).
@@ -59,8 +56,7 @@ def trial_settings(config: dict[str, Any]) -> dict[str, Any]:
     return nested if isinstance(nested, dict) else config
 
 
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+_help = typed.setting
 
 
 @dataclass
@@ -207,18 +203,12 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Validate and build; unknown keys and wrong types raise ValueError naming the fix."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(
-                f"unknown TrainConfig field(s) {', '.join(unknown)}: remove them "
-                f"(known fields: {', '.join(known)})")
-        return cls(**{name: _coerce(name, value) for name, value in d.items()})
+        return typed.build(cls, d)
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
         """Each field's help text, for the CLI and the README."""
-        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
+        return typed.field_help(cls)
 
     # ---- validation -------------------------------------------------------------------
     def _validate(self) -> None:
@@ -292,91 +282,4 @@ def _at_least(name: str, value: float, low: float) -> None:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """`value` checked against field `name`'s type (int, float, str, bool, Literal choices,
-    lists of them, unions with None); numpy scalars and tuples accepted. ValueError names the
-    field and the fix."""
-    field_type = _field_types()[name]
-    try:
-        return _as(field_type, value)
-    except _Choice as err:
-        raise ValueError(f"{name} must be one of {', '.join(err.allowed)}; got {err.value!r}") \
-            from None
-    except TypeError:
-        help_text = TrainConfig.field_help()[name]
-        if value is None:
-            raise ValueError(f"{name} may not be null; give a value ({help_text})") from None
-        raise ValueError(f"{name} has the wrong type ({type(value).__name__}: {value!r}); "
-                         f"expected {_type_text(field_type)}: {help_text}") from None
-
-
-class _Choice(Exception):
-    def __init__(self, value: Any, allowed: tuple[str, ...]) -> None:
-        self.value, self.allowed = value, allowed
-
-
-def _as(kind: Any, value: Any) -> Any:
-    """`value` as type `kind`, or TypeError (_Choice for a value outside a Literal)."""
-    origin, args = get_origin(kind), get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise TypeError
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _as(option, value)
-            except TypeError:
-                continue
-        raise TypeError
-    if origin is Literal:
-        if value is None:
-            raise TypeError
-        if value not in args:
-            raise _Choice(value, args)
-        return value
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise TypeError
-        return [_as(args[0], item) for item in value]
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise TypeError
-        return value
-    if kind in (int, float):
-        return _number(value, kind)
-    if kind is str:
-        return _string(value)
-    raise TypeError(f"unsupported field type {kind!r}")
-
-
-@functools.cache
-def _field_types() -> dict[str, Any]:
-    """TrainConfig's field types, resolved once (`from __future__ import annotations` makes
-    them strings)."""
-    return typing.get_type_hints(TrainConfig)
-
-
-def _type_text(kind: Any) -> str:
-    return getattr(kind, "__name__", None) if get_origin(kind) is None else str(kind).replace(
-        "typing.", "")
-
-
-
-def _number(value: Any, kind: type) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError
-    if kind is int:
-        if isinstance(value, numbers.Integral):
-            return int(value)
-        if float(value).is_integer():
-            return int(value)
-        raise TypeError
-    return float(value)
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if not isinstance(value, str):
-        raise TypeError
-    return value
+    return typed.coerce(TrainConfig, name, value)

@@ -26,7 +26,7 @@ CASES = {
     "unknown-key": (lambda t: ["run", bad_spec(t, "[train]\nstep = 3\n")],
                     "unknown key 'train.step'"),
     "wrong-type": (lambda t: ["run", bad_spec(t, "[study]\nreplicates = 'x'\n")],
-                   "must be an integer"),
+                   "study.replicates has the wrong type"),
     "out-of-range": (lambda t: ["run", bad_spec(t, "[train]\nlatent_dim = 0\n")],
                      "latent_dim must be"),
     "empty-grid": (lambda t: ["run", bad_spec(t, "[grid]\nbeta_vae = []\n")], "is empty"),

@@ -9,6 +9,8 @@ import pytest
 from study import spec
 from study.errors import BadInput
 from study.presets import PRESETS
+from study.tables import TABLES
+from trainables import typed
 from trainables.config import TrainConfig
 
 
@@ -19,7 +21,7 @@ from trainables.config import TrainConfig
         ({"study": {"nme": "x"}}, "unknown key 'study.nme'"),
         ({"train": {"stepz": 5}}, "stepz"),
         ({"train": {"family": "beta_vae"}}, "the study sets it per trial"),
-        ({"study": {"replicates": "ten"}}, "study.replicates must be an integer"),
+        ({"study": {"replicates": "ten"}}, "study.replicates has the wrong type.*expected int"),
         ({"study": {"replicates": 0}}, "study.replicates must be >= 1"),
         ({"study": {"search": "bayes"}}, "study.search must be one of"),
         ({"study": {"families": []}}, "study.families is empty"),
@@ -92,3 +94,10 @@ def test_spec_files_are_read_and_bad_toml_refused(tmp_path):
     with pytest.raises(BadInput, match="not valid TOML"):
         spec.load(str(bad))
 
+
+
+def test_every_key_of_every_table_has_its_help_in_study_toml():
+    text = spec.dumps(spec.load("quick"))
+    for name, table in TABLES.items():
+        for key, help_text in typed.field_help(table).items():
+            assert help_text and f"# {help_text.split(':')[0]}" in text, f"{name}.{key}"

@@ -1,0 +1,117 @@
+"""The spec's tables as typed dataclasses: each key's type, default and help text, once.
+
+`study.spec.resolve` fills them from the parsed TOML with the same coercion as a trial's
+`TrainConfig` (`trainables.typed`), so a wrong type or choice reads alike in every table;
+the ranges and the rules across keys stay in `study.spec`. `[train]` is `TrainConfig`
+itself and `[grid]` maps family names to value lists (`search_spaces.grids`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from analysis import box
+from search_spaces.seeds import SEED_DESIGNS
+from trainables.config import FAMILIES, WAE_FAMILIES
+from trainables.objectives import PBT_OBJECTIVES
+from trainables.typed import setting
+
+Search = Literal["grid", "adaptive", "pbt"]
+Sampler = Literal["tpe", "nsga2", "random"]
+AdaptiveObjective = Literal["pareto", "constrained"]
+SeedDesign = Literal[SEED_DESIGNS]
+PbtObjective = Literal[PBT_OBJECTIVES]
+
+
+@dataclass
+class StudyTable:
+    name: str = setting("the experiment folder's name, before its time stamp", default="study")
+    description: str = setting("what the study is for, shown in its report", default="")
+    search: Search = setting("grid | adaptive | pbt", default="grid")
+    families: list[str] = setting("the families a grid study trains (beta_vae, wae_gaussian, "
+                                  "wae_uniform)", default_factory=lambda: list(FAMILIES))
+    replicates: int = setting("models per trial, trained together as one pack", default=10)
+    seed: int = setting("the study's seed: every model's seed derives from it "
+                        "(search_spaces.seeds)", default=0)
+    seeds: SeedDesign = setting("independent: every (trial, replicate) its own seed | paired: "
+                                "the same replicates' seeds at every grid point (common random "
+                                "numbers)", default="independent")
+
+
+@dataclass
+class AdaptiveTable:
+    trials: int = setting("Tune trials the Optuna search runs", default=30)
+    families: list[str] = setting("the WAE families searched over",
+                                  default_factory=lambda: list(WAE_FAMILIES))
+    lambda1_min: float = setting("the lowest λ1 searched", default=0.0)
+    lambda1_max: float = setting("the highest λ1 searched", default=12.0)
+    sampler: Sampler = setting("tpe | nsga2 | random (seeded with adaptive.seed)",
+                               default="tpe")
+    objective: AdaptiveObjective = setting(
+        "pareto: 5-var up, recon_test down | constrained: 5-var up subject to recon_test <= "
+        "max_recon_test", default="pareto")
+    max_recon_test: float = setting("the constrained objective's recon_test bound (nats)",
+                                    default=150.0)
+    seed: int = setting("seeds the sampler", default=0)
+
+
+@dataclass
+class PbtTable:
+    families: list[str] = setting("one population per family; a trial only clones its own "
+                                  "family", default_factory=lambda: ["wae_gaussian"])
+    population: int = setting("trials per family, started log-spaced from max(min, floor) to "
+                              "max (min itself first when below floor)", default=8)
+    perturbation_interval: int = setting("steps between perturbations: a multiple of "
+                                         "train.checkpoint_every and train.eval_every",
+                                         default=5000)
+    quantile_fraction: float = setting("bottom fraction that clones the top fraction (<= 0.5)",
+                                       default=0.25)
+    resample_probability: float = setting("chance a clone's value is drawn afresh, "
+                                          "log-uniform", default=0.25)
+    perturbation_factor: float = setting("otherwise the value is multiplied or divided by it",
+                                         default=1.25)
+    lambda1_min: float = setting("the WAEs' lowest λ1", default=0.0)
+    lambda1_max: float = setting("the WAEs' highest λ1", default=12.0)
+    beta_min: float = setting("the β-VAE's lowest β", default=1.0)
+    beta_max: float = setting("the β-VAE's highest β", default=100.0)
+    floor: float = setting("log-scale floor: a value below it perturbs as if at it; a result "
+                           "below it becomes the family's min (so lambda1 = 0 is reachable)",
+                           default=0.1)
+    objective: PbtObjective = setting("constrained: 5-var - max(0, recon_test / max_recon_test "
+                                      "- 1) | weighted: 5-var - recon_test / recon_scale",
+                                      default="constrained")
+    max_recon_test: float = setting("the constrained objective's recon_test bound (nats)",
+                                    default=150.0)
+    recon_scale: float = setting("the weighted objective's nats per unit of 5-var",
+                                 default=1000.0)
+    synch: bool = setting("false: each trial is ranked when it reaches a perturbation step "
+                          "(Ray's asynchronous PBT) | true: all trials wait for each other at "
+                          "every one", default=False)
+    seed: int = setting("seeds the perturbations (Ray picks which top trial is cloned)",
+                        default=0)
+
+
+@dataclass
+class ResourcesTable:
+    cpus_per_trial: float = setting("CPUs each trial holds", default=1.0)
+    gpus_per_trial: float = setting("GPUs each trial holds (fractions share one GPU)",
+                                    default=0.0)
+    max_concurrent: int = setting("trials at once; 0 = as many as the cluster's resources "
+                                  "allow", default=0)
+    max_failures: int = setting("retries per trial, each from its last checkpoint", default=2)
+
+
+@dataclass
+class ReportTable:
+    recon_reference: float = setting(
+        "the hypervolume box's test-recon bound in nats, fixed before the study (models above "
+        "it count for nothing); the report shows the verdict at 0.5-2x it",
+        default=box.DEFAULT["recon_reference"])
+    disentanglement_floor: float | Literal["chance"] = setting(
+        "chance: 1/4 (4-var) and 1/5 (5-var), the Higgins classifier's chance accuracy | a "
+        "number in [0, 1)", default=box.DEFAULT["disentanglement_floor"])
+
+
+TABLES: dict[str, type] = {"study": StudyTable, "adaptive": AdaptiveTable, "pbt": PbtTable,
+                           "resources": ResourcesTable, "report": ReportTable}
