@@ -29,6 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, default=None,
                           help="output .h5 file (default: $WAE_STUDY_DATA or the user cache)")
     generate.add_argument("--force", action="store_true", help="overwrite an existing file")
+    fetch = data_commands.add_parser(
+        "fetch", help="download the official dSprites .hdf5 (resumable, checksum-checked), "
+                      "then verify it")
+    fetch.add_argument("--out", type=Path, default=None,
+                       help="output .hdf5 file (default: the user cache, what --data official "
+                            "reads)")
+    fetch.add_argument("--url", default=None,
+                       help="a mirror of the official file (default: $WAE_STUDY_DSPRITES_URL, "
+                            "else DeepMind's repository)")
     verify = data_commands.add_parser(
         "verify", help="check an official .npz/.hdf5 or a generated file")
     verify.add_argument("path", type=Path)
@@ -56,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="most trials at once (0 = as resources allow)")
     run.add_argument("--max-failures", type=int, dest="max_failures",
                      help="retries per trial, each from its last checkpoint")
-    run.add_argument("--data", type=Path, help="dSprites file (official .npz/.hdf5 or "
-                     "generated); default: the generated file, rendered if missing")
+    run.add_argument("--data", type=data_file, help="dSprites file (official .npz/.hdf5 or "
+                     "generated; `official`: the file `data fetch` downloaded); default: the "
+                     "generated file, rendered if missing")
     run.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                      help="override a spec value, e.g. --set train.steps=500 (repeatable)")
 
@@ -72,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
     report.add_argument("--out", type=Path, help="report folder (default EXPERIMENT_DIR/report; "
                         "for a URI, the local mirror's, uploaded to URI/report/)")
-    report.add_argument("--data", type=Path, help="dSprites file for the reconstruction figure")
+    report.add_argument("--data", type=data_file,
+                        help="dSprites file for the reconstruction figure")
     report.add_argument("--compare", metavar="OTHER_EXPERIMENT_DIR",
                         help="show another experiment's fronts beside this one's, in one box "
                         "(e.g. the grid study a PBT population extends)")
@@ -87,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--classifier-steps", type=int, default=100_000, metavar="N",
                           help="the authors' Higgins classifier's steps for --metrics higgins "
                           "(default: their full 100,000)")
-    evaluate.add_argument("--data", type=Path, help="dSprites file (default: the spec's "
+    evaluate.add_argument("--data", type=data_file, help="dSprites file (default: the spec's "
                           "data_path, else the generated file)")
     return parser
 
@@ -127,6 +138,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         if args.data_command == "generate":
             return data_commands.generate(args.out, args.force)
+        if args.data_command == "fetch":
+            return data_commands.fetch(args.out, args.url)
         if args.data_command == "verify":
             return data_commands.verify(args.path)
         return data_commands.show(args.path, args.out)
@@ -166,6 +179,19 @@ def dispatch(args: argparse.Namespace) -> int:
             remote.push(*(f"{d.name}/{EXTRA_FILE}" for d in trial_dirs(path)), REPORT_DIR)
         return code
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def data_file(text: str) -> Path:
+    """A --data value: a file path, or `official` for the file `data fetch` downloaded."""
+    if text != "official":
+        return Path(text)
+    from trainables.data import official_path
+
+    path = official_path()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no official dSprites file at {path}: run "
+                                         "`wae-study data fetch` first")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

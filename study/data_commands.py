@@ -1,4 +1,4 @@
-"""`wae-study data generate | verify | show`: the dSprites file a study trains on."""
+"""`wae-study data generate | fetch | verify | show`: the dSprites file a study trains on."""
 
 from __future__ import annotations
 
@@ -41,6 +41,25 @@ def generate(out: Path | None, force: bool) -> int:
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, "
           f"{time.perf_counter() - start:.1f} s)")
     return 0
+
+
+def fetch(out: Path | None, url: str | None) -> int:
+    """Download the official file (resuming a partial one), check it, then `verify` it."""
+    from trainables import fetch as fetching
+
+    path = writable_target(out or dsdata.official_path())
+    if path.suffix not in (".h5", ".hdf5"):
+        raise BadInput(f"--out must end in .h5 or .hdf5 (the official file is HDF5), got "
+                       f"{path.name}")
+    source = fetching.official_source(url)
+    start = time.perf_counter()
+    try:
+        fetching.fetch(source, path)
+    except fetching.FetchError as err:
+        raise BadInput(str(err)) from None
+    print(f"fetched {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {source.sha256[:12]}... "
+          f"as recorded by TensorFlow Datasets; {time.perf_counter() - start:.1f} s)")
+    return verify(path)
 
 
 def verify(path: Path) -> int:

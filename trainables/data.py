@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainables import factors, render
+from trainables import factors, fetch, render
 
 if TYPE_CHECKING:
     import torch
@@ -101,12 +101,21 @@ def unpack_rows(rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.T
     return bits.reshape(rows.shape[0], -1).to(dtype or torch.float32)
 
 
+def cache_dir() -> Path:
+    """The user cache folder the data files live in by default."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wae-study"
+
+
 def default_path() -> Path:
     """Where the generated file lives: `$WAE_STUDY_DATA`, else the user cache folder."""
     if os.environ.get("WAE_STUDY_DATA"):
         return Path(os.environ["WAE_STUDY_DATA"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "wae-study" / "dsprites_generated.h5"
+    return cache_dir() / "dsprites_generated.h5"
+
+
+def official_path() -> Path:
+    """Where `wae-study data fetch` puts the official file by default (`--data official`)."""
+    return cache_dir() / fetch.FILE_NAME
 
 
 def load(path: str | os.PathLike | None = None) -> DSprites:
