@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=data_file, help="dSprites file (official .npz/.hdf5 or "
                      "generated; `official`: the file `data fetch` downloaded); default: the "
                      "generated file, rendered if missing")
+    run.add_argument("--tracking", metavar="mlflow[=URI]|wandb[=PROJECT]", default=None,
+                     help="one tracker run per trial: MLflow (default URI: "
+                          "<experiment>/mlruns) or Weights & Biases (default project: the "
+                          "study's name); sets the spec's [tracking] table")
     run.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                      help="override a spec value, e.g. --set train.steps=500 (repeatable)")
 
@@ -150,7 +154,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         flags = {key: getattr(args, key) for key in
                  ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")}
-        return runner.run(args.spec, args.set, args.name, args.storage, args.address, flags,
+        overrides = [*args.set, *tracking_overrides(args.tracking)]
+        return runner.run(args.spec, overrides, args.name, args.storage, args.address, flags,
                           args.data)
     if args.command == "resume":
         from study import runner
@@ -179,6 +184,17 @@ def dispatch(args: argparse.Namespace) -> int:
             remote.push(*(f"{d.name}/{EXTRA_FILE}" for d in trial_dirs(path)), REPORT_DIR)
         return code
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def tracking_overrides(text: str | None) -> list[str]:
+    """`--tracking mlflow[=URI]` / `wandb[=PROJECT]` as `--set` overrides of [tracking]."""
+    if text is None:
+        return []
+    backend, _, where = text.partition("=")
+    if backend not in ("mlflow", "wandb"):
+        raise BadInput(f"--tracking must be mlflow[=URI] or wandb[=PROJECT], got {text!r}")
+    key = "uri" if backend == "mlflow" else "project"
+    return [f"tracking.backend={backend}", *([f"tracking.{key}={where!r}"] if where else [])]
 
 
 def data_file(text: str) -> Path:

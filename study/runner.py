@@ -185,6 +185,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
     """The Tuner of a new study in `experiment_dir`, or on `remote` (whose mirror that is)."""
     from ray import tune
 
+    from study import tracking
     from study.estimates import trial_dirname
     from study.progress import (
         MirrorUploads,
@@ -232,7 +233,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         callbacks=[ResultFiles(), ProgressLines(specs.n_trials(spec), spec["train"]),
                    PruneFinished(at_end=search == "pbt"),
                    TensorBoardScalars(),
-                   *([MirrorUploads(remote)] if remote else [])],
+                   *([MirrorUploads(remote)] if remote else []),
+                   *tracking.callbacks(spec["tracking"], experiment_dir)],
         verbose=0,
     )
     return tune.Tuner(trainable(resources, packed, None if remote else experiment_dir),
@@ -253,6 +255,9 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     if data_path is not None:
         spec["train"]["data_path"] = str(Path(data_path).expanduser().resolve())
     spec = specs.resolve(spec)
+    from study.tracking import check_installed
+
+    check_installed(spec["tracking"])
     name = name or f"{spec['study']['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not specs.NAME_PATTERN.match(name):
         raise BadInput(f"--name '{name}' must be 1-64 letters, digits, '_', '.' or '-', "

@@ -1,6 +1,6 @@
 """Study specs: TOML in, validated before Ray starts, expanded deterministically into trials.
 
-A spec has seven tables:
+A spec has eight tables:
   [study]      name, search ("grid" | "adaptive" | "pbt"), families, replicates, seed,
                seeds, description
   [grid]       the values swept per family (β for beta_vae, λ1 for the WAEs)
@@ -9,6 +9,7 @@ A spec has seven tables:
   [train]      `trainables.config.TrainConfig` fields shared by every trial
   [resources]  cpus_per_trial, gpus_per_trial, max_concurrent, max_failures
   [report]     the hypervolume's box, fixed before the study runs (analysis.pareto.Box)
+  [tracking]   MLflow or Weights & Biases runs, one per trial (study.tracking)
 
 `resolve` fills every default in; the result is what `study.toml` records and what
 `wae-study presets --show` prints. `expand` turns a grid (or a PBT population) into the same

@@ -22,6 +22,7 @@ Sampler = Literal["tpe", "nsga2", "random"]
 AdaptiveObjective = Literal["pareto", "constrained"]
 SeedDesign = Literal[SEED_DESIGNS]
 PbtObjective = Literal[PBT_OBJECTIVES]
+Tracker = Literal["none", "mlflow", "wandb"]
 
 
 @dataclass
@@ -113,5 +114,15 @@ class ReportTable:
         "number in [0, 1)", default=box.DEFAULT["disentanglement_floor"])
 
 
+@dataclass
+class TrackingTable:
+    backend: Tracker = setting("none | mlflow | wandb: one tracker run per trial (study.tracking)",
+                               default="none")
+    uri: str = setting("mlflow's tracking URI (a file:// folder, sqlite:///..., http://...); "
+                       "empty = <experiment>/mlruns", default="")
+    project: str = setting("the W&B project; empty = the study's name", default="")
+
+
 TABLES: dict[str, type] = {"study": StudyTable, "adaptive": AdaptiveTable, "pbt": PbtTable,
-                           "resources": ResourcesTable, "report": ReportTable}
+                           "resources": ResourcesTable, "report": ReportTable,
+                           "tracking": TrackingTable}

@@ -5,6 +5,7 @@ checkpoint (test_faults.py), PBT's (test_pbt.py), a real two-node cluster (test_
 
 from __future__ import annotations
 
+import json
 import signal
 
 import optuna
@@ -38,9 +39,11 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     code, out, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "g",
                                 "--set", "train.steps=40", "--set", "train.report_every=20",
                                 "--set", "train.checkpoint_every=20",
-                                "--set", "study.families=['beta_vae','wae_uniform']", *TINY))
+                                "--set", "study.families=['beta_vae','wae_uniform']",
+                                "--tracking", "mlflow", *TINY))
     assert code == 0, err
     experiment = tmp_path / "g"
+    assert_tracked_in_mlflow(experiment)
     assert out.strip().splitlines()[-1] == str(experiment / "report" / "index.html")
     assert "started beta_vae β=1: evaluating the untrained models (step 0)" in out
     assert "estimated wall time" in out and "trials at a time)" in out
@@ -112,3 +115,28 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
     assert f"wae-study resume {experiment}" in err
     # only the project's lines: not Tune's own resume hint nor its warnings about trials
     assert "Tuner.restore" not in err and "FileNotFoundError" not in err, err
+
+
+def assert_tracked_in_mlflow(experiment) -> None:
+    """One MLflow run per trial in the experiment's `mlruns` (the default URI), named after
+    it, its settings as params, the training curve and each evaluation against the step; the
+    last 5-var value the trial's own final evaluation."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(experiment / "mlruns").resolve().as_uri())
+    found = client.get_experiment_by_name(experiment.name)
+    runs = client.search_runs([found.experiment_id])
+    trials = trial_dirs(experiment)
+    assert len(runs) == len(trials) == 4
+    by_id = {json.loads((d / "params.json").read_text())["trial_id"]: d for d in trials}
+    for run in runs:
+        trial = next(d for t, d in by_id.items() if t in run.info.run_name)
+        final = result_lines(trial)[-1]
+        assert run.data.params["trial/family"] == final["family"]
+        assert float(run.data.params["trial/value"]) == final["value"]
+        assert run.data.metrics["disentanglement_5var"] == pytest.approx(
+            final["disentanglement_5var"])
+        loss = client.get_metric_history(run.info.run_id, "loss")
+        assert [m.step for m in loss] == [20, 40]
+        evaluated = client.get_metric_history(run.info.run_id, "disentanglement_5var")
+        assert [m.step for m in evaluated] == [0, 40]  # evaluations only

@@ -1,0 +1,75 @@
+"""Where researchers keep their runs: MLflow or Weights & Biases, one run per trial.
+
+`[tracking] backend = "mlflow"` (or `run --tracking mlflow[=URI]`) adds Ray Tune's own
+`MLflowLoggerCallback`: the study's experiment folder name is the MLflow experiment, each
+trial a run named after it, its settings (`trial/...`) the run's params, and at every report
+the training curve (loss, recon, n_diverged, value) plus, at evaluation steps, the
+evaluation's means (`disentanglement_4var`, `_5var`, `recon_test`, ...), against the training
+step. `backend = "wandb"` adds `WandbLoggerCallback` the same way: the project (default: the
+study's name), one run per trial grouped by the experiment; `WANDB_MODE=offline` keeps it on
+disk. Both are optional extras (`pip install -e '.[mlflow]'` / `'.[wandb]'`); a missing one is
+a one-line error naming the extra, before Ray starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.air.integrations.wandb import WandbLoggerCallback
+
+from study.errors import BadInput
+from trainables.result_line import ResultLine
+
+CURVE = ("loss", "recon", "n_diverged", "value")
+
+
+def metrics_of(result: dict[str, Any]) -> dict[str, float]:
+    """What a report gives the tracker: the training curve, the evaluation's means when the
+    report is an evaluation's, and the step as Tune's `timesteps_total` (the x axis)."""
+    line = ResultLine.read(result)
+    if line is None:
+        return {}
+    out = {name: float(getattr(line, name)) for name in CURVE}
+    if line.evaluation is not None:
+        out.update(line.scores)
+    return {**out, "timesteps_total": line.step}
+
+
+def check_installed(tracking: dict[str, Any]) -> None:
+    """BadInput naming the extra when the chosen tracker's package is missing."""
+    backend = tracking["backend"]
+    if backend == "none":
+        return
+    try:
+        __import__({"mlflow": "mlflow", "wandb": "wandb"}[backend])
+    except ImportError:
+        raise BadInput(f"tracking.backend = '{backend}' needs the {backend} package: "
+                       f"pip install -e '.[{backend}]' (or choose backend = 'none')") from None
+
+
+class MLflowRuns(MLflowLoggerCallback):
+    """Ray's MLflow callback, fed the report's curve and evaluation against the step."""
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        super().log_trial_result(iteration, trial, metrics_of(result))
+
+
+class WandbRuns(WandbLoggerCallback):
+    """Ray's W&B callback, fed the report's curve and evaluation against the step."""
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        super().log_trial_result(iteration, trial, metrics_of(result))
+
+
+def callbacks(tracking: dict[str, Any], experiment_dir: Path) -> list[Any]:
+    """The Tune callbacks for the spec's [tracking] table (none for backend = 'none')."""
+    check_installed(tracking)
+    backend, name = tracking["backend"], experiment_dir.name
+    if backend == "mlflow":
+        uri = tracking["uri"] or (experiment_dir / "mlruns").resolve().as_uri()
+        return [MLflowRuns(tracking_uri=uri, experiment_name=name)]
+    if backend == "wandb":
+        return [WandbRuns(project=tracking["project"] or name, group=name)]
+    return []
