@@ -22,9 +22,11 @@ TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
         "--set", "train.higgins_classifier_steps=100", "--set", "study.replicates=2"]
 
 
-def cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "study.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+def cli(*args: str, prefix: list[str] | tuple = (), **kwargs) -> subprocess.Popen:
+    """`wae-study ARGS` in a subprocess (`prefix`: e.g. `ip netns exec NS` to run it there)."""
+    return subprocess.Popen([*prefix, sys.executable, "-m", "study.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
