@@ -158,3 +158,18 @@ def test_lock_held_or_not(tmp_path):
     assert not experiment.lock_held(tmp_path)
     with experiment.locked(tmp_path):
         pass  # released: it can be taken again
+
+
+def test_a_trials_id_comes_from_its_params_then_its_reports_then_an_old_folder_name(tmp_path):
+    trial = tmp_path / "any_name"
+    trial.mkdir()
+    experiment.write_params(trial, "abcde_00003", {"trial": {"steps": STEPS}})
+    assert experiment.read_trial(trial).trial_id == "abcde_00003"
+    assert experiment.read_trial(trial).config == {"steps": STEPS}
+    (trial / "params.json").write_text(json.dumps({"trial": {"steps": STEPS}}))  # older
+    (trial / "result.json").write_text(json.dumps({"step": 0, "trial_id": "abcde_00004"}) + "\n")
+    assert experiment.read_trial(trial).trial_id == "abcde_00004"
+    legacy = tmp_path / "train_trial_abcde_00005_5_family=beta_vae"
+    legacy.mkdir()
+    (legacy / "params.json").write_text(json.dumps({"trial": {"steps": STEPS}}))
+    assert experiment.read_trial(legacy).trial_id == "abcde_00005"
