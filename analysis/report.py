@@ -241,6 +241,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _p(value: Any) -> str:
+    """A p-value with three significant digits (0.000155, not 0.000)."""
+    return "–" if value is None or pd.isna(value) else f"{value:.3g}"
+
+
 def _g(value: Any) -> str:
     """A hyperparameter value or count as written by hand (30, 0.5), "–" when missing."""
     return "–" if value is None or pd.isna(value) else f"{value:g}"
@@ -338,8 +343,8 @@ def _front_blocks(found: Analysis) -> list[Block]:
                 "95 % CI": ["none" if single else f"{_fmt(c['difference_ci_low_norm'])}–"
                             f"{_fmt(c['difference_ci_high_norm'])} ({c['interval']})"
                             for c in pairs],
-                "p (permutation)": [_fmt(c["p_value"]) for c in pairs],
-                "p (Holm)": [_fmt(c["p_holm"]) for c in pairs],
+                "p (permutation)": [_p(c["p_value"]) for c in pairs],
+                "p (Holm)": [_p(c["p_holm"]) for c in pairs],
                 "verdict": ["better" if c["distinguishable"] else "not distinguishable"
                             for c in pairs],
             })))
@@ -355,7 +360,7 @@ def _front_blocks(found: Analysis) -> list[Block]:
                 "95 % CI": [f"{_fmt(a)}–{_fmt(b)}" for a, b in zip(
                     sens["difference_ci_low_norm"], sens["difference_ci_high_norm"],
                     strict=True)],
-                "p (permutation)": sens["p_value"].map(_fmt),
+                "p (permutation)": sens["p_value"].map(_p),
             })))
         if len(analysis.domination) > 1:
             shares = analysis.domination.map(lambda v: f"{v:.0%}")
