@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "generated file, rendered if missing")
     run.add_argument("--tracking", metavar="mlflow[=URI]|wandb[=PROJECT]", default=None,
                      help="one tracker run per trial: MLflow (default URI: "
-                          "<experiment>/mlruns) or Weights & Biases (default project: the "
-                          "study's name); sets the spec's [tracking] table")
+                          "sqlite:///<experiment>/mlflow.db) or Weights & Biases (default "
+                          "project: the study's name); sets the spec's [tracking] table")
     run.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                      help="override a spec value, e.g. --set train.steps=500 (repeatable)")
 

@@ -99,7 +99,9 @@ def final_checkpoint(trial_dir: Path) -> tuple[Path, dict] | str:
 def score_checkpoint(payload: dict, metrics: list[str], data: Any,
                      classifier_steps: int = CLASSIFIER_STEPS) -> list[dict[str, Any]]:
     """One row per (member, metric calculation), `{replicate, seed, step, calculation,
-    <column>...}`, as the trainable's evaluation rows; one row of nulls for a diverged member."""
+    <column>...}`, as the trainable's evaluation rows; `calculation` null when the metrics
+    have one calculation (the row holds for all of the member's); one row of nulls for a
+    diverged member."""
     import torch
 
     from trainables.checkpoint import pack_from_payload
@@ -119,11 +121,13 @@ def score_checkpoint(payload: dict, metrics: list[str], data: Any,
     for k, seed in enumerate(cfg.member_seeds):
         base = {"replicate": k, "seed": seed, "step": int(payload["step"])}
         if k not in healthy:
-            rows.append({**base, "calculation": 0, **dict.fromkeys(columns.values())})
+            rows.append({**base, "calculation": None, **dict.fromkeys(columns.values())})
             continue
         member = {columns[name]: result for name, result in results[healthy.index(k)].items()}
-        rows += [{**base, "calculation": c, **{col: _finite(v) for col, v in values.items()}}
-                 for c, values in enumerate(calculations(member))]
+        per = calculations(member)  # one calculation: it holds for every row of the member
+        rows += [{**base, "calculation": c if len(per) > 1 else None,
+                  **{col: _finite(v) for col, v in values.items()}}
+                 for c, values in enumerate(per)]
     return rows
 
 

@@ -118,8 +118,8 @@ class ReportTable:
 class TrackingTable:
     backend: Tracker = setting("none | mlflow | wandb: one tracker run per trial (study.tracking)",
                                default="none")
-    uri: str = setting("mlflow's tracking URI (a file:// folder, sqlite:///..., http://...); "
-                       "empty = <experiment>/mlruns", default="")
+    uri: str = setting("mlflow's tracking URI (sqlite:///..., http://...); empty = "
+                       "sqlite:///<experiment>/mlflow.db", default="")
     project: str = setting("the W&B project; empty = the study's name", default="")
 
 

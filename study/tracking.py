@@ -1,11 +1,12 @@
 """Where researchers keep their runs: MLflow or Weights & Biases, one run per trial.
 
-`[tracking] backend = "mlflow"` (or `run --tracking mlflow[=URI]`) adds Ray Tune's own
-`MLflowLoggerCallback`: the study's experiment folder name is the MLflow experiment, each
-trial a run named after it, its settings (`trial/...`) the run's params, and at every report
-the training curve (loss, recon, n_diverged, value) plus, at evaluation steps, the
-evaluation's means (`disentanglement_4var`, `_5var`, `recon_test`, ...), against the training
-step. `backend = "wandb"` adds `WandbLoggerCallback` the same way: the project (default: the
+`[tracking] backend = "mlflow"` (or `run --tracking mlflow[=URI]`; default URI
+`sqlite:///<experiment>/mlflow.db`) adds Ray Tune's own `MLflowLoggerCallback`: the
+experiment folder's name is the MLflow experiment, each trial a run named after it, its
+settings (`trial/...`) the run's params, and at every report the training curve (loss,
+recon, n_diverged, value) plus, at evaluation steps, the evaluation's means
+(`disentanglement_4var`, `_5var`, `recon_test`, ...), against the training step.
+`backend = "wandb"` adds `WandbLoggerCallback` the same way: the project (default: the
 study's name), one run per trial grouped by the experiment; `WANDB_MODE=offline` keeps it on
 disk. Both are optional extras (`pip install -e '.[mlflow]'` / `'.[wandb]'`); a missing one is
 a one-line error naming the extra, before Ray starts.
@@ -13,6 +14,7 @@ a one-line error naming the extra, before Ray starts.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +25,22 @@ from study.errors import BadInput
 from trainables.result_line import ResultLine
 
 CURVE = ("loss", "recon", "n_diverged", "value")
+MLFLOW_DB = "mlflow.db"  # the default tracking store, in the experiment folder (MLflow 3
+# refuses new file-based stores)
 
 
 def metrics_of(result: dict[str, Any]) -> dict[str, float]:
     """What a report gives the tracker: the training curve, the evaluation's means when the
-    report is an evaluation's, and the step as Tune's `timesteps_total` (the x axis)."""
+    report is an evaluation's (what was measured: no NaN), and the step as Tune's
+    `timesteps_total` (the x axis)."""
     line = ResultLine.read(result)
     if line is None:
         return {}
     out = {name: float(getattr(line, name)) for name in CURVE}
     if line.evaluation is not None:
         out.update(line.scores)
-    return {**out, "timesteps_total": line.step}
+    measured = {k: v for k, v in out.items() if math.isfinite(v)}  # not NaN "not yet"s
+    return {**measured, "timesteps_total": line.step}
 
 
 def check_installed(tracking: dict[str, Any]) -> None:
@@ -50,10 +56,17 @@ def check_installed(tracking: dict[str, Any]) -> None:
 
 
 class MLflowRuns(MLflowLoggerCallback):
-    """Ray's MLflow callback, fed the report's curve and evaluation against the step."""
+    """Ray's MLflow callback, fed the report's curve and evaluation against the step. Ray's
+    own takes `timesteps_total or training_iteration` as the step, which cannot be 0 (the
+    untrained models' evaluation): the metrics go to the trial's run at the training step
+    here (Ray's `_trial_runs`: the run of each trial; tests/test_dependency_contracts.py)."""
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        super().log_trial_result(iteration, trial, metrics_of(result))
+        metrics = metrics_of(result)
+        step = metrics.pop("timesteps_total", None)
+        if step is not None:
+            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial],
+                                         metrics_to_log=metrics, step=step)
 
 
 class WandbRuns(WandbLoggerCallback):
@@ -68,7 +81,7 @@ def callbacks(tracking: dict[str, Any], experiment_dir: Path) -> list[Any]:
     check_installed(tracking)
     backend, name = tracking["backend"], experiment_dir.name
     if backend == "mlflow":
-        uri = tracking["uri"] or (experiment_dir / "mlruns").resolve().as_uri()
+        uri = tracking["uri"] or f"sqlite:///{(experiment_dir / MLFLOW_DB).resolve()}"
         return [MLflowRuns(tracking_uri=uri, experiment_name=name)]
     if backend == "wandb":
         return [WandbRuns(project=tracking["project"] or name, group=name)]

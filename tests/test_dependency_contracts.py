@@ -82,6 +82,20 @@ def test_pbt_per_trial_state_we_save_and_restore():
     assert isinstance(scheduler._next_perturbation_sync, int | float), message
 
 
+# ---- Ray's MLflow callback (study/tracking.py) ----------------------------------------------
+def test_the_mlflow_callback_keeps_each_trials_run_where_we_read_it():
+    """MLflowRuns logs to `_trial_runs[trial]` through `mlflow_util.log_metrics`."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    message = broken("MLflowLoggerCallback._trial_runs / mlflow_util.log_metrics",
+                     "study/tracking.py", "ray[tune]")
+    source = inspect.getsource(MLflowLoggerCallback.log_trial_start)
+    assert "self._trial_runs[trial] = " in source, message
+    util = MLflowLoggerCallback().mlflow_util
+    assert list(inspect.signature(util.log_metrics).parameters) == [
+        "step", "metrics_to_log", "run_id"], message
+
+
 # ---- scikit-learn's fitted histogram trees (metrics/dci.py) ------------------------
 def test_hist_gradient_boosting_trees_expose_their_split_gains():
     """DCI's default importances sum each feature's split gains over the fitted trees:

@@ -118,12 +118,12 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
 
 
 def assert_tracked_in_mlflow(experiment) -> None:
-    """One MLflow run per trial in the experiment's `mlruns` (the default URI), named after
+    """One MLflow run per trial in the experiment's `mlflow.db` (the default URI), named after
     it, its settings as params, the training curve and each evaluation against the step; the
     last 5-var value the trial's own final evaluation."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=(experiment / "mlruns").resolve().as_uri())
+    client = MlflowClient(tracking_uri=f"sqlite:///{(experiment / 'mlflow.db').resolve()}")
     found = client.get_experiment_by_name(experiment.name)
     runs = client.search_runs([found.experiment_id])
     trials = trial_dirs(experiment)
