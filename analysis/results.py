@@ -125,14 +125,14 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
         baselines.extend(trial.baseline_rows)
         diverged.extend(trial.diverged)
     results = _evaluation_table(finals)
-    rescored = rescored_budget(results, trained_budget(spec))
+    trained = trained_budget(spec)
+    rescored = rescored_budget(results, trained)
     return StudyResults(
         experiment_dir=root,
         name=root.name,  # the experiment's name (`run --name`, else the spec's + a time)
         spec_text=spec_text,
         spec=spec,
-        results=results if rescored is None else
-        higgins_at(results, rescored, trained_budget(spec)),
+        results=results if rescored is None else higgins_at(results, rescored, trained),
         higgins_rescored_at=rescored,
         baseline=_evaluation_table(baselines),
         curves=pd.DataFrame(curves, columns=list(_CURVE_COLUMNS)),
@@ -220,7 +220,8 @@ def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
     family = (first and first.family) or config.get("family") or "unknown"
     param = (first and first.param) or config.get("param") or PARAM_OF.get(family, "value")
     # the value the latest evaluation's models trained with last (PBT perturbs it)
-    reported = (latest or first).value if (latest or first) else math.nan
+    source = latest or first
+    reported = source.value if source else math.nan
     value = reported if math.isfinite(reported) else _number(config.get("value"))
     trial_id = record.trial_id
     ident = {"trial_id": trial_id, "family": family, "param": param, "value": value}

@@ -164,11 +164,11 @@ def analyse(study: StudyResults) -> Analysis:
     train = dict(study.spec.get("train", {}))
     notes = list(study.warnings)
     if study.higgins_rescored_at is not None:
+        trained = trained_budget(study.spec)
         notes.append(f"Higgins scores: every model re-scored by `wae-study evaluate` with "
                      f"{study.higgins_rescored_at:,} classifier steps (trained with "
-                     f"{trained_budget(study.spec):,}, kept as the `_c"
-                     f"{trained_budget(study.spec)}` columns of results.csv; the step-0 "
-                     "baselines keep the trained budget).")
+                     f"{trained:,}, kept as the `_c{trained}` columns of results.csv; the "
+                     "step-0 baselines keep the trained budget).")
     if study.recon_measure != RECON_SAMPLE:
         notes.append(f"recon_test / recon_train of this experiment decode the "
                      f"{study.recon_measure} (written before the sampled measure): lower "

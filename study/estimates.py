@@ -12,17 +12,17 @@ SYMBOL = {"beta": "β", "lambda1": "λ1"}
 
 
 def describe(config: dict[str, Any]) -> str:
-    """`wae_gaussian λ1=2` for a trial config (flat or nested under "trial")."""
-    flat = trial_settings(config)
-    family = flat.get("family", "?")
-    return f"{family} {SYMBOL[PARAM_OF.get(family, 'lambda1')]}={flat.get('value', 0):g}"
+    """`wae_gaussian λ1=2` for a trial config (`trial_settings`)."""
+    settings = trial_settings(config)
+    family = settings.get("family", "?")
+    return f"{family} {SYMBOL[PARAM_OF.get(family, 'lambda1')]}={settings.get('value', 0):g}"
 
 
 
 def trial_dirname(trial: Any) -> str:
     """`<trial id>_<family>_<value>`: short, unique and readable in a file browser."""
-    flat = trial_settings(trial.config)
-    return f"{trial.trial_id}_{flat.get('family', 'trial')}_{flat.get('value', 0):g}"
+    settings = trial_settings(trial.config)
+    return f"{trial.trial_id}_{settings.get('family', 'trial')}_{settings.get('value', 0):g}"
 
 
 ONE_DAY_H = 24.0

@@ -219,7 +219,6 @@ class MirrorUploads(Callback):
 
 
 TRAIN_SCALARS = ("loss", "recon", "n_diverged", "value")  # value: λ1 or β (PBT changes it)
-EVAL_SCALARS = SCORES  # every evaluation's means
 
 
 class TensorBoardScalars(Callback):
@@ -241,7 +240,7 @@ class TensorBoardScalars(Callback):
         writer = self._writers[trial.trial_id]
         scalars = {f"train/{k}": float(getattr(report, k)) for k in TRAIN_SCALARS}
         if report.evaluation is not None:
-            scalars.update({f"eval/{k}": report.score(k) for k in EVAL_SCALARS})
+            scalars.update({f"eval/{k}": report.score(k) for k in SCORES})
         for tag, value in scalars.items():
             if math.isfinite(value):
                 writer.add_scalar(tag, value, global_step=report.step)
