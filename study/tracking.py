@@ -7,9 +7,12 @@ settings (`trial/...`) the run's params, and at every report the training curve 
 recon, n_diverged, value) plus, at evaluation steps, the evaluation's means
 (`disentanglement_4var`, `_5var`, `recon_test`, ...), against the training step.
 `backend = "wandb"` adds `WandbLoggerCallback` the same way: the project (default: the
-study's name), one run per trial grouped by the experiment; `WANDB_MODE=offline` keeps it on
-disk. Both are optional extras (`pip install -e '.[mlflow]'` / `'.[wandb]'`); a missing one is
-a one-line error naming the extra, before Ray starts.
+study's name), one run per trial grouped by the experiment, the same metrics at the training
+step. W&B's files go to the experiment folder's `wandb/` (not the trial folders: Ray copies
+those before W&B has finished writing); `WANDB_MODE=offline` keeps the runs there, and
+`wandb sync <experiment>/wandb/offline-run-*` uploads them later. Both are optional extras
+(`pip install -e '.[mlflow]'` / `'.[wandb]'`); a missing one is a one-line error naming the
+extra, before Ray starts.
 """
 
 from __future__ import annotations
@@ -70,10 +73,15 @@ class MLflowRuns(MLflowLoggerCallback):
 
 
 class WandbRuns(WandbLoggerCallback):
-    """Ray's W&B callback, fed the report's curve and evaluation against the step."""
+    """Ray's W&B callback, fed the report's curve and evaluation against the step. Ray's
+    logging actor passes a result's `training_iteration` to `wandb.log` as the step: it is
+    given the training step here (tests/study/test_tracking.py reads the steps back)."""
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        super().log_trial_result(iteration, trial, metrics_of(result))
+        metrics = metrics_of(result)
+        if "timesteps_total" in metrics:
+            metrics["training_iteration"] = metrics["timesteps_total"]
+        super().log_trial_result(iteration, trial, metrics)
 
 
 def callbacks(tracking: dict[str, Any], experiment_dir: Path) -> list[Any]:
@@ -84,5 +92,6 @@ def callbacks(tracking: dict[str, Any], experiment_dir: Path) -> list[Any]:
         uri = tracking["uri"] or f"sqlite:///{(experiment_dir / MLFLOW_DB).resolve()}"
         return [MLflowRuns(tracking_uri=uri, experiment_name=name)]
     if backend == "wandb":
-        return [WandbRuns(project=tracking["project"] or name, group=name)]
+        return [WandbRuns(project=tracking["project"] or name, group=name,
+                          dir=str(experiment_dir.resolve()))]
     return []
