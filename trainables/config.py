@@ -111,7 +111,9 @@ class TrainConfig:
         "theirs); null = no clip; beta_vae is never clipped",
         default_factory=lambda: [-16.0, 10.0])
     precision: Precision = _help(
-        "fp32; tf32 (CUDA TF32 matmuls); bf16 (autocast matmuls, fp32 master weights and Adam)",
+        "fp32; tf32 (CUDA TF32 matmuls); bf16 (autocast: the matmuls and the activations between "
+        "them in bf16; the encoder heads, decoder logits, every loss term and reduction, the "
+        "master weights, Adam and all evaluation in fp32)",
         default="fp32")
     keep_optimizer_state: bool = _help(
         "keep Adam's moments and the batch streams in a finished trial's final checkpoint, to "

@@ -165,3 +165,32 @@ def test_uniform_box_options(packed):
     assert centred.sample_posterior(mean, spread, u).tolist() == [[[1.0, 2.0]]]
     assert corner.posterior_mean(mean, spread).tolist() == [[[1.0, 2.0]]]
     assert centred.posterior_mean(mean, spread).tolist() == [[[0.0, 0.0]]]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, family,
+                                                                    monkeypatch):
+    """precision = 'bf16': the loss terms (pixel sums, the MMD's kernel sums, KL, penalty)
+    see fp32 inputs, the returned losses are fp32, and the master weights and Adam moments
+    stay fp32 after a step."""
+    from trainables import pack as pack_module
+
+    seen = {}
+    for name in ("bernoulli_reconstruction", "kl_standard_normal", "mmd_imq", "spread_penalty"):
+        real = getattr(pack_module, name)
+
+        def spy(*tensors, _real=real, _name=name, **kwargs):
+            seen[_name] = {t.dtype for t in tensors if isinstance(t, torch.Tensor)}
+            return _real(*tensors, **kwargs)
+
+        monkeypatch.setattr(pack_module, name, spy)
+    trainer = PackTrainer(tiny(family=family, replicates=2, precision="bf16"), packed, TRAIN)
+    x, noise, prior = trainer.draw_batch()
+    with trainer.autocast():
+        loss, recon = trainer.member_losses(x, noise, prior)
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16  # autocast is on
+    assert seen and all(dtypes == {torch.float32} for dtypes in seen.values()), seen
+    assert loss.dtype == recon.dtype == torch.float32 and loss.shape == (2,)
+    trainer.train_step()
+    assert {t.dtype for t in trainer.params + trainer.exp_avg + trainer.exp_avg_sq} == {
+        torch.float32}
