@@ -3,10 +3,11 @@
 `record_run` is called by `wae-study run` and `resume` and appends one entry to
 `<experiment>/provenance.json` (a list: a resumed study may run on other versions or another
 machine): software versions, the project's git commit when it runs from a checkout, the
-driver's host and CPU, and the dataset's path, size and sha256 (computed once per file and
-cached beside it in `<file>.sha256.json`, keyed by size and modification time).
-`report_provenance` adds what the trials reported (their devices and member seeds) and the
-metric protocols from `study.toml`, for `summary.json` and the report's footer.
+driver's host, CPU and its native bf16 flags, and the dataset's path, size and sha256
+(computed once per file and cached beside it in `<file>.sha256.json`, keyed by size and
+modification time). `report_provenance` adds what the trials reported (their devices, the
+precision each trained in and why, member seeds) and the metric protocols from
+`study.toml`, for `summary.json` and the report's footer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from metrics.higgins import CLASSIFIER_STEPS, PROTOCOLS
 from trainables.experiment import write_atomic
-from trainables.hardware import cpu_name
+from trainables.hardware import cpu_flags, cpu_name, native_bf16
 
 FILE = "provenance.json"
 PACKAGES = ("torch", "ray", "optuna", "numpy", "scikit-learn", "pandas", "h5py", "wae-study")
@@ -94,6 +95,7 @@ def run_entry(command: str, dataset_path: str | os.PathLike | None) -> dict[str,
         "git": git_commit(),
         "host": socket.gethostname(),
         "driver_cpu": cpu_name(),
+        "driver_cpu_native_bf16": native_bf16(cpu_flags()),  # what precision=auto looks for
         "dataset": dataset_fingerprint(dataset_path) if dataset_path else None,
     }
 
@@ -138,9 +140,21 @@ def report_provenance(experiment_dir: Path, train: dict[str, Any],
         "runs": runs,
         "versions_now": versions() if not runs else None,  # old folders: the reporting side
         "devices": devices,
+        "precisions": precisions(trials),
         "protocols": protocols,
         "member_seeds": {t["trial_id"]: t.get("seeds") for t in trials},
     }
+
+
+def precisions(trials: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The trials by the precision they trained in and why ("bf16 (auto: ...)" -> ids);
+    trials that did not say (older experiments) are left out."""
+    grouped: dict[str, list[str]] = {}
+    for trial in trials:
+        if isinstance(trial.get("precision"), str):
+            key = f"{trial['precision']} ({trial.get('precision_reason') or 'reason not said'})"
+            grouped.setdefault(key, []).append(trial["trial_id"])
+    return grouped
 
 
 def footer_lines(provenance: dict[str, Any]) -> list[str]:
@@ -166,6 +180,9 @@ def footer_lines(provenance: dict[str, Any]) -> list[str]:
         lines.append("no provenance.json (an experiment from an older version): versions at "
                      "report time: " + ", ".join(f"{k} {now[k]}" for k in now if now[k]))
     lines.append("devices: " + (", ".join(provenance["devices"]) or "not reported"))
+    for choice, trials in provenance.get("precisions", {}).items():
+        lines.append(f"training precision {choice}: {len(trials)} trial"
+                     f"{'s' if len(trials) != 1 else ''} ({', '.join(trials)})")
     protocols = provenance["protocols"]
     if protocols:
         lines.append("metric protocol: " + ", ".join(f"{k} = {v}" for k, v in protocols.items()))

@@ -442,7 +442,7 @@ def _diverged_blocks(study: StudyResults) -> list[Block]:
 
 
 def _trials_table(study: StudyResults) -> pd.DataFrame:
-    trials = study.trials.drop(columns=["path", "seeds", "devices"])
+    trials = study.trials.drop(columns=["path", "seeds", "devices", "precision_reason"])
     if trials.empty:
         return pd.DataFrame({"trials": ["none found"]})
     return trials.map(lambda v: _g(v) if isinstance(v, float) or v is pd.NA else str(v))

@@ -51,7 +51,8 @@ _CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_div
                   "recon_test", "timestamp")
 _TRIAL_COLUMNS = (
     "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
-    "evaluated_step", "finished", "n_diverged", "seeds", "devices", "path",
+    "evaluated_step", "finished", "n_diverged", "seeds", "devices", "precision",
+    "precision_reason", "path",
 )
 # What recon_test / recon_train decode: one posterior sample per image (the seed's measure),
 # or, in experiments written before the sampled measure existed, the posterior mean.
@@ -239,6 +240,10 @@ def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
         "seeds": first.seeds if first else None,
         "devices": sorted({line.device_name or line.device for line in reports
                            if line.device_name or line.device}),
+        # what it trained in, and why (the latest report saying; None before this was reported)
+        **next(({"precision": line.precision, "precision_reason": line.precision_reason}
+                for line in reversed(ordered) if line.precision),
+               {"precision": None, "precision_reason": None}),
         "path": str(trial_dir),
     }
     curve = [

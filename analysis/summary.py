@@ -169,6 +169,13 @@ def analyse(study: StudyResults) -> Analysis:
                      f"{study.higgins_rescored_at:,} classifier steps (trained with "
                      f"{trained:,}, kept as the `_c{trained}` columns of results.csv; the "
                      "step-0 baselines keep the trained budget).")
+    trained_in = study.trials["precision"].dropna().value_counts()
+    if len(trained_in) > 1:
+        notes.append("Trials trained in different precisions (" + ", ".join(
+            f"{name}: {count}" for name, count in trained_in.items()) + "; the footer says "
+            "which and why): a bf16 model's scores differ from its fp32 twin's about as much as "
+            "another seed's, so the comparisons below mix the two. Set [train] precision to "
+            "one value to avoid it.")
     if study.recon_measure != RECON_SAMPLE:
         notes.append(f"recon_test / recon_train of this experiment decode the "
                      f"{study.recon_measure} (written before the sampled measure): lower "

@@ -12,6 +12,14 @@ One model-step is one optimiser step of one model, so a pack step counts K.
 `allocator`: the naive loop runs first with malloc's defaults, then, on glibc, everything
 runs with freed memory kept for reuse (`trainables.allocator`, as a CPU trial sets it), the
 naive loop again included, so the allocator's share of the gain is on its own lines.
+
+Against the machine: every row carries the FLOPs of one model-step, counted from the
+architecture (`model_step_flops`), and the GFLOP/s it achieved. Each pack row also carries the
+machine's limit for that pack, measured in the same run on the same threads (`machine_limit`):
+torch's own batched matmuls for exactly the step's layer shapes and dtype, plus one fused Adam
+update over the pack's fp32 parameters, as model-steps/s, and the fraction of it the pack
+reached. For bf16 it also times the fp32<->bf16 conversions autocast adds (the weights cast
+down for the forward pass, their gradients cast up for Adam), which the limit leaves out.
 """
 
 from __future__ import annotations
@@ -27,15 +35,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+from torch.optim.adam import adam
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainables.allocator import reuse_freed_memory  # noqa: E402
 from trainables.config import TrainConfig  # noqa: E402
 from trainables.data import unpack_rows  # noqa: E402
-from trainables.pack import PackTrainer  # noqa: E402
+from trainables.models import layer_shapes  # noqa: E402
+from trainables.pack import ADAM_BETAS, ADAM_EPS, PackTrainer  # noqa: E402
 from trainables.render import render_packed  # noqa: E402
 
 BATCH = 64
@@ -59,6 +70,94 @@ def timed(step: Callable[[], None], seconds: float, device: torch.device) -> tup
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def dense_layers(cfg: TrainConfig) -> list[tuple[str, int, int]]:
+    """(name, fan_in, fan_out) of the matmul layers of one model (the encoder's heads share
+    one matmul), from the architecture the trainer builds."""
+    shapes = layer_shapes(cfg.latent_dim, cfg.encoder_width, cfg.decoder_width)
+    return [(name, fan_in, fan_out) for name, (fan_in, fan_out) in shapes.items()]
+
+
+def model_step_flops(cfg: TrainConfig, lit_pixels: float, sparse_input: bool) -> float:
+    """Multiply-adds x 2 of one model's optimiser step at batch `cfg.batch_size`: each dense
+    layer's forward, input gradient and weight gradient (2·B·in·out each); the input layer has
+    no input gradient (the images need none) and, `sparse_input` (the pack on the CPU), works on
+    the `lit_pixels` non-zero pixels of a batch only: 2·lit·W forward and 2·lit·W for its weight
+    gradient. Elementwise work (activations, losses, Adam) is not counted."""
+    b, total = cfg.batch_size, 0.0
+    for name, fan_in, fan_out in dense_layers(cfg):
+        if name == "enc1":
+            total += 4 * fan_out * (lit_pixels if sparse_input else b * fan_in)
+        else:
+            total += 6 * b * fan_in * fan_out
+    return total
+
+
+def machine_limit(cfg: TrainConfig, lit_pixels: float, device: torch.device,
+                  seconds: float = 1.0) -> dict:
+    """This machine's rate for a pack of `cfg.replicates` members, measured now: the step's
+    batched matmuls at torch's own speed (each dense layer's forward, input-gradient and
+    weight-gradient products, in the pack's dtype), the sparse input layer's FLOPs at the
+    matmuls' mean rate, and one fused Adam call over the pack's fp32 parameters. For bf16, also
+    the autocast conversions: every weight cast to bf16 and every gradient cast back to fp32."""
+    k, b = cfg.replicates, cfg.batch_size
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
+    torch.set_float32_matmul_precision("high" if cfg.precision == "tf32" else "highest")
+    matmul_s, matmul_flops = 0.0, 0.0
+    for name, fan_in, fan_out in dense_layers(cfg):
+        if name == "enc1" and device.type == "cpu":
+            continue  # the sparse layer: counted below at the dense rate
+        products = [((b, fan_in), (fan_in, fan_out)), ((fan_in, b), (b, fan_out))]
+        if name != "enc1":  # the input layer needs no input gradient
+            products.append(((b, fan_out), (fan_out, fan_in)))
+        for left, right in products:
+            x = torch.randn(k, *left, device=device, dtype=dtype)
+            w = torch.randn(k, *right, device=device, dtype=dtype)
+            out = torch.empty(k, left[0], right[1], device=device, dtype=dtype)
+            matmul_s += per_call(lambda x=x, w=w, out=out: torch.bmm(x, w, out=out), seconds / 20,
+                                 device)
+            matmul_flops += 2 * k * left[0] * left[1] * right[1]
+    rate = matmul_flops / matmul_s
+    sparse_flops = k * model_step_flops(cfg, lit_pixels, True) - matmul_flops \
+        if device.type == "cpu" else 0.0
+    params = [torch.randn(k, fan_in, fan_out, device=device) for _, fan_in, fan_out in
+              dense_layers(cfg)]
+    grads, avg, avg_sq = ([torch.randn_like(p) for p in params] for _ in range(3))
+    steps = [torch.zeros((), device=device) for _ in params]
+    adam_s = per_call(lambda: adam(params, grads, avg, avg_sq, [], steps, fused=True,
+                                   amsgrad=False, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
+                                   lr=1e-4, weight_decay=0.0, eps=ADAM_EPS, maximize=False),
+                      seconds / 4, device)
+    step_s = matmul_s + sparse_flops / rate + adam_s
+    limit = {"impl": "limit", "device": device.type, "K": k, "dtype": cfg.precision,
+             "matmul_gflops": round(rate / 1e9, 1), "matmul_ms": round(matmul_s * 1e3, 1),
+             "sparse_ms": round(sparse_flops / rate * 1e3, 1), "adam_ms": round(adam_s * 1e3, 1),
+             "model_steps_per_s": round(k / step_s, 2)}
+    if cfg.precision == "bf16":
+        low = [torch.empty_like(p, dtype=torch.bfloat16) for p in params]
+        casts_s = per_call(lambda: [(lo.copy_(p), g.copy_(lo)) for lo, p, g in
+                                    zip(low, params, grads, strict=True)], seconds / 4, device)
+        limit["casts_ms"] = round(casts_s * 1e3, 1)
+        limit["model_steps_per_s_with_casts"] = round(k / (step_s + casts_s), 2)
+    return limit
+
+
+def lit_per_batch(packed: torch.Tensor | np.ndarray) -> float:
+    """Mean number of non-zero pixels in a batch of these images: the CPU input layer's work."""
+    return float(unpack_rows(torch.as_tensor(packed)).count_nonzero()) / len(packed) * BATCH
+
+
+def per_call(call: Callable[[], object], seconds: float, device: torch.device) -> float:
+    """Seconds per call of `call`, timed for about `seconds` after one warm-up call."""
+    call()
+    sync(device)
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < seconds:
+        call()
+        calls += 1
+    sync(device)
+    return (time.perf_counter() - start) / calls
 
 
 def precision_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -96,7 +195,8 @@ def naive_step_fn(packed: torch.Tensor, device: torch.device, precision: str) ->
 def run_naive(packed: torch.Tensor, device: torch.device, precision: str, seconds: float,
               allocator: str) -> None:
     steps, elapsed = timed(naive_step_fn(packed, device, precision), seconds, device)
-    print(json.dumps({**line("naive", device, 1, precision, steps, elapsed, "beta_vae"),
+    flops = model_step_flops(pack_config("beta_vae", 1, precision), 0.0, sparse_input=False)
+    print(json.dumps({**line("naive", device, 1, precision, steps, elapsed, "beta_vae", flops),
                       "allocator": allocator}), flush=True)
 
 
@@ -106,9 +206,12 @@ def pack_config(family: str, k: int, precision: str, **overrides) -> TrainConfig
 
 
 def line(impl: str, device: torch.device, k: int, precision: str, steps: int, elapsed: float,
-         family: str) -> dict:
+         family: str, flops: float) -> dict:
+    """One row; `flops` is one model-step's (`model_step_flops`)."""
+    rate = k * steps / elapsed
     return {"impl": impl, "device": device.type, "K": k, "dtype": precision,
-            "model_steps_per_s": round(k * steps / elapsed, 2), "steps": steps,
+            "model_steps_per_s": round(rate, 2), "gflop_per_model_step": round(flops / 1e9, 3),
+            "achieved_gflops": round(rate * flops / 1e9, 1), "steps": steps,
             "seconds": round(elapsed, 2), "family": family, "batch": BATCH,
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -116,10 +219,11 @@ def line(impl: str, device: torch.device, k: int, precision: str, steps: int, el
 
 
 def tune_line(family: str, k: int, precision: str, pack_rate: float, seconds: float,
-              device: torch.device, every: int | None = None) -> dict:
+              device: torch.device, lit: float, every: int | None = None) -> dict:
     """Time the real trainable inside Ray Tune, between its first and fifth report, reporting
     every `every` steps (default: about seconds / 4 apart); `overhead` is the share of the
-    trial's time not spent training, against the bare pack's `pack_rate` measured before."""
+    trial's time not spent training, against the bare pack's `pack_rate` measured before;
+    `lit` is the mean lit pixels of a batch (`lit_per_batch`), for the FLOP count."""
     import os
 
     import ray
@@ -148,7 +252,9 @@ def tune_line(family: str, k: int, precision: str, pack_rate: float, seconds: fl
             elapsed = float(history[5 * every] - history[every])
     finally:
         ray.shutdown()
-    tuned = line("pack_tune", device, k, precision, 4 * every, elapsed, family)
+    cfg = pack_config(family, k, precision)
+    flops = model_step_flops(cfg, lit, sparse_input=device.type == "cpu")
+    tuned = line("pack_tune", device, k, precision, 4 * every, elapsed, family, flops)
     return {**tuned, "threads": resources["cpu"], "report_every": every,
             "overhead": round(1 - tuned["model_steps_per_s"] / pack_rate, 3)}
 
@@ -179,6 +285,7 @@ def main() -> None:
     ks = [int(k) for k in (args.k or ("1,10,30,90" if cuda else "1,10")).split(",")]
     precisions = (args.precision or ("fp32,tf32,bf16" if cuda else "fp32,bf16")).split(",")
     packed = torch.from_numpy(render_packed()[::ROWS_STEP].copy()).to(device)
+    lit = lit_per_batch(packed)
     rates = {}
     naive = not args.no_naive
     if naive:  # first with malloc's defaults: the naive loop as a user would run it
@@ -189,19 +296,23 @@ def main() -> None:
         if naive and allocator == "reuse":
             run_naive(packed, device, precision, args.seconds, allocator)
         for k in ks:
-            trainer = PackTrainer(pack_config(args.family, k, precision), packed,
-                                  torch.arange(len(packed)), device)
+            cfg = pack_config(args.family, k, precision)
+            trainer = PackTrainer(cfg, packed, torch.arange(len(packed)), device)
             steps, elapsed = timed(trainer.train_step, args.seconds, device)
             rates[k, precision] = k * steps / elapsed
-            print(json.dumps({**line("pack", device, k, precision, steps, elapsed, args.family),
-                              "allocator": allocator}), flush=True)
             del trainer
             if cuda:
                 torch.cuda.empty_cache()
+            limit = machine_limit(cfg, lit, device)
+            print(json.dumps(limit), flush=True)
+            row = line("pack", device, k, precision, steps, elapsed, args.family,
+                       model_step_flops(cfg, lit, sparse_input=not cuda))
+            print(json.dumps({**row, "allocator": allocator, "fraction_of_limit": round(
+                row["model_steps_per_s"] / limit["model_steps_per_s"], 3)}), flush=True)
     if args.tune:
         k, precision = ks[0], precisions[0]
         print(json.dumps(tune_line(args.family, k, precision, rates[k, precision], args.seconds,
-                                   device, args.report_every)), flush=True)
+                                   device, lit, args.report_every)), flush=True)
     print(json.dumps(paper_projection(rates, device)), flush=True)
 
 

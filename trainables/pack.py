@@ -58,6 +58,9 @@ class PackTrainer:
         train_indices: np.ndarray | torch.Tensor,
         device: torch.device | str = "cpu",
     ) -> None:
+        if cfg.precision == "auto":
+            raise ValueError("PackTrainer needs a concrete precision: resolve 'auto' with "
+                             "trainables.precision.choose_precision first")
         self.cfg = cfg
         self.device = torch.device(device)
         k = cfg.replicates

@@ -23,7 +23,8 @@ from trainables.columns import SCORES
 from trainables.config import EXTRA_METRICS
 
 _FIELDS = ("step", "family", "param", "value", "loss", "recon", "member_loss", "diverged_at",
-           "n_diverged", "seeds", "node_id", "device", "device_name", "eval_step",
+           "n_diverged", "seeds", "node_id", "device", "device_name", "precision",
+           "precision_reason", "eval_step",
            "evaluation", "cloned_from", "cloned_at", "trial_id", "time_total_s", "timestamp")
 _SAID_ONCE = ("evaluation", "cloned_from", "cloned_at")  # absent from reports without them
 _TUNE = ("trial_id", "time_total_s", "timestamp")  # Tune adds these; the trainable does not
@@ -46,6 +47,8 @@ class ResultLine:
     node_id: str | None = None
     device: str | None = None
     device_name: str | None = None
+    precision: str | None = None  # what the trial trains in ("auto" resolved)
+    precision_reason: str | None = None  # why (`trainables.precision.PrecisionChoice`)
     scores: dict[str, float] = field(default_factory=dict)  # the latest evaluation's means
     eval_step: int = -1  # the step of that evaluation (-1: none yet)
     evaluation: list[dict[str, Any]] | None = None  # this step's rows, when evaluated now
@@ -83,6 +86,8 @@ class ResultLine:
             node_id=_text(raw.get("node_id")),
             device=_text(raw.get("device")),
             device_name=_text(raw.get("device_name")),
+            precision=_text(raw.get("precision")),
+            precision_reason=_text(raw.get("precision_reason")),
             scores={**dict.fromkeys(SCORES, math.nan), **scores},
             eval_step=int(raw["eval_step"]) if _is_number(raw.get("eval_step")) else -1,
             evaluation=[r for r in evaluation if isinstance(r, dict)]

@@ -1,6 +1,7 @@
 """`train_trial`: the Ray Tune function trainable. One trial = one pack.
 
-    config ─> TrainConfig ─> PackTrainer on the device Ray assigned
+    config ─> TrainConfig ─> PackTrainer on the device Ray assigned, in the precision
+              `trainables.precision` chooses (`auto` probes the machine; a resume keeps it)
     resume from ray.tune.get_checkpoint() if there is one, else evaluate step 0 (baseline)
     loop: train_step; every report_every steps report; at eval steps add the evaluation;
           at checkpoint steps (and the end) report with a checkpoint folder holding pack.pt
@@ -36,6 +37,7 @@ from trainables.config import RUN_FIELDS, TrainConfig, trial_settings
 from trainables.evaluate import evaluate_pack, summarize
 from trainables.hardware import device_name
 from trainables.pack import PackTrainer
+from trainables.precision import PrecisionChoice, Probe, choose_precision, probe_rates
 from trainables.result_line import ResultLine
 
 
@@ -63,7 +65,10 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     if payload is not None and not cloned and cfg.perturbable:
         # its own checkpoint: the value it trained with, though Tune's saved state may lag
         cfg = dataclasses.replace(cfg, value=payload["config"]["value"])
-    trainer = PackTrainer(cfg, dataset.packed, split.train, device)
+    choice = trial_precision(cfg, payload, device, probe_rates(dataset.packed, split.train,
+                                                               device))
+    trainer = PackTrainer(dataclasses.replace(cfg, precision=choice.precision), dataset.packed,
+                          split.train, device)
     last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     hardware = device_name(device)
@@ -81,6 +86,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
         line = ResultLine(
             **progress, family=cfg.family, param=cfg.param, value=cfg.value,
             seeds=cfg.member_seeds, node_id=node_id, device=str(device), device_name=hardware,
+            precision=choice.precision, precision_reason=choice.reason,
             scores={k: v for k, v in last_eval.items() if k != "eval_step"},
             eval_step=last_eval["eval_step"], evaluation=rows, **once)
         once.clear()
@@ -91,7 +97,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
         weights_only = trainer.step >= cfg.steps and not cfg.keep_optimizer_state
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint.save(tmp, {"config": cfg.to_dict(), "step": trainer.step,
-                                  "trial_id": trial_id,
+                                  "trial_id": trial_id, "precision": choice.precision,
                                   "split_seed": cfg.split_seed,
                                   "diverged_at": result["diverged_at"],
                                   "trainer": trainer.state_dict(weights_only=weights_only),
@@ -121,6 +127,21 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
         save = final or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0)
         if evaluate or save or step % cfg.report_every == 0:
             report(evaluate, save)
+
+
+def trial_precision(cfg: TrainConfig, payload: dict | None, device: torch.device,
+                    probe: Probe) -> PrecisionChoice:
+    """The precision this trial trains in, said once in its output: the one its checkpoint
+    was trained in when it resumes (a trajectory never switches precision), else
+    `choose_precision`'s (`auto` probes the machine)."""
+    saved = payload.get("precision") if payload is not None else None
+    if cfg.precision == "auto" and saved in ("fp32", "bf16"):
+        choice = PrecisionChoice(saved, f"auto: kept from the checkpoint at step "
+                                        f"{payload['step']}")
+    else:
+        choice = choose_precision(cfg, device, probe)
+    print(f"training precision: {choice.precision} ({choice.reason})", flush=True)
+    return choice
 
 
 def restorable_payload(saved: tune.Checkpoint | None, trial_dir: str | Path | None = None,

@@ -36,13 +36,23 @@ def test_runs_are_appended_and_the_footer_names_everything(tmp_path):
     runs = provenance.read_runs(tmp_path)
     assert [r["command"] for r in runs] == ["run", "resume"]
     assert runs[0]["versions"]["torch"] and runs[0]["versions"]["python"]
-    trials = [{"trial_id": "t0", "seeds": [11, 12], "devices": ["CPU: x"]}]
+    assert isinstance(runs[0]["driver_cpu_native_bf16"], list)
+    auto = "auto: avx512_bf16 in the CPU flags and the probe ran bf16 at 40.0 and fp32 at 25.0"
+    trials = [{"trial_id": "t0", "seeds": [11, 12], "devices": ["CPU: x"], "precision": "bf16",
+               "precision_reason": auto},
+              {"trial_id": "t1", "seeds": [13], "devices": ["CPU: x"], "precision": "bf16",
+               "precision_reason": auto},
+              {"trial_id": "t2", "seeds": [14], "devices": ["CPU: x"], "precision": "fp32",
+               "precision_reason": "set in [train]"},
+              {"trial_id": "old", "seeds": [15], "devices": ["CPU: x"], "precision": None}]
     origin = provenance.report_provenance(tmp_path, {"higgins_votes": 1000}, trials)
     lines = provenance.footer_lines(origin)
     text = "\n".join(lines)
     assert hashlib.sha256(b"0").hexdigest() in text and "torch" in text
     assert "higgins_votes = 1000" in text and "t0 member seeds: [11, 12]" in text
     assert "devices: CPU: x" in text
+    assert f"training precision bf16 ({auto}): 2 trials (t0, t1)" in lines
+    assert "training precision fp32 (set in [train]): 1 trial (t2)" in lines
 
 
 def curve(trial: str, steps: list[int], recon: list[float]) -> pd.DataFrame:

@@ -133,6 +133,23 @@ def test_one_replicate_per_value_has_no_interval(tmp_path):
     assert "95 % CI" not in text and "is better" not in text
 
 
+def test_trials_in_mixed_precisions_are_named_in_a_note_and_the_footer(tmp_path):
+    """`precision = auto` chooses per trial: a study whose trials differ says so."""
+    exp = make_experiment(tmp_path)
+    for i, trial in enumerate(sorted(exp.glob("ab12c_*"))[:6]):
+        precision = ("bf16", "auto: avx512_bf16 in the CPU flags and ...") if i % 3 else \
+            ("fp32", "auto: the CPU has no native bf16")
+        lines = (trial / "result.json").read_text().splitlines()
+        (trial / "result.json").write_text("".join(json.dumps(
+            {**json.loads(line), "precision": precision[0], "precision_reason": precision[1]})
+            + "\n" for line in lines))
+    out = write_report(exp)
+    notes = " ".join(json.loads((out / "summary.json").read_text())["notes"])
+    assert "Trials trained in different precisions (bf16: 4, fp32: 2;" in notes
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "training precision fp32 (auto: the CPU has no native bf16): 2 trials" in html
+
+
 def test_empty_study_still_gives_a_valid_report(tmp_path):
     exp = tmp_path / "empty"
     exp.mkdir()
