@@ -304,6 +304,7 @@ def resume(experiment_dir: Path, address: str | None = None,
         check_resources(spec["resources"])
         dataset = dsdata.load(spec["train"].get("data_path"))
         path, filesystem = (remote.path, remote.filesystem) if remote else (experiment_dir, None)
+        mark_deleted(str(path), filesystem)
         if not tune.Tuner.can_restore(str(path), storage_filesystem=filesystem):
             # killed before Ray saved
             tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
@@ -317,6 +318,20 @@ def resume(experiment_dir: Path, address: str | None = None,
             remote.push(provenance.FILE)
         print(f"resuming {remote.uri if remote else experiment_dir}", flush=True)
         return finish(tuner.fit(), spec, experiment_dir, dataset, remote)
+
+
+def mark_deleted(experiment_path: str, filesystem: Any = None) -> None:
+    """Note, in every trial folder, the checkpoints Tune deleted that its saved state may still
+    name (`trainables.experiment.mark_deleted_checkpoints`), so each trial resumes from its
+    newest one instead of failing."""
+    from pyarrow.fs import FileSelector, FileType, LocalFileSystem
+
+    from trainables.experiment import mark_deleted_checkpoints
+
+    filesystem = filesystem or LocalFileSystem()
+    for info in filesystem.get_file_info(FileSelector(experiment_path, allow_not_found=True)):
+        if info.type == FileType.Directory:
+            mark_deleted_checkpoints(info.path, filesystem)
 
 
 def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,

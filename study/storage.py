@@ -84,11 +84,14 @@ class Remote:
         files = [info for info in self.filesystem.get_file_info(
             FileSelector(self.path, recursive=True, allow_not_found=True))
             if info.type == FileType.File]
-        newest: dict[str, str] = {}  # trial folder -> its newest checkpoint folder
+        folders: dict[str, set[str]] = {}  # trial folder -> its checkpoint folders
         for info in files:
             parts = posixpath.relpath(info.path, self.path).split("/")
             if len(parts) > 2 and parts[1].startswith(experiment.CHECKPOINT_PREFIX):
-                newest[parts[0]] = max(newest.get(parts[0], ""), parts[1])
+                folders.setdefault(parts[0], set()).add(posixpath.join(self.path, *parts[:2]))
+        newest = {trial: posixpath.basename(experiment.newest_first(self.filesystem,
+                                                                    sorted(found))[0])
+                  for trial, found in folders.items()}  # trial folder -> its newest checkpoint
         for info in files:
             relative = posixpath.relpath(info.path, self.path)
             parts = relative.split("/")

@@ -24,9 +24,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from pyarrow.fs import LocalFileSystem
 
 from trainables.config import TrainConfig
-from trainables.experiment import checkpoint_dirs, replacing
+from trainables.experiment import (
+    checkpoint_age,
+    checkpoint_dirs,
+    replacing,
+    write_checkpoint_step,
+)
 from trainables.models import PackModel
 
 FILE = "pack.pt"
@@ -38,11 +44,14 @@ class CheckpointError(RuntimeError):
 
 
 def save(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write `payload` as `directory/pack.pt`, atomically (a crash leaves no half file)."""
+    """Write `payload` as `directory/pack.pt`, atomically (a crash leaves no half file), and
+    its step beside it (`experiment.write_checkpoint_step`: which checkpoint is newest)."""
     path = Path(directory) / FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
+    if "step" in payload:
+        write_checkpoint_step(directory, payload["step"])
     return path
 
 
@@ -120,7 +129,9 @@ def newest_loadable(trial_dir: str | os.PathLike | None, latest: Path | None = N
     `trial_dir` (a checkpoint downloaded from object storage, alone) only `latest`."""
     candidates = checkpoint_dirs(trial_dir) if trial_dir is not None else []
     if latest is not None:
-        candidates = [latest, *(p for p in candidates if p.name < latest.name)]
+        age = checkpoint_age(LocalFileSystem(), str(latest))
+        candidates = [latest, *(p for p in candidates
+                                if checkpoint_age(LocalFileSystem(), str(p)) < age)]
     skipped = []
     for candidate in candidates:
         try:

@@ -41,6 +41,7 @@ EXTRA_FILE = "extra_metrics.json"
 OPTUNA_FILE = "optuna.db"
 CHECKPOINT_PREFIX = "checkpoint_"
 PRUNED_FILE = "pruned.json"
+STEP_FILE = "step.json"
 
 
 # ---- study.toml ---------------------------------------------------------------------------
@@ -186,11 +187,62 @@ def read_trials(experiment_dir: str | os.PathLike, warnings: list[str] | None = 
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
+# Newest means the highest training step (`STEP_FILE`, beside pack.pt), then the highest
+# number: a driver killed before Tune saved its state resumes numbering from that older state,
+# so a resumed trial writes its next checkpoints under numbers an earlier run already used.
 def checkpoint_dirs(trial_dir: str | os.PathLike) -> list[Path]:
-    """The trial's checkpoint folders, newest first (Tune numbers them in order); pruned ones
-    (`prune_checkpoints`) are not checkpoints any more."""
-    return sorted((p for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*")
-                   if p.is_dir() and not (p / PRUNED_FILE).exists()), reverse=True)
+    """The trial's checkpoint folders, newest first; pruned ones (`prune_checkpoints`) are not
+    checkpoints any more."""
+    from pyarrow.fs import LocalFileSystem  # pyarrow: not for the command line's start-up
+
+    local = LocalFileSystem()
+    return [Path(path) for path in newest_first(local, [
+        str(p) for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*")
+        if p.is_dir() and not pruned(local, str(p))])]
+
+
+def pruned(filesystem: Any, folder: str) -> bool:
+    """Whether a checkpoint folder holds only a note (`prune_checkpoints`,
+    `mark_deleted_checkpoints`): a checkpoint saved into a noted folder since (a resumed
+    trial reusing the number) says its step, and is a checkpoint again."""
+    from pyarrow.fs import FileType
+
+    def has(name: str) -> bool:
+        return filesystem.get_file_info(f"{folder.rstrip('/')}/{name}").type == FileType.File
+
+    return has(PRUNED_FILE) and not has(STEP_FILE)
+
+
+def write_checkpoint_step(directory: str | os.PathLike, step: int) -> None:
+    """Say a checkpoint's training step beside its pack.pt, for ordering without loading it."""
+    write_atomic(Path(directory) / STEP_FILE, json.dumps({"step": int(step)}))
+
+
+def checkpoint_step(filesystem: Any, folder: str) -> int:
+    """A checkpoint folder's training step; -1 where it does not say (older experiments)."""
+    try:
+        with filesystem.open_input_stream(f"{folder.rstrip('/')}/{STEP_FILE}") as src:
+            return int(json.loads(src.read().decode())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def checkpoint_age(filesystem: Any, folder: str) -> tuple[int, str]:
+    """What orders checkpoint folders: (step, name); the larger, the newer."""
+    return checkpoint_step(filesystem, folder), posixpath.basename(folder.rstrip("/"))
+
+
+def newest_first(filesystem: Any, folders: list[str]) -> list[str]:
+    """Checkpoint folders (paths on `filesystem`) ordered newest first (`checkpoint_age`)."""
+    return sorted(folders, key=lambda f: checkpoint_age(filesystem, f), reverse=True)
+
+
+def _checkpoint_folders(trial_dir: str | os.PathLike, filesystem: Any) -> list[Any]:
+    from pyarrow.fs import FileSelector, FileType
+
+    found = filesystem.get_file_info(FileSelector(str(trial_dir), allow_not_found=True))
+    return [info for info in found if info.type == FileType.Directory
+            and info.base_name.startswith(CHECKPOINT_PREFIX)]
 
 
 def prune_checkpoints(trial_dir: str | os.PathLike, filesystem: Any = None) -> list[Path]:
@@ -207,16 +259,14 @@ def prune_checkpoints(trial_dir: str | os.PathLike, filesystem: Any = None) -> l
     from pyarrow.fs import FileSelector, FileType, LocalFileSystem
 
     filesystem = filesystem or LocalFileSystem()
-    found = filesystem.get_file_info(FileSelector(str(trial_dir), allow_not_found=True))
-    names = sorted((info.path for info in found if info.type == FileType.Directory
-                    and info.base_name.startswith(CHECKPOINT_PREFIX)), reverse=True)
+    names = newest_first(filesystem, [info.path for info in
+                                      _checkpoint_folders(trial_dir, filesystem)])
     pruned = []
     for name in names[1:]:
         contents = filesystem.get_file_info(FileSelector(name, recursive=True))
         if [c.base_name for c in contents] == [PRUNED_FILE]:
             continue  # pruned before
-        with filesystem.open_output_stream(f"{name}/{PRUNED_FILE}") as out:  # the note first:
-            out.write(json.dumps({"kept": posixpath.basename(names[0])}).encode())  # no gap
+        _write_note(filesystem, name, names[0])  # the note first: no gap
         for item in sorted(contents, key=lambda c: c.path, reverse=True):  # files, then dirs
             if item.base_name == PRUNED_FILE and posixpath.dirname(item.path) == name:
                 continue
@@ -228,17 +278,52 @@ def prune_checkpoints(trial_dir: str | os.PathLike, filesystem: Any = None) -> l
     return pruned
 
 
-def kept_instead(checkpoint_path: str, filesystem: Any) -> str | None:
-    """For a pruned checkpoint folder, the path of the checkpoint kept in its place (the
-    trial's final one); None for a checkpoint that was not pruned."""
-    from pyarrow.fs import FileType
+def mark_deleted_checkpoints(trial_dir: str | os.PathLike, filesystem: Any = None) -> list[str]:
+    """Before a resume: put a note naming the trial's newest checkpoint where Tune deleted an
+    older one; returns the folders noted.
 
-    note = f"{checkpoint_path.rstrip('/')}/{PRUNED_FILE}"
-    if filesystem.get_file_info(note).type != FileType.File:
-        return None
-    with filesystem.open_input_stream(note) as src:
-        kept = json.loads(src.read().decode())["kept"]
-    return posixpath.join(posixpath.dirname(checkpoint_path.rstrip("/")), kept)
+    Tune keeps a running trial's latest two checkpoints, deleting the older ones as new ones
+    register, but saves its experiment state only every so often (on object storage, uploads it
+    later still): a killed driver's state can name a checkpoint deleted since, which Ray refuses
+    to restore from, failing the trial. With the note there the trainable follows it to the
+    newest checkpoint (`kept_instead`), as it does for a finished trial's pruned ones."""
+    from pyarrow.fs import LocalFileSystem
+
+    filesystem = filesystem or LocalFileSystem()
+    folders = _checkpoint_folders(trial_dir, filesystem)
+    kept = newest_first(filesystem, [info.path for info in folders
+                                     if not pruned(filesystem, info.path)])
+    numbers = [int(match.group(1)) for info in folders
+               if (match := re.fullmatch(rf"{CHECKPOINT_PREFIX}(\d+)", info.base_name))]
+    if not kept or not numbers:
+        return []
+    present = set(numbers)
+    noted = []
+    for number in range(max(numbers)):
+        if number not in present:
+            folder = posixpath.join(str(trial_dir), f"{CHECKPOINT_PREFIX}{number:06d}")
+            _write_note(filesystem, folder, kept[0])
+            noted.append(folder)
+    return noted
+
+
+def _write_note(filesystem: Any, folder: str, kept: str) -> None:
+    filesystem.create_dir(folder, recursive=True)
+    with filesystem.open_output_stream(f"{folder}/{PRUNED_FILE}") as out:
+        out.write(json.dumps({"kept": posixpath.basename(kept)}).encode())
+
+
+def kept_instead(checkpoint_path: str, filesystem: Any) -> str | None:
+    """For a pruned checkpoint folder, the path of the checkpoint kept in its place, following
+    notes to one that was not pruned; None for a checkpoint that was not pruned."""
+    path, seen = checkpoint_path.rstrip("/"), set()
+    while path not in seen:
+        seen.add(path)
+        if not pruned(filesystem, path):
+            return None if path == checkpoint_path.rstrip("/") else path
+        with filesystem.open_input_stream(f"{path}/{PRUNED_FILE}") as src:
+            path = posixpath.join(posixpath.dirname(path), json.loads(src.read().decode())["kept"])
+    return path  # notes in a circle: the last one named
 
 
 # ---- the lock: one run or resume per folder -----------------------------------------------

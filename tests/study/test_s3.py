@@ -212,3 +212,28 @@ def test_refused_or_missing_credentials_exit_2_at_once(tmp_path, monkeypatch, ca
             assert len(err.splitlines()) == 1, err
             assert "access denied" in err and "AWS_ACCESS_KEY_ID" in err, err
     assert not (tmp_path / "mirror").exists()
+
+
+def test_checkpoints_tune_deleted_are_noted_in_the_bucket_before_a_resume(s3, tmp_path):
+    """Ray uploads its experiment state after the checkpoints it names: a killed driver's
+    state in the bucket can name a checkpoint deleted since (the flake this fixes: the trial
+    failed with "does not exist on storage anymore"). The resume notes every deleted one; the
+    trainable follows the note to the trial's newest checkpoint, by step."""
+    from ray import tune
+
+    from study.runner import mark_deleted
+    from trainables import checkpoint
+    from trainables.trainable import restorable_payload
+
+    trial = f"{BUCKET}/stale/t0"
+    for number, step in ((2, 60), (3, 40)):  # 2: the numbering restarted after a stale resume
+        local = tmp_path / f"checkpoint_{number:06d}"
+        checkpoint.save(local, {"step": step, "config": {}, "trial_id": "t0"})
+        for name in ("pack.pt", "step.json"):
+            with s3.filesystem.open_output_stream(f"{trial}/{local.name}/{name}") as out:
+                out.write((local / name).read_bytes())
+    mark_deleted(f"{BUCKET}/stale", s3.filesystem)
+    stale = f"{trial}/checkpoint_000001"
+    assert s3.filesystem.get_file_info(stale).type == pafs.FileType.Directory  # Ray's check
+    payload = restorable_payload(tune.Checkpoint(stale, s3.filesystem), None, "t0", 100)
+    assert payload["step"] == 60
