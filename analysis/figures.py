@@ -21,9 +21,12 @@ from matplotlib.figure import Figure
 from analysis.aggregate import aggregate, kept_rows
 from analysis.results import TASK_TITLE, families_in, usable
 
-COLOURS = {"beta_vae": "tab:red", "wae_gaussian": "tab:blue", "wae_uniform": "tab:green"}
-SYMBOL = {"beta": "β", "lambda1": "λ₁"}
+COLOURS = {"beta_vae": "tab:red", "wae_gaussian": "tab:blue", "wae_uniform": "tab:green",
+           "beta_tcvae": "tab:orange", "dip_vae_i": "tab:purple", "dip_vae_ii": "tab:brown",
+           "annealed_vae": "tab:pink"}
+SYMBOL = {"beta": "β", "lambda1": "λ₁", "lambda_od": "λ_od", "c_max": "C_max"}
 DPI = 110
+PANELS_PER_ROW = 4
 
 
 def colour(family: str) -> str:
@@ -150,10 +153,9 @@ def training_curves(curves: pd.DataFrame, path: Path) -> Path:
     if curves.empty:
         return placeholder(path, "No training reports yet.")
     families = families_in(curves)
-    fig = Figure(figsize=(4.5 * len(families), 3.6))
-    axes = fig.subplots(1, len(families), squeeze=False)
+    fig, axes = family_panels(len(families), 4.5, 3.6)
     positive = bool((curves["loss"] > 0).all())
-    for ax, family in zip(axes[0], families, strict=True):
+    for ax, family in zip(axes, families, strict=True):
         mine = curves[curves["family"] == family]
         values = np.sort(mine["value"].unique())
         cmap = colormaps["viridis"].resampled(max(len(values), 2))
@@ -170,8 +172,21 @@ def training_curves(curves: pd.DataFrame, path: Path) -> Path:
         ax.set_yscale("log" if positive else "linear")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="value", title_fontsize=7)
-    axes[0, 0].set_ylabel("training loss (mean over healthy members)")
+    axes[0].set_ylabel("training loss (mean over healthy members)")
     return _save(fig, path)
+
+
+def family_panels(n: int, width: float, height: float,
+                  layout: str | None = None) -> tuple[Figure, list]:
+    """One panel per family, at most `PANELS_PER_ROW` to a row (seven families stay legible);
+    the grid's unused panels are hidden."""
+    columns = min(n, PANELS_PER_ROW)
+    rows = -(-n // columns)
+    fig = Figure(figsize=(width * columns, height * rows), layout=layout)
+    axes = list(fig.subplots(rows, columns, squeeze=False).flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
 
 
 def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], path: Path) -> Path:
@@ -180,12 +195,11 @@ def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], path: P
     if schedule.empty:
         return placeholder(path, "No PBT reports yet.")
     families = families_in(schedule)
-    fig = Figure(figsize=(5.5 * len(families), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(families), squeeze=False)
+    fig, axes = family_panels(len(families), 5.5, 3.8, layout="constrained")
     scores = np.array([v for v in final_score.values() if np.isfinite(v)])
     low, high = (scores.min(), scores.max()) if scores.size else (0.0, 1.0)
     cmap = colormaps["viridis"]
-    for ax, family in zip(axes[0], families, strict=True):
+    for ax, family in zip(axes, families, strict=True):
         for trial_id, rows in schedule[schedule["family"] == family].groupby("trial_id"):
             score = final_score.get(trial_id, np.nan)
             shade = cmap((score - low) / (high - low)) if np.isfinite(score) and high > low \
@@ -199,12 +213,12 @@ def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], path: P
             ax.plot(cloned["cloned_at"], cloned["value"], "o", color=shade, markersize=4)
         ax.set_title(family, fontsize=9)
         ax.set_xlabel("step")
-        ax.set_ylabel("value (λ₁ or β) trained with")
+        ax.set_ylabel("value trained with")
         ax.set_yscale("symlog", linthresh=0.1)  # λ1 = 0 and log steps above it
         ax.grid(alpha=0.3)
     if scores.size:
         mappable = cm.ScalarMappable(colors.Normalize(low, high), cmap)
-        fig.colorbar(mappable, ax=axes[0].tolist(), label="final PBT objective")
+        fig.colorbar(mappable, ax=axes, label="final PBT objective")
     return _save(fig, path)
 
 

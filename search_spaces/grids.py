@@ -1,4 +1,4 @@
-"""The hyperparameter grids of the seed paper, as data."""
+"""The hyperparameter grids of the seed paper and of the field's large study, as data."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ PAPER_GRID: dict[str, tuple[float, ...]] = {
     "wae_gaussian": PAPER_LAMBDA1S,
     "wae_uniform": PAPER_LAMBDA1S,
 }
+# Locatello et al. 2019 (disentanglement_lib's unsupervised_study_v1), for the families the
+# seed did not train: β-TCVAE β, DIP-VAE λ_od (λ_d = 10·λ_od for I, λ_od for II), AnnealedVAE
+# c_max (γ = 1000).
+BASELINE_GRID: dict[str, tuple[float, ...]] = {
+    "beta_tcvae": (1, 2, 4, 6, 8, 10),
+    "dip_vae_i": (1, 2, 5, 10, 20, 50),
+    "dip_vae_ii": (1, 2, 5, 10, 20, 50),
+    "annealed_vae": (5, 10, 25, 50, 75, 100),
+}
+DEFAULT_GRID: dict[str, tuple[float, ...]] = {**PAPER_GRID, **BASELINE_GRID}
 
 
 def grid_points(grid: dict[str, list[float]], families: list[str]) -> list[tuple[str, float]]:

@@ -35,7 +35,7 @@ from trainables.config import PARAM_OF
 
 
 def bounds(pbt: dict[str, Any], family: str) -> tuple[float, float]:
-    """[min, max] of the family's parameter: β bounds for beta_vae, λ1 bounds for the WAEs."""
+    """[min, max] of the family's parameter (`PARAM_OF`): `<param>_min`, `<param>_max`."""
     param = PARAM_OF[family]
     return float(pbt[f"{param}_min"]), float(pbt[f"{param}_max"])
 

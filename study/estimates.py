@@ -8,7 +8,7 @@ from typing import Any
 
 from trainables.config import PARAM_OF, trial_settings
 
-SYMBOL = {"beta": "β", "lambda1": "λ1"}
+SYMBOL = {"beta": "β", "lambda1": "λ1", "lambda_od": "λ_od", "c_max": "C_max"}
 
 
 def describe(config: dict[str, Any]) -> str:

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import pbt as pbt_space
-from search_spaces.grids import PAPER_GRID, grid_points
+from search_spaces.grids import DEFAULT_GRID, grid_points
 from search_spaces.seeds import trial_seeds
 from study import toml_out
 from study.errors import BadInput
 from study.presets import PRESETS
 from study.tables import TABLES
 from trainables import experiment, typed
-from trainables.config import FAMILIES, WAE_FAMILIES, TrainConfig
+from trainables.config import FAMILIES, PARAM_OF, WAE_FAMILIES, TrainConfig
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Fields the study sets per trial; [train] may not set them.
@@ -41,7 +41,7 @@ PER_TRIAL = ("family", "value", "replicates", "seed", "seeds", "perturbable")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     **{name: dataclasses.asdict(table()) for name, table in TABLES.items()},
-    "grid": {family: list(values) for family, values in PAPER_GRID.items()},
+    "grid": {family: list(values) for family, values in DEFAULT_GRID.items()},
     "train": {},  # filled from TrainConfig's defaults in `resolve`
 }
 # study.toml's comments: every key's help text
@@ -188,7 +188,7 @@ def _check_pbt(pbt: dict[str, Any], train: dict[str, Any], families: list[str]) 
         raise BadInput("pbt.perturbation_factor must be > 1 (e.g. 1.25)")
     if not pbt["floor"] > 0:
         raise BadInput("pbt.floor must be > 0 (e.g. 0.1): log-scale steps need a floor")
-    for param in {"beta" if f == "beta_vae" else "lambda1" for f in families}:
+    for param in sorted({PARAM_OF[f] for f in families}):
         low, high = pbt[f"{param}_min"], pbt[f"{param}_max"]
         if not 0 <= low < high or high <= pbt["floor"]:
             raise BadInput(f"pbt.{param}_min must be >= 0 and below pbt.{param}_max, which "

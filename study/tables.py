@@ -13,7 +13,7 @@ from typing import Literal
 
 from analysis import box
 from search_spaces.seeds import SEED_DESIGNS
-from trainables.config import FAMILIES, WAE_FAMILIES
+from trainables.config import SEED_FAMILIES, WAE_FAMILIES
 from trainables.objectives import PBT_OBJECTIVES
 from trainables.typed import setting
 
@@ -30,8 +30,10 @@ class StudyTable:
     name: str = setting("the experiment folder's name, before its time stamp", default="study")
     description: str = setting("what the study is for, shown in its report", default="")
     search: Search = setting("grid | adaptive | pbt", default="grid")
-    families: list[str] = setting("the families a grid study trains (beta_vae, wae_gaussian, "
-                                  "wae_uniform)", default_factory=lambda: list(FAMILIES))
+    families: list[str] = setting("the families a grid study trains: by default the seed's "
+                                  "beta_vae, wae_gaussian, wae_uniform; also beta_tcvae, "
+                                  "dip_vae_i, dip_vae_ii, annealed_vae",
+                                  default_factory=lambda: list(SEED_FAMILIES))
     replicates: int = setting("models per trial, trained together as one pack", default=10)
     seed: int = setting("the study's seed: every model's seed derives from it "
                         "(search_spaces.seeds)", default=0)
@@ -74,8 +76,12 @@ class PbtTable:
                                          default=1.25)
     lambda1_min: float = setting("the WAEs' lowest λ1", default=0.0)
     lambda1_max: float = setting("the WAEs' highest λ1", default=12.0)
-    beta_min: float = setting("the β-VAE's lowest β", default=1.0)
-    beta_max: float = setting("the β-VAE's highest β", default=100.0)
+    beta_min: float = setting("the lowest β (beta_vae, beta_tcvae)", default=1.0)
+    beta_max: float = setting("the highest β (beta_vae, beta_tcvae)", default=100.0)
+    lambda_od_min: float = setting("the DIP-VAEs' lowest λ_od", default=1.0)
+    lambda_od_max: float = setting("the DIP-VAEs' highest λ_od", default=50.0)
+    c_max_min: float = setting("annealed_vae's lowest final capacity (nats)", default=5.0)
+    c_max_max: float = setting("annealed_vae's highest final capacity (nats)", default=100.0)
     floor: float = setting("log-scale floor: a value below it perturbs as if at it; a result "
                            "below it becomes the family's min (so lambda1 = 0 is reachable)",
                            default=0.1)

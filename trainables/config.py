@@ -18,7 +18,8 @@ from trainables import typed
 
 # The choices of the string fields, as types: the dataclass checks values against them, and
 # the tuples below are read off them (each list of names is written once).
-Family = Literal["beta_vae", "wae_gaussian", "wae_uniform"]
+Family = Literal["beta_vae", "wae_gaussian", "wae_uniform", "beta_tcvae", "dip_vae_i",
+                 "dip_vae_ii", "annealed_vae"]
 MmdEstimator = Literal["authors", "wae_paper"]
 UniformBox = Literal["corner", "centred"]
 UniformCode = Literal["mu", "centre"]
@@ -27,10 +28,20 @@ HigginsProtocol = Literal["authors", "heldout"]
 Metric = Literal["higgins", "mig", "factorvae", "dci", "sap"]
 
 FAMILIES: tuple[str, ...] = get_args(Family)
-WAE_FAMILIES: tuple[str, ...] = FAMILIES[1:]
-# The hyperparameter each family is swept over: β for the β-VAE, λ1 (the seed's eq. 2) for
-# the WAEs.
-PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1", "wae_uniform": "lambda1"}
+SEED_FAMILIES: tuple[str, ...] = FAMILIES[:3]  # the seed paper's: a study's default
+WAE_FAMILIES: tuple[str, ...] = ("wae_gaussian", "wae_uniform")
+# Gaussian encoders, N(0, I) prior and a KL term: the β-VAE and the field's later objectives
+# (Locatello et al. 2019's study, google-research/disentanglement_lib).
+VAE_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in WAE_FAMILIES)
+# The hyperparameter each family is swept over: β for the β-VAE and β-TCVAE (the weight of
+# the total correlation), λ1 (the seed's eq. 2) for the WAEs, λ_od for the DIP-VAEs, the
+# final capacity C for the AnnealedVAE.
+PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1",
+                            "wae_uniform": "lambda1", "beta_tcvae": "beta",
+                            "dip_vae_i": "lambda_od", "dip_vae_ii": "lambda_od",
+                            "annealed_vae": "c_max"}
+# DIP-VAE's diagonal weight λ_d as a multiple of λ_od (disentanglement_lib's study).
+DIP_DIAGONAL = {"dip_vae_i": 10.0, "dip_vae_ii": 1.0}
 METRIC_NAMES: tuple[str, ...] = get_args(Metric)  # what `metrics` / `evaluate --metrics` take
 EXTRA_METRICS: tuple[str, ...] = METRIC_NAMES[1:]
 
@@ -64,11 +75,15 @@ class TrainConfig:
     """One trial: a pack of `replicates` models of one family at one value of its parameter."""
 
     family: Family = _help(
-        "model family: beta_vae (β·KL), wae_gaussian (Gaussian encoder, N(0,I) prior, MMD) or "
-        "wae_uniform (box encoder, U[-1,1]^d prior, MMD)", default="beta_vae")
+        "model family: beta_vae (β·KL), wae_gaussian (Gaussian encoder, N(0,I) prior, MMD), "
+        "wae_uniform (box encoder, U[-1,1]^d prior, MMD), and as disentanglement_lib: "
+        "beta_tcvae (KL + (β−1)·total correlation), dip_vae_i / dip_vae_ii (KL + the "
+        "covariance penalty of Cov[μ] / Cov[z]), annealed_vae (γ·|KL − C|, C raised to c_max)",
+        default="beta_vae")
     value: float = _help(
-        "the family's hyperparameter: β for beta_vae, λ1 (weight of the |log σ²|^p penalty) "
-        "for the WAEs", default=1.0)
+        "the family's hyperparameter (`param`): β for beta_vae and beta_tcvae, λ1 (weight of "
+        "the |log σ²|^p penalty) for the WAEs, λ_od for the DIP-VAEs (λ_d = 10·λ_od for I, "
+        "λ_od for II), c_max (nats) for annealed_vae", default=1.0)
     replicates: int = _help("K, models trained together as one pack (one per seed)", default=1)
     seed: int = _help(
         "base seed when `seeds` is null: member r trains with seed + r", default=0)
@@ -97,6 +112,12 @@ class TrainConfig:
         "'authors': IMQ scales C ∈ {0.001..2}·d, diagonal dropped from pp, qq and pq, all "
         "divided by n(n-1); 'wae_paper': C = 2·d·{0.1..10} (σ²=1), pq over all n² pairs / n²",
         default="authors")
+    annealed_gamma: float = _help(
+        "γ of annealed_vae, the weight of |KL − C| (disentanglement_lib: 1000)", default=1000.0)
+    capacity_steps: int | None = _help(
+        "steps over which annealed_vae's capacity C rises linearly from 0 to c_max (`value`), "
+        "then held; null = a third of `steps` (disentanglement_lib: 100,000 of 300,000)",
+        default=None)
     penalty_p: float = _help("p of the WAE penalty λ1·mean_n Σ_i |log σ²_i|^p", default=1.0)
     uniform_box: UniformBox = _help(
         "wae_uniform posterior box: 'corner' z = μ + e^s·u, u ~ U(0,1) (the authors' code) or "
@@ -173,8 +194,13 @@ class TrainConfig:
     # ---- derived ----------------------------------------------------------------------
     @property
     def param(self) -> str:
-        """Name of `value`: 'beta' for beta_vae, 'lambda1' for the WAEs."""
+        """Name of `value` (`PARAM_OF`): 'beta', 'lambda1', 'lambda_od' or 'c_max'."""
         return PARAM_OF[self.family]
+
+    @property
+    def annealing_steps(self) -> int:
+        """Steps over which annealed_vae's capacity rises (`capacity_steps`, else steps / 3)."""
+        return self.capacity_steps or max(1, self.steps // 3)
 
     @property
     def member_seeds(self) -> list[int]:
@@ -237,6 +263,9 @@ class TrainConfig:
         _at_least("encoder_width", self.encoder_width, 1)
         _at_least("decoder_width", self.decoder_width, 1)
         _at_least("lambda_mmd", self.lambda_mmd, 0)
+        _at_least("annealed_gamma", self.annealed_gamma, 0)
+        if self.capacity_steps is not None:
+            _at_least("capacity_steps", self.capacity_steps, 1)
         _at_least("report_every", self.report_every, 1)
         _at_least("checkpoint_every", self.checkpoint_every, 0)
         _at_least("eval_every", self.eval_every, 0)

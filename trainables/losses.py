@@ -6,6 +6,8 @@ values never reach another's loss or gradient.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -67,3 +69,46 @@ def spread_penalty(spread: torch.Tensor, p: float = 1.0) -> torch.Tensor:
     """mean_n Σ_i |spread_i|^p (the seed's eq. 2 with spread = log σ² or log side) -> [K]."""
     magnitude = spread.abs()
     return (magnitude if p == 1 else magnitude.pow(p)).sum(-1).mean(-1)
+
+
+def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mean, e^logvar), elementwise (broadcasting)."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mean).square() * torch.exp(-logvar))
+
+
+def total_correlation(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
+                      dataset_size: int) -> torch.Tensor:
+    """TC(q(z)) = KL(q(z) ‖ Π_j q(z_j)) by minibatch-weighted sampling (Chen et al. 2018,
+    β-TCVAE): q(z_i) ≈ (1 / (N·B)) Σ_b q(z_i | x_b) over the batch, with N the training set's
+    size, and the same per latent; averaged over the batch's codes z, each (K, B, d) -> [K].
+    disentanglement_lib drops the log(N·B) terms, which shifts the value by (d − 1)·log(N·B)
+    but leaves every gradient as here."""
+    b = z.shape[1]
+    log_q = gaussian_log_density(z.unsqueeze(2), mean.unsqueeze(1), logvar.unsqueeze(1))  # K,B,B,d
+    log_norm = math.log(dataset_size * b)
+    log_qz = torch.logsumexp(log_q.sum(-1), dim=2) - log_norm  # (K, B)
+    log_marginals = (torch.logsumexp(log_q, dim=2) - log_norm).sum(-1)  # (K, B)
+    return (log_qz - log_marginals).mean(-1)
+
+
+def dip_covariance_penalty(mean: torch.Tensor, logvar: torch.Tensor, lambda_od: torch.Tensor,
+                           lambda_d: torch.Tensor, variant: str) -> torch.Tensor:
+    """DIP-VAE's moment matching of Cov[z] to the identity (Kumar et al. 2018, as
+    disentanglement_lib): λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)², with C the batch covariance
+    of the means (biased, over the batch) for 'i', plus the mean encoder variance on the
+    diagonal for 'ii' (Cov[z] = E[Cov_q] + Cov[E_q]). Inputs (K, B, d), λs [K] -> [K]."""
+    centred = mean - mean.mean(1, keepdim=True)
+    cov = centred.transpose(1, 2) @ centred / mean.shape[1]  # (K, d, d)
+    if variant == "ii":
+        cov = cov + torch.diag_embed(torch.exp(logvar).mean(1))
+    elif variant != "i":
+        raise ValueError(f"DIP-VAE variant must be 'i' or 'ii', got {variant!r}")
+    diagonal = cov.diagonal(dim1=1, dim2=2)
+    off_diagonal = cov.square().sum((1, 2)) - diagonal.square().sum(-1)
+    return lambda_od * off_diagonal + lambda_d * (diagonal - 1.0).square().sum(-1)
+
+
+def annealed_capacity(c_max: torch.Tensor, step: int, capacity_steps: int) -> torch.Tensor:
+    """AnnealedVAE's capacity C at a step: raised linearly from 0 to c_max over
+    `capacity_steps` steps, then held (Burgess et al. 2018, as disentanglement_lib)."""
+    return c_max * min(1.0, step / capacity_steps)

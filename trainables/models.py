@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainables import factors
-from trainables.config import TrainConfig
+from trainables.config import WAE_FAMILIES, TrainConfig
 from trainables.seeding import hashed_seed
 
 PIXELS = factors.IMAGE_SIZE**2  # the encoder's input, the decoder's output
@@ -101,7 +101,7 @@ class PackModel(nn.Module):
 
     @property
     def is_wae(self) -> bool:
-        return self.family != "beta_vae"
+        return self.family in WAE_FAMILIES
 
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         weight, bias = getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias")

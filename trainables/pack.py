@@ -23,14 +23,17 @@ import numpy as np
 import torch
 from torch.optim.adam import adam  # the functional Adam (torch.optim.adam.__all__)
 
-from trainables.config import TrainConfig
+from trainables.config import DIP_DIAGONAL, WAE_FAMILIES, TrainConfig
 from trainables.data import unpack_rows
 from trainables.losses import (
+    annealed_capacity,
     bernoulli_reconstruction,
+    dip_covariance_penalty,
     imq_scales,
     kl_standard_normal,
     mmd_imq,
     spread_penalty,
+    total_correlation,
 )
 from trainables.models import PIXELS, TRAIN_STREAM, PackModel, member_stream_seed
 
@@ -89,6 +92,7 @@ class PackTrainer:
         ]
         self.packed = as_tensor(packed).to(self.device)
         self.train_indices = torch.as_tensor(train_indices, dtype=torch.int64).to(self.device)
+        self.dataset_size = len(self.train_indices)  # N of β-TCVAE's total correlation estimate
         # Sums since the last report, on the device: loss, recon and healthy steps per member.
         self.window = torch.zeros(3, k, dtype=torch.float64, device=self.device)
 
@@ -122,7 +126,8 @@ class PackTrainer:
         """Each member's images (K, B, 4096), posterior noise (K, B, d) and prior samples
         (K, B, d; None for the β-VAE), every member from its own generator."""
         cfg, d, b = self.cfg, self.cfg.latent_dim, self.cfg.batch_size
-        width = d if cfg.family == "beta_vae" else 2 * d
+        wae = cfg.family in WAE_FAMILIES
+        width = 2 * d if wae else d
         picks, noises = [], []
         for gen in self.generators:
             picks.append(torch.randint(len(self.train_indices), (b,), generator=gen,
@@ -131,7 +136,7 @@ class PackTrainer:
         rows = self.packed[self.train_indices[torch.stack(picks)]]  # (K, B, 512) uint8
         x = unpack_rows(rows.view(-1, rows.shape[-1])).view(len(picks), b, PIXELS)
         noise = torch.stack(noises)
-        if cfg.family == "beta_vae":
+        if not wae:
             return x, noise, None
         prior = noise[..., d:]
         if cfg.family == "wae_uniform":
@@ -146,11 +151,29 @@ class PackTrainer:
         mean, spread = model.encode(x)
         z = model.sample_posterior(mean, spread, noise)
         recon = bernoulli_reconstruction(model.decode(z), x)
+        if cfg.family in WAE_FAMILIES:
+            mmd = mmd_imq(z, prior, self.scales, cfg.mmd_estimator)
+            penalty = spread_penalty(spread, cfg.penalty_p)
+            return recon + cfg.lambda_mmd * mmd + self.value * penalty, recon
+        return recon + self.vae_regularizer(z, mean, spread), recon
+
+    def vae_regularizer(self, z: torch.Tensor, mean: torch.Tensor,
+                        logvar: torch.Tensor) -> torch.Tensor:
+        """What a VAE family adds to the reconstruction, as disentanglement_lib's study
+        (`value` is the family's `param`), each [K]."""
+        cfg, value = self.cfg, self.value
+        kl = kl_standard_normal(mean, logvar)
         if cfg.family == "beta_vae":
-            return recon + self.value * kl_standard_normal(mean, spread), recon
-        mmd = mmd_imq(z, prior, self.scales, cfg.mmd_estimator)
-        penalty = spread_penalty(spread, cfg.penalty_p)
-        return recon + cfg.lambda_mmd * mmd + self.value * penalty, recon
+            return value * kl
+        if cfg.family == "beta_tcvae":
+            return kl + (value - 1.0) * total_correlation(z, mean, logvar, self.dataset_size)
+        if cfg.family in DIP_DIAGONAL:
+            return kl + dip_covariance_penalty(mean, logvar, value, DIP_DIAGONAL[cfg.family] *
+                                               value, cfg.family.removeprefix("dip_vae_"))
+        if cfg.family == "annealed_vae":
+            capacity = annealed_capacity(value, self.step, cfg.annealing_steps)
+            return cfg.annealed_gamma * (kl - capacity).abs()
+        raise ValueError(f"no loss for family {cfg.family!r}")
 
     @torch.no_grad()
     def adam(self, lr: float) -> None:

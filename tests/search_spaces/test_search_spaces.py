@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from search_spaces import adaptive, grids, seeds
-from trainables.config import FAMILIES
+from trainables.config import FAMILIES, SEED_FAMILIES
 
 ADAPTIVE = {"families": ["wae_gaussian", "wae_uniform"], "lambda1_min": 0.0,
             "lambda1_max": 12.0, "sampler": "tpe", "objective": "pareto",
@@ -18,8 +18,17 @@ def test_paper_grid_is_the_seed_papers():
     assert grids.PAPER_GRID["beta_vae"] == (1, 3, 10, 20, 30, 40, 50, 75, 100)
     assert grids.PAPER_GRID["wae_uniform"] == (0, 0.1, 0.5, 1, 2, 3, 5, 8, 12)
     points = grids.grid_points({k: list(v) for k, v in grids.PAPER_GRID.items()},
-                               list(FAMILIES))
+                               list(SEED_FAMILIES))
     assert len(points) == 27 and points[9] == ("wae_gaussian", 0.0)
+
+
+def test_baseline_grids_are_disentanglement_libs_study():
+    """unsupervised_study_v1 of Locatello et al. 2019, one grid per family the seed lacks."""
+    assert set(grids.DEFAULT_GRID) == set(FAMILIES)
+    assert grids.BASELINE_GRID["beta_tcvae"] == (1, 2, 4, 6, 8, 10)
+    assert grids.BASELINE_GRID["dip_vae_i"] == grids.BASELINE_GRID["dip_vae_ii"] == (
+        1, 2, 5, 10, 20, 50)
+    assert grids.BASELINE_GRID["annealed_vae"] == (5, 10, 25, 50, 75, 100)
 
 
 @pytest.mark.parametrize("d5, recon, expected", [(0.9, 80.0, 0.9), (0.9, 100.0, 0.9),

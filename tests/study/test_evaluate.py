@@ -18,7 +18,7 @@ from trainables import checkpoint
 from trainables import data as dsdata
 from trainables.config import TrainConfig
 from trainables.evaluate import evaluate_pack
-from trainables.experiment import EXTRA_FILE
+from trainables.experiment import EXTRA_FILE, write_checkpoint_step
 from trainables.pack import PackTrainer
 
 TINY = {"replicates": 2, "steps": 4, "batch_size": 8, "latent_dim": 3, "encoder_width": 8,
@@ -57,6 +57,7 @@ def write_trial(exp: Path, index: int, family: str, dataset, *, done: int, diver
     if corrupt_newest:
         (trial / "checkpoint_000001").mkdir()
         (trial / "checkpoint_000001" / checkpoint.FILE).write_bytes(b"truncated")
+        write_checkpoint_step(trial / "checkpoint_000001", done)  # the newer of the two
     line = {"trial_id": f"ab12c_{index:05d}", "step": done, "done": done == cfg.steps,
             "family": cfg.family, "param": cfg.param, "value": cfg.value,
             "diverged_at": list(diverged), "loss": 1.0, "recon": 1.0}
