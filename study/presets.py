@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from search_spaces.grids import PAPER_GRID
+from search_spaces.grids import BASELINE_GRID, PAPER_GRID
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,37 @@ PRESETS: dict[str, Preset] = {
                       "description": "Rubenstein et al. 2018, Figure 1"},
             "grid": {family: list(values) for family, values in PAPER_GRID.items()},
             "train": PAPER_TRAIN,
+        },
+    ),
+    "baselines": Preset(
+        "the seed protocol against the field's later objectives: the seed's 3 families at its "
+        "grids and β-TCVAE, DIP-VAE-I, DIP-VAE-II, AnnealedVAE at disentanglement_lib's, "
+        "× 10 replicates, paper architecture (GPU hours)",
+        {
+            "study": {"name": "baselines", "search": "grid", "replicates": 10,
+                      "families": list({**PAPER_GRID, **BASELINE_GRID}),
+                      "description": "Rubenstein et al. 2018 against Locatello et al. 2019's "
+                                     "objectives"},
+            "grid": {family: list(values)
+                     for family, values in {**PAPER_GRID, **BASELINE_GRID}.items()},
+            "train": PAPER_TRAIN,
+        },
+    ),
+    "baselines-laptop": Preset(
+        "the Gaussian WAE and β-VAE against β-TCVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE, "
+        "2 values × 3 replicates each, laptop-size nets and schedule: under 45 minutes on "
+        "2 CPU cores",
+        {
+            "study": {"name": "baselines-laptop", "search": "grid", "replicates": 3,
+                      "families": ["beta_vae", "wae_gaussian", "beta_tcvae", "dip_vae_i",
+                                   "dip_vae_ii", "annealed_vae"],
+                      "description": "the seed's comparison against today's baselines at "
+                                     "laptop size"},
+            # two values of each family's grid: a weak and a strong regulariser
+            "grid": {"beta_vae": [1, 10], "wae_gaussian": [0, 2], "beta_tcvae": [4, 10],
+                     "dip_vae_i": [1, 10], "dip_vae_ii": [1, 10], "annealed_vae": [5, 25]},
+            "train": LAPTOP_TRAIN,
+            "resources": {"max_failures": 1},
         },
     ),
     "pbt": Preset(

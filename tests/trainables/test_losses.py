@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from trainables import losses
 from trainables.losses import (
     bernoulli_reconstruction,
     imq_scales,
@@ -100,3 +101,68 @@ def test_three_points_in_two_dimensions_match_a_direct_double_loop():
             cross = sum(k(q[0, i], p[0, j]) for i in range(n) for j in range(n)) / n**2
         torch.testing.assert_close(mmd_imq(q, p, scales, estimator),
                                    torch.tensor([within - 2 * cross]))
+
+
+# ---- the field's other objectives (disentanglement_lib's formulas) ----------------------
+def brute_force_tc(z, mean, logvar, dataset_size):
+    """Minibatch-weighted sampling written out with loops, for one member."""
+    b, d = len(z), len(z[0])
+
+    def log_n(x, m, lv):
+        return -0.5 * (math.log(2 * math.pi) + lv + (x - m) ** 2 / math.exp(lv))
+
+    def log_mean_exp(values):  # log((1 / (N·B)) Σ exp(v))
+        top = max(values)
+        return top + math.log(sum(math.exp(v - top) for v in values)) - math.log(dataset_size * b)
+
+    total = 0.0
+    for i in range(b):
+        joint = log_mean_exp([sum(log_n(z[i][k], mean[j][k], logvar[j][k]) for k in range(d))
+                              for j in range(b)])
+        marginals = sum(log_mean_exp([log_n(z[i][k], mean[j][k], logvar[j][k])
+                                      for j in range(b)]) for k in range(d))
+        total += joint - marginals
+    return total / b
+
+
+def test_total_correlation_is_minibatch_weighted_sampling():
+    gen = torch.Generator().manual_seed(0)
+    mean, logvar = torch.randn(2, 5, 3, generator=gen), torch.randn(2, 5, 3, generator=gen)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(2, 5, 3, generator=gen)
+    got = losses.total_correlation(z.double(), mean.double(), logvar.double(), 1000)
+    for k in range(2):
+        expected = brute_force_tc(z[k].tolist(), mean[k].tolist(), logvar[k].tolist(), 1000)
+        assert got[k].item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_total_correlation_of_one_latent_is_zero():
+    mean, logvar = torch.randn(1, 6, 1), torch.randn(1, 6, 1)
+    z = torch.randn(1, 6, 1)
+    assert losses.total_correlation(z, mean, logvar, 500).abs().item() < 1e-5
+
+
+@pytest.mark.parametrize(("means", "logvar", "variant", "expected"), [
+    # Cov[μ] = [[1, 0], [0, 0]]: only the second diagonal entry misses 1
+    ([[1.0, 0.0], [-1.0, 0.0]], 0.0, "i", "lambda_d"),
+    # + E[σ²] = 1 on the diagonal: diag (2, 1)
+    ([[1.0, 0.0], [-1.0, 0.0]], 0.0, "ii", "lambda_d"),
+    # Cov[μ] = [[1, 1], [1, 1]]: two off-diagonal ones, a unit diagonal
+    ([[1.0, 1.0], [-1.0, -1.0]], 0.0, "i", "2 lambda_od"),
+    # logvar = log 3 adds 3: diag (4, 4) -> λ_d·(9 + 9), off-diagonal 2
+    ([[1.0, 1.0], [-1.0, -1.0]], math.log(3.0), "ii", "2 lambda_od + 18 lambda_d"),
+])
+def test_dip_covariance_penalty_by_hand(means, logvar, variant, expected):
+    lambda_od, lambda_d = torch.tensor([2.0]), torch.tensor([5.0])
+    mean = torch.tensor([means])
+    got = losses.dip_covariance_penalty(mean, torch.full_like(mean, logvar), lambda_od,
+                                        lambda_d, variant).item()
+    value = {"lambda_d": 5.0, "2 lambda_od": 4.0, "2 lambda_od + 18 lambda_d": 94.0}[expected]
+    assert got == pytest.approx(value, rel=1e-6)
+
+
+def test_annealed_capacity_rises_linearly_then_holds():
+    c_max = torch.tensor([10.0, 50.0])
+    assert losses.annealed_capacity(c_max, 0, 100).tolist() == [0.0, 0.0]
+    assert losses.annealed_capacity(c_max, 25, 100).tolist() == [2.5, 12.5]
+    assert losses.annealed_capacity(c_max, 100, 100).tolist() == [10.0, 50.0]
+    assert losses.annealed_capacity(c_max, 500, 100).tolist() == [10.0, 50.0]

@@ -9,11 +9,8 @@ import pytest
 import torch
 
 from trainables import checkpoint
-from trainables.config import TrainConfig
+from trainables.config import FAMILIES, TrainConfig
 from trainables.pack import PackTrainer
-
-FAMILIES = ("beta_vae", "wae_gaussian", "wae_uniform")
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -62,7 +59,7 @@ def test_members_start_from_their_own_seeds(packed):
     assert not torch.equal(pack.model.enc1_weight[0], pack.model.enc1_weight[1])
 
 
-@pytest.mark.parametrize("family", ["beta_vae", "wae_uniform"])
+@pytest.mark.parametrize("family", ["beta_vae", "wae_uniform", "annealed_vae", "beta_tcvae"])
 def test_resume_from_a_checkpoint_is_bitwise_identical(packed, tmp_path, family):
     cfg = tiny(family=family, replicates=2, seed=5)
     straight = train(PackTrainer(cfg, packed, TRAIN), 24)
@@ -170,13 +167,14 @@ def test_uniform_box_options(packed):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, family,
                                                                     monkeypatch):
-    """precision = 'bf16': the loss terms (pixel sums, the MMD's kernel sums, KL, penalty)
-    see fp32 inputs, the returned losses are fp32, and the master weights and Adam moments
-    stay fp32 after a step."""
+    """precision = 'bf16': the loss terms (pixel sums, the MMD's kernel sums, KL, penalty,
+    total correlation, DIP's covariance) see fp32 inputs, the returned losses are fp32, and
+    the master weights and Adam moments stay fp32 after a step."""
     from trainables import pack as pack_module
 
     seen = {}
-    for name in ("bernoulli_reconstruction", "kl_standard_normal", "mmd_imq", "spread_penalty"):
+    for name in ("bernoulli_reconstruction", "kl_standard_normal", "mmd_imq", "spread_penalty",
+                 "total_correlation", "dip_covariance_penalty"):
         real = getattr(pack_module, name)
 
         def spy(*tensors, _real=real, _name=name, **kwargs):
@@ -194,3 +192,35 @@ def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, fam
     trainer.train_step()
     assert {t.dtype for t in trainer.params + trainer.exp_avg + trainer.exp_avg_sq} == {
         torch.float32}
+
+
+def test_each_vae_familys_objective_is_disentanglement_libs(packed):
+    """What each family adds to the reconstruction: β·KL; KL + (β − 1)·TC; KL + the DIP
+    penalty with λ_d = 10·λ_od (I) or λ_od (II); γ·|KL − C| with C rising to c_max."""
+    from trainables import losses
+
+    gen = torch.Generator().manual_seed(1)
+    mean, logvar = torch.randn(2, 8, 4, generator=gen), torch.randn(2, 8, 4, generator=gen)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(2, 8, 4, generator=gen)
+    kl = losses.kl_standard_normal(mean, logvar)
+
+    def regularizer(family, value, step=0, **overrides):
+        trainer = PackTrainer(tiny(family=family, value=value, replicates=2, **overrides),
+                              packed, TRAIN)
+        trainer.step = step
+        return trainer.vae_regularizer(z, mean, logvar)
+
+    torch.testing.assert_close(regularizer("beta_vae", 4.0), 4.0 * kl)
+    tc = losses.total_correlation(z, mean, logvar, len(TRAIN))
+    torch.testing.assert_close(regularizer("beta_tcvae", 6.0), kl + 5.0 * tc)
+    torch.testing.assert_close(regularizer("beta_tcvae", 1.0), kl)  # β = 1: the plain VAE
+    two, twenty = torch.tensor([2.0, 2.0]), torch.tensor([20.0, 20.0])
+    torch.testing.assert_close(regularizer("dip_vae_i", 2.0), kl + losses.dip_covariance_penalty(
+        mean, logvar, two, twenty, "i"))
+    torch.testing.assert_close(regularizer("dip_vae_ii", 2.0), kl + losses.dip_covariance_penalty(
+        mean, logvar, two, two, "ii"))
+    annealed = {"annealed_gamma": 100.0, "capacity_steps": 10}
+    torch.testing.assert_close(regularizer("annealed_vae", 25.0, 0, **annealed), 100.0 * kl)
+    torch.testing.assert_close(regularizer("annealed_vae", 25.0, 4, **annealed),
+                               100.0 * (kl - 10.0).abs())
+    assert tiny(family="annealed_vae", steps=90).annealing_steps == 30  # a third by default
