@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from search_spaces.grids import BASELINE_GRID, PAPER_GRID
+from search_spaces.grids import DEFAULT_GRID, PAPER_GRID
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,10 @@ PRESETS: dict[str, Preset] = {
         "× 10 replicates, paper architecture (GPU hours)",
         {
             "study": {"name": "baselines", "search": "grid", "replicates": 10,
-                      "families": list({**PAPER_GRID, **BASELINE_GRID}),
+                      "families": list(DEFAULT_GRID),
                       "description": "Rubenstein et al. 2018 against Locatello et al. 2019's "
                                      "objectives"},
-            "grid": {family: list(values)
-                     for family, values in {**PAPER_GRID, **BASELINE_GRID}.items()},
+            "grid": {family: list(values) for family, values in DEFAULT_GRID.items()},
             "train": PAPER_TRAIN,
         },
     ),

@@ -129,9 +129,9 @@ def newest_loadable(trial_dir: str | os.PathLike | None, latest: Path | None = N
     `trial_dir` (a checkpoint downloaded from object storage, alone) only `latest`."""
     candidates = checkpoint_dirs(trial_dir) if trial_dir is not None else []
     if latest is not None:
-        age = checkpoint_age(LocalFileSystem(), str(latest))
-        candidates = [latest, *(p for p in candidates
-                                if checkpoint_age(LocalFileSystem(), str(p)) < age)]
+        local = LocalFileSystem()
+        age = checkpoint_age(local, str(latest))
+        candidates = [latest, *(p for p in candidates if checkpoint_age(local, str(p)) < age)]
     skipped = []
     for candidate in candidates:
         try:
