@@ -20,11 +20,11 @@ from matplotlib.figure import Figure
 
 from analysis.aggregate import aggregate, kept_rows
 from analysis.results import TASK_TITLE, families_in, usable
+from trainables.config import PARAM_SYMBOL
 
 COLOURS = {"beta_vae": "tab:red", "wae_gaussian": "tab:blue", "wae_uniform": "tab:green",
            "beta_tcvae": "tab:orange", "dip_vae_i": "tab:purple", "dip_vae_ii": "tab:brown",
-           "annealed_vae": "tab:pink"}
-SYMBOL = {"beta": "β", "lambda1": "λ₁", "lambda_od": "λ_od", "c_max": "C_max"}
+           "annealed_vae": "tab:pink", "factor_vae": "tab:olive"}
 DPI = 110
 PANELS_PER_ROW = 4
 
@@ -72,7 +72,7 @@ def figure1(
         )
         for _, row in agg.iterrows():
             ax.annotate(
-                f"{SYMBOL.get(row['param'], row['param'])}={row['value']:g}",
+                f"{PARAM_SYMBOL.get(row['param'], row['param'])}={row['value']:g}",
                 (row["recon_test_mean"], row[f"{score}_mean"]), xytext=(4, 5),
                 textcoords="offset points", fontsize=7, color=c,
                 bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},

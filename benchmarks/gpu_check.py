@@ -119,7 +119,7 @@ def check_correctness(sizes: Sizes, packed: torch.Tensor, device: torch.device) 
     report = trainer.read_report()
     after = stacked(trainer)
     frozen_same = all(torch.equal(a[1], b[1]) for a, b in zip(after, before, strict=True))
-    moments_zero = all(not m[1].any() for m in trainer.exp_avg)
+    moments_zero = all(not m[1].any() for m in trainer.optimizer.exp_avg)
     others_moved = all(not torch.equal(after[i][k], before[i][k])
                        for i in (0, len(after) - 1) for k in (0, 2))
     emit(check="correctness", test="diverged_member_skipped", diverged_at=report["diverged_at"],

@@ -1,4 +1,10 @@
-"""The adaptive search: Optuna over λ1 for the WAE families, stored in `optuna.db` (SQLite).
+"""The adaptive search: Optuna over the family and its parameter (by default λ1 of the WAE
+families, the seed's question), stored in `optuna.db` (SQLite).
+
+Each family's parameter is searched over its own [<param>_min, <param>_max] of the
+[adaptive] table, as its own Optuna parameter (`optuna_param`: the β-VAE's and β-TCVAE's β
+share one, as the WAEs' λ1 do); λ1 keeps the name `value` it had when only the WAEs were
+searched, so those experiments resume with their history.
 
 Multi-objective by default: maximise 5-variable disentanglement, minimise `recon_test`
 (the Pareto set is `study.best_trials`). The option `objective = "constrained"` maximises
@@ -25,8 +31,10 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from search_spaces.grids import param_bounds
 from search_spaces.seeds import trial_seeds
 from trainables import experiment, objectives
+from trainables.config import PARAM_OF
 
 OBJECTIVE_METRICS = ["disentanglement_5var", "recon_test"]
 OBJECTIVE_MODES = ["max", "min"]
@@ -49,6 +57,18 @@ def study_name(experiment_dir: Path) -> str:
     return f"wae-study-{Path(experiment_dir).resolve().name}"
 
 
+def optuna_param(family: str) -> str:
+    """The Optuna parameter holding the family's value: its `PARAM_OF` name, λ1's `value`."""
+    param = PARAM_OF[family]
+    return "value" if param == "lambda1" else param
+
+
+def suggested_point(params: dict[str, Any]) -> tuple[str | None, float | None]:
+    """(family, value) of an Optuna trial's parameters."""
+    family = params.get("family")
+    return family, params.get(optuna_param(family)) if family in PARAM_OF else None
+
+
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
@@ -66,31 +86,35 @@ def constrained_score(result: dict[str, Any], max_recon_test: float) -> float | 
 @dataclass(frozen=True)
 class SeededSpace:
     """The search space as Optuna's define-by-run function (Ray's public `space=` callable):
-    the family and λ1 sampled, and the members' seeds of Optuna trial number n under the
-    study's seed design returned as constants. A plain dataclass: the searcher is pickled."""
+    the family, then its parameter within its bounds, sampled, and the members' seeds of
+    Optuna trial number n under the study's seed design returned as constants. A plain
+    dataclass: the searcher is pickled."""
 
-    families: tuple[str, ...]
-    lambda1_min: float
-    lambda1_max: float
+    bounds: tuple[tuple[str, float, float], ...]  # (family, low, high) per family searched
     study_seed: int
     replicates: int
     seed_design: str
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        trial.suggest_categorical("family", list(self.families))
-        trial.suggest_float("value", self.lambda1_min, self.lambda1_max)
+        family = trial.suggest_categorical("family", [f for f, _, _ in self.bounds])
+        low, high = next((lo, hi) for f, lo, hi in self.bounds if f == family)
+        trial.suggest_float(optuna_param(family), low, high)
         return {"seeds": trial_seeds(self.study_seed, trial.number, self.replicates,
                                      self.seed_design)}
 
 
 class TrialOptunaSearch(OptunaSearch):
     """OptunaSearch whose suggestions come as every search's trial config does, under
-    "trial" (Tune merges them into the [train] settings there); Optuna's own parameter names
-    stay `family` and `value`."""
+    "trial" (Tune merges them into the [train] settings there), the family's Optuna
+    parameter (`optuna_param`) as the config's `value`."""
 
     def suggest(self, trial_id: str) -> dict | None:
         suggested = super().suggest(trial_id)
-        return {"trial": suggested} if isinstance(suggested, dict) else suggested
+        if not isinstance(suggested, dict):
+            return suggested
+        family, value = suggested_point(suggested)
+        settings = {k: v for k, v in suggested.items() if k != optuna_param(family)}
+        return {"trial": {**settings, "value": value}}
 
 
 class ConstrainedOptunaSearch(TrialOptunaSearch):
@@ -126,9 +150,8 @@ def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
         with warnings.catch_warnings():  # set_metric_names is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             created.set_metric_names(metrics)
-    space = SeededSpace(tuple(adaptive["families"]), adaptive["lambda1_min"],
-                        adaptive["lambda1_max"], study["seed"], study["replicates"],
-                        study["seeds"])
+    bounds = tuple((f, *param_bounds(adaptive, f)) for f in adaptive["families"])
+    space = SeededSpace(bounds, study["seed"], study["replicates"], study["seeds"])
     common = dict(space=space, sampler=sampler, study_name=name, storage=storage)
     if constrained:
         return ConstrainedOptunaSearch(metric=CONSTRAINED_METRIC, mode="max",
@@ -148,13 +171,13 @@ def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
     """
     study = optuna.load_study(study_name=study_name(experiment_dir),
                               storage=storage_url(experiment_dir))
-    complete = {(t.params.get("family"), t.params.get("value"))
+    complete = {suggested_point(t.params)
                 for t in study.get_trials(deepcopy=False,
                                           states=[optuna.trial.TrialState.COMPLETE])}
     by_point = {(r["family"], float(r["value"])): r for r in finished}
     fixed = failed = 0
     for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
-        point = (trial.params.get("family"), trial.params.get("value"))
+        point = suggested_point(trial.params)
         result = by_point.get(point)
         values = _objective_values(result, adaptive) if result else None
         if values is not None and point not in complete:

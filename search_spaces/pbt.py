@@ -30,20 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from search_spaces.grids import param_bounds
 from search_spaces.seeds import trial_seeds
-from trainables.config import PARAM_OF
-
-
-def bounds(pbt: dict[str, Any], family: str) -> tuple[float, float]:
-    """[min, max] of the family's parameter (`PARAM_OF`): `<param>_min`, `<param>_max`."""
-    param = PARAM_OF[family]
-    return float(pbt[f"{param}_min"]), float(pbt[f"{param}_max"])
 
 
 def initial_values(pbt: dict[str, Any], family: str) -> list[float]:
     """The population's starting values: log-spaced from max(min, floor) to max, with `min`
     itself first when it lies below the floor (e.g. λ1 = 0; a population of two: min, max)."""
-    low, high = bounds(pbt, family)
+    low, high = param_bounds(pbt, family)
     n, floor = int(pbt["population"]), float(pbt["floor"])
     if low >= floor:
         return _rounded(np.geomspace(low, high, n))
@@ -81,7 +75,7 @@ def quantiles(scores: dict[Any, float], fraction: float) -> tuple[list, list]:
 
 def perturb(value: float, family: str, pbt: dict[str, Any], rng: random.Random) -> float:
     """A bottom trial's new value, explored from the top trial's `value` (module docstring)."""
-    low, high = bounds(pbt, family)
+    low, high = param_bounds(pbt, family)
     floor, factor = float(pbt["floor"]), float(pbt["perturbation_factor"])
     if rng.random() < float(pbt["resample_probability"]):
         start = max(low, floor)

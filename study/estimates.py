@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainables.config import PARAM_OF, trial_settings
-
-SYMBOL = {"beta": "β", "lambda1": "λ1", "lambda_od": "λ_od", "c_max": "C_max"}
+from trainables.config import PARAM_OF, PARAM_SYMBOL, trial_settings
 
 
 def describe(config: dict[str, Any]) -> str:
     """`wae_gaussian λ1=2` for a trial config (`trial_settings`)."""
     settings = trial_settings(config)
     family = settings.get("family", "?")
-    return f"{family} {SYMBOL[PARAM_OF.get(family, 'lambda1')]}={settings.get('value', 0):g}"
+    return f"{family} {PARAM_SYMBOL[PARAM_OF.get(family, 'lambda1')]}={settings.get('value', 0):g}"
 
 
 

@@ -28,6 +28,7 @@ QUICK_TRAIN: dict[str, Any] = {
     "encoder_width": 128,
     "decoder_width": 128,
     "latent_dim": 10,
+    "discriminator_width": 128,  # factor_vae's, narrowed as the VAE's layers are
     "lr_schedule": "authors",
     "report_every": 100,
     "checkpoint_every": 200,
@@ -64,6 +65,7 @@ LAPTOP_TRAIN: dict[str, Any] = {
     "encoder_width": 256,
     "decoder_width": 256,
     "latent_dim": 16,
+    "discriminator_width": 256,  # factor_vae's, narrowed as the VAE's layers are
     "lr_schedule": "authors",
     "lambda_mmd": 400.0,
     "report_every": 250,
@@ -171,8 +173,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "baselines": Preset(
         "the seed protocol against the field's later objectives: the seed's 3 families at its "
-        "grids and β-TCVAE, DIP-VAE-I, DIP-VAE-II, AnnealedVAE at disentanglement_lib's, "
-        "× 10 replicates, paper architecture (GPU hours)",
+        "grids and β-TCVAE, DIP-VAE-I, DIP-VAE-II, AnnealedVAE, FactorVAE at "
+        "disentanglement_lib's, × 10 replicates, paper architecture (GPU hours)",
         {
             "study": {"name": "baselines", "search": "grid", "replicates": 10,
                       "families": list(DEFAULT_GRID),

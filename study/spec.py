@@ -33,7 +33,7 @@ from study.errors import BadInput
 from study.presets import PRESETS
 from study.tables import TABLES
 from trainables import experiment, typed
-from trainables.config import FAMILIES, PARAM_OF, WAE_FAMILIES, TrainConfig
+from trainables.config import FAMILIES, PARAM_OF, TrainConfig
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Fields the study sets per trial; [train] may not set them.
@@ -110,11 +110,10 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     families = spec[table]["families"]
     if not families:
         raise BadInput(f"{table}.families is empty; name at least one of {', '.join(FAMILIES)}")
-    allowed = WAE_FAMILIES if study["search"] == "adaptive" else FAMILIES
     for family in families:
-        if family not in allowed:
+        if family not in FAMILIES:
             raise BadInput(f"unknown family '{family}' in {table}.families; "
-                           f"choose from {', '.join(allowed)}")
+                           f"choose from {', '.join(FAMILIES)}")
     if study["replicates"] < 1:
         raise BadInput(f"study.replicates must be >= 1, got {study['replicates']}")
     if study["seed"] < 0:
@@ -135,8 +134,12 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     else:
         if adaptive["trials"] < 1:
             raise BadInput(f"adaptive.trials must be >= 1, got {adaptive['trials']}")
-        if not 0 <= adaptive["lambda1_min"] < adaptive["lambda1_max"]:
-            raise BadInput("adaptive.lambda1_min must be >= 0 and below adaptive.lambda1_max")
+        if len(set(families)) != len(families):
+            raise BadInput("adaptive.families repeats a family; list each once")
+        for param in sorted({PARAM_OF[f] for f in families}):
+            if not 0 <= adaptive[f"{param}_min"] < adaptive[f"{param}_max"]:
+                raise BadInput(f"adaptive.{param}_min must be >= 0 and below "
+                               f"adaptive.{param}_max")
         if adaptive["max_recon_test"] <= 0:
             raise BadInput("adaptive.max_recon_test must be > 0")
     report = spec["report"]
@@ -153,10 +156,11 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
         raise BadInput("resources.gpus_per_trial must be >= 0")
     if res["max_concurrent"] < 0 or res["max_failures"] < 0:
         raise BadInput("resources.max_concurrent and resources.max_failures must be >= 0")
-    try:
-        checked = TrainConfig.from_dict({**spec["train"], "family": families[0]}).to_dict()
-    except ValueError as err:
-        raise BadInput(f"[train] {err}") from None
+    for family in families:  # a rule may hold for one family only (FactorVAE's batch)
+        try:
+            checked = TrainConfig.from_dict({**spec["train"], "family": family}).to_dict()
+        except ValueError as err:
+            raise BadInput(f"[train] {err}") from None
     spec["train"] = {k: v for k, v in checked.items() if k not in PER_TRIAL}
 
 

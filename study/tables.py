@@ -32,7 +32,7 @@ class StudyTable:
     search: Search = setting("grid | adaptive | pbt", default="grid")
     families: list[str] = setting("the families a grid study trains: by default the seed's "
                                   "beta_vae, wae_gaussian, wae_uniform; also beta_tcvae, "
-                                  "dip_vae_i, dip_vae_ii, annealed_vae",
+                                  "dip_vae_i, dip_vae_ii, annealed_vae, factor_vae",
                                   default_factory=lambda: list(SEED_FAMILIES))
     replicates: int = setting("models per trial, trained together as one pack", default=10)
     seed: int = setting("the study's seed: every model's seed derives from it "
@@ -43,12 +43,28 @@ class StudyTable:
 
 
 @dataclass
-class AdaptiveTable:
+class ParamBounds:
+    """[<param>_min, <param>_max] of each family's parameter (`PARAM_OF`), the range the
+    adaptive search and PBT explore (`search_spaces.grids.param_bounds`)."""
+
+    lambda1_min: float = setting("the WAEs' lowest λ1", default=0.0)
+    lambda1_max: float = setting("the WAEs' highest λ1", default=12.0)
+    beta_min: float = setting("the lowest β (beta_vae, beta_tcvae)", default=1.0)
+    beta_max: float = setting("the highest β (beta_vae, beta_tcvae)", default=100.0)
+    lambda_od_min: float = setting("the DIP-VAEs' lowest λ_od", default=1.0)
+    lambda_od_max: float = setting("the DIP-VAEs' highest λ_od", default=50.0)
+    c_max_min: float = setting("annealed_vae's lowest final capacity (nats)", default=5.0)
+    c_max_max: float = setting("annealed_vae's highest final capacity (nats)", default=100.0)
+    gamma_min: float = setting("factor_vae's lowest γ", default=10.0)
+    gamma_max: float = setting("factor_vae's highest γ", default=100.0)
+
+
+@dataclass
+class AdaptiveTable(ParamBounds):
     trials: int = setting("Tune trials the Optuna search runs", default=30)
-    families: list[str] = setting("the WAE families searched over",
-                                  default_factory=lambda: list(WAE_FAMILIES))
-    lambda1_min: float = setting("the lowest λ1 searched", default=0.0)
-    lambda1_max: float = setting("the highest λ1 searched", default=12.0)
+    families: list[str] = setting("the families searched over (the seed's question: the "
+                                  "WAEs'), each over its parameter's [<param>_min, "
+                                  "<param>_max]", default_factory=lambda: list(WAE_FAMILIES))
     sampler: Sampler = setting("tpe | nsga2 | random (seeded with adaptive.seed)",
                                default="tpe")
     objective: AdaptiveObjective = setting(
@@ -60,7 +76,7 @@ class AdaptiveTable:
 
 
 @dataclass
-class PbtTable:
+class PbtTable(ParamBounds):
     families: list[str] = setting("one population per family; a trial only clones its own "
                                   "family", default_factory=lambda: ["wae_gaussian"])
     population: int = setting("trials per family, started log-spaced from max(min, floor) to "
@@ -74,14 +90,6 @@ class PbtTable:
                                           "log-uniform", default=0.25)
     perturbation_factor: float = setting("otherwise the value is multiplied or divided by it",
                                          default=1.25)
-    lambda1_min: float = setting("the WAEs' lowest λ1", default=0.0)
-    lambda1_max: float = setting("the WAEs' highest λ1", default=12.0)
-    beta_min: float = setting("the lowest β (beta_vae, beta_tcvae)", default=1.0)
-    beta_max: float = setting("the highest β (beta_vae, beta_tcvae)", default=100.0)
-    lambda_od_min: float = setting("the DIP-VAEs' lowest λ_od", default=1.0)
-    lambda_od_max: float = setting("the DIP-VAEs' highest λ_od", default=50.0)
-    c_max_min: float = setting("annealed_vae's lowest final capacity (nats)", default=5.0)
-    c_max_max: float = setting("annealed_vae's highest final capacity (nats)", default=100.0)
     floor: float = setting("log-scale floor: a value below it perturbs as if at it; a result "
                            "below it becomes the family's min (so lambda1 = 0 is reachable)",
                            default=0.1)

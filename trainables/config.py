@@ -19,7 +19,7 @@ from trainables import typed
 # The choices of the string fields, as types: the dataclass checks values against them, and
 # the tuples below are read off them (each list of names is written once).
 Family = Literal["beta_vae", "wae_gaussian", "wae_uniform", "beta_tcvae", "dip_vae_i",
-                 "dip_vae_ii", "annealed_vae"]
+                 "dip_vae_ii", "annealed_vae", "factor_vae"]
 MmdEstimator = Literal["authors", "wae_paper"]
 UniformBox = Literal["corner", "centred"]
 UniformCode = Literal["mu", "centre"]
@@ -35,13 +35,24 @@ WAE_FAMILIES: tuple[str, ...] = ("wae_gaussian", "wae_uniform")
 VAE_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in WAE_FAMILIES)
 # The hyperparameter each family is swept over: β for the β-VAE and β-TCVAE (the weight of
 # the total correlation), λ1 (the seed's eq. 2) for the WAEs, λ_od for the DIP-VAEs, the
-# final capacity C for the AnnealedVAE.
+# final capacity C for the AnnealedVAE, γ (the weight of the discriminator's total
+# correlation estimate) for the FactorVAE.
 PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1",
                             "wae_uniform": "lambda1", "beta_tcvae": "beta",
                             "dip_vae_i": "lambda_od", "dip_vae_ii": "lambda_od",
-                            "annealed_vae": "c_max"}
+                            "annealed_vae": "c_max", "factor_vae": "gamma"}
+# How the report and the progress lines write each parameter.
+PARAM_SYMBOL: dict[str, str] = {"beta": "β", "lambda1": "λ1", "lambda_od": "λ_od",
+                                "c_max": "C_max", "gamma": "γ"}
 # DIP-VAE's diagonal weight λ_d as a multiple of λ_od (disentanglement_lib's study).
 DIP_DIAGONAL = {"dip_vae_i": 10.0, "dip_vae_ii": 1.0}
+# FactorVAE's discriminator optimiser (Kim & Mnih 2018, disentanglement_lib): Adam with
+# these betas at `discriminator_lr`, one step per VAE step.
+DISCRIMINATOR_BETAS = (0.5, 0.9)
+# FactorVAE's shuffled batch permutes each latent across the batch on its own: a shuffled
+# code copies one real code whole with probability B^(1−d) (all d latents drawn from the
+# same row), i.e. a real sample labelled "shuffled". A batch must keep that below 1 %.
+MAX_SHUFFLE_COPIES = 0.01
 METRIC_NAMES: tuple[str, ...] = get_args(Metric)  # what `metrics` / `evaluate --metrics` take
 EXTRA_METRICS: tuple[str, ...] = METRIC_NAMES[1:]
 
@@ -78,12 +89,13 @@ class TrainConfig:
         "model family: beta_vae (β·KL), wae_gaussian (Gaussian encoder, N(0,I) prior, MMD), "
         "wae_uniform (box encoder, U[-1,1]^d prior, MMD), and as disentanglement_lib: "
         "beta_tcvae (KL + (β−1)·total correlation), dip_vae_i / dip_vae_ii (KL + the "
-        "covariance penalty of Cov[μ] / Cov[z]), annealed_vae (γ·|KL − C|, C raised to c_max)",
+        "covariance penalty of Cov[μ] / Cov[z]), annealed_vae (γ·|KL − C|, C raised to c_max), "
+        "factor_vae (KL + γ·the total correlation its discriminator estimates)",
         default="beta_vae")
     value: float = _help(
         "the family's hyperparameter (`param`): β for beta_vae and beta_tcvae, λ1 (weight of "
         "the |log σ²|^p penalty) for the WAEs, λ_od for the DIP-VAEs (λ_d = 10·λ_od for I, "
-        "λ_od for II), c_max (nats) for annealed_vae", default=1.0)
+        "λ_od for II), c_max (nats) for annealed_vae, γ for factor_vae", default=1.0)
     replicates: int = _help("K, models trained together as one pack (one per seed)", default=1)
     seed: int = _help(
         "base seed when `seeds` is null: member r trains with seed + r", default=0)
@@ -118,6 +130,15 @@ class TrainConfig:
         "steps over which annealed_vae's capacity C rises linearly from 0 to c_max (`value`), "
         "then held; null = a third of `steps` (disentanglement_lib: 100,000 of 300,000)",
         default=None)
+    discriminator_width: int = _help(
+        "units in each hidden layer of factor_vae's discriminator (disentanglement_lib: 1000)",
+        default=1000)
+    discriminator_layers: int = _help(
+        "hidden leaky-ReLU layers of factor_vae's discriminator (disentanglement_lib: 6)",
+        default=6)
+    discriminator_lr: float = _help(
+        "factor_vae's discriminator learning rate, constant (Adam, betas 0.5, 0.9: "
+        "disentanglement_lib's 1e-4)", default=1e-4)
     penalty_p: float = _help("p of the WAE penalty λ1·mean_n Σ_i |log σ²_i|^p", default=1.0)
     uniform_box: UniformBox = _help(
         "wae_uniform posterior box: 'corner' z = μ + e^s·u, u ~ U(0,1) (the authors' code) or "
@@ -194,7 +215,7 @@ class TrainConfig:
     # ---- derived ----------------------------------------------------------------------
     @property
     def param(self) -> str:
-        """Name of `value` (`PARAM_OF`): 'beta', 'lambda1', 'lambda_od' or 'c_max'."""
+        """Name of `value` (`PARAM_OF`): 'beta', 'lambda1', 'lambda_od', 'c_max', 'gamma'."""
         return PARAM_OF[self.family]
 
     @property
@@ -264,6 +285,13 @@ class TrainConfig:
         _at_least("decoder_width", self.decoder_width, 1)
         _at_least("lambda_mmd", self.lambda_mmd, 0)
         _at_least("annealed_gamma", self.annealed_gamma, 0)
+        _at_least("discriminator_width", self.discriminator_width, 1)
+        _at_least("discriminator_layers", self.discriminator_layers, 1)
+        if not (self.discriminator_lr > 0 and math.isfinite(self.discriminator_lr)):
+            raise ValueError(f"discriminator_lr must be positive and finite, got "
+                             f"{self.discriminator_lr}: use 1e-4 (disentanglement_lib)")
+        if self.family == "factor_vae":
+            self._validate_shuffle()
         if self.capacity_steps is not None:
             _at_least("capacity_steps", self.capacity_steps, 1)
         _at_least("report_every", self.report_every, 1)
@@ -289,6 +317,16 @@ class TrainConfig:
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
         self._validate_schedule()
+
+    def _validate_shuffle(self) -> None:
+        b, d = self.batch_size, self.latent_dim
+        if d < 2 or b ** (1 - d) > MAX_SHUFFLE_COPIES:
+            low = math.ceil(MAX_SHUFFLE_COPIES ** (1 / (1 - d))) if d >= 2 else None
+            fix = f"use batch_size >= {low} or more latents" if low else "use latent_dim >= 2"
+            raise ValueError(
+                f"factor_vae's shuffled codes would copy a real code whole too often: batch "
+                f"{b}, latent_dim {d} gives B^(1-d) = {b ** (1 - d):.3g} > "
+                f"{MAX_SHUFFLE_COPIES:g}: {fix}")
 
     def _validate_schedule(self) -> None:
         if isinstance(self.lr_schedule, str):

@@ -112,3 +112,25 @@ def annealed_capacity(c_max: torch.Tensor, step: int, capacity_steps: int) -> to
     """AnnealedVAE's capacity C at a step: raised linearly from 0 to c_max over
     `capacity_steps` steps, then held (Burgess et al. 2018, as disentanglement_lib)."""
     return c_max * min(1.0, step / capacity_steps)
+
+
+def shuffle_latents(z: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """FactorVAE's samples of Π_j q(z_j): each latent of each member permuted across the
+    batch on its own, `order` (K, B, d) holding each column's permutation -> (K, B, d)."""
+    return z.gather(1, order)
+
+
+def density_ratio_tc(real_logits: torch.Tensor) -> torch.Tensor:
+    """FactorVAE's total correlation estimate E_q(z)[log D(z) − log(1 − D(z))], the
+    discriminator's logit difference (real − shuffled) averaged over the batch: logits
+    (K, B, 2) -> [K]."""
+    return (real_logits[..., 0] - real_logits[..., 1]).mean(-1)
+
+
+def discriminator_loss(real_logits: torch.Tensor, shuffled_logits: torch.Tensor) -> torch.Tensor:
+    """The discriminator's cross-entropy, real codes as class 0 and shuffled ones as class 1,
+    half each: −½(E log p_real[0] + E log p_shuffled[1]), the softmax probabilities clipped to
+    [1e-6, 1 − 1e-6] as disentanglement_lib's; logits (K, B, 2) -> [K]."""
+    def log_prob(logits: torch.Tensor, label: int) -> torch.Tensor:
+        return torch.log(logits.softmax(-1)[..., label].clamp(1e-6, 1 - 1e-6)).mean(-1)
+    return -0.5 * (log_prob(real_logits, 0) + log_prob(shuffled_logits, 1))

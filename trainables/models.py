@@ -7,6 +7,8 @@ kernel instead of K small ones.
     encoder: 4096 → W ReLU → W ReLU → (mean d, spread d)
     decoder: d → W tanh → W tanh → W tanh → 4096 Bernoulli logits
 
+FactorVAE adds a discriminator over codes, packed the same way (`PackDiscriminator`).
+
 `spread` is the log-variance (Gaussian encoders) or the log side length of the posterior box
 (wae_uniform). The WAEs put the mean through tanh. As in the authors' `execute_all.py`, the
 spread is clipped (`logvar_clip`) only where it is exponentiated (sampling, the box centre):
@@ -17,6 +19,7 @@ Member k is initialised from its own seed only, so it starts identical whatever 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -29,6 +32,7 @@ from trainables.seeding import hashed_seed
 PIXELS = factors.IMAGE_SIZE**2  # the encoder's input, the decoder's output
 INIT_STREAM = 0  # seed streams derived from a member seed (see member_stream_seed)
 TRAIN_STREAM = 1
+DISCRIMINATOR_STREAM = 2  # FactorVAE's discriminator init: the VAE's init stays as it was
 
 
 def member_stream_seed(member_seed: int, stream: int, *more: int) -> int:
@@ -66,16 +70,8 @@ class PackModel(nn.Module):
         self.logvar_clip = logvar_clip
         self.uniform_box = uniform_box
         shapes = layer_shapes(latent_dim, encoder_width, decoder_width)
-        k = len(self.member_seeds)
-        for name, (fan_in, fan_out) in shapes.items():
-            weight = torch.empty(k, fan_in, fan_out, device=device)
-            self.register_parameter(f"{name}_weight", nn.Parameter(weight))
-            self.register_parameter(f"{name}_bias",
-                                    nn.Parameter(torch.zeros(k, 1, fan_out, device=device)))
-        with torch.no_grad():  # member by member: host memory stays at one member's size
-            for r, seed in enumerate(self.member_seeds):
-                for name, weight in self._init_member(seed, shapes).items():
-                    getattr(self, f"{name}_weight")[r].copy_(weight)
+        register_stacked(self, shapes, self.member_seeds,
+                         lambda seed: self._init_member(seed, shapes), device)
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, device: torch.device | str = "cpu") -> PackModel:
@@ -84,16 +80,10 @@ class PackModel(nn.Module):
 
     @staticmethod
     def _init_member(seed: int, shapes: dict) -> dict[str, torch.Tensor]:
-        """Glorot-uniform weights (TensorFlow's dense default, as in the authors' code; biases
-        start at zero), drawn on the CPU from the member's own generator: the same on any
-        device and for any K."""
-        gen = torch.Generator().manual_seed(member_stream_seed(seed, INIT_STREAM))
-        out = {}
-        for name, (fan_in, fan_out) in shapes.items():
-            heads = 2 if name == "enc_head" else 1  # mean and spread heads: separate layers
-            limit = math.sqrt(6.0 / (fan_in + fan_out // heads))
-            out[name] = torch.rand(fan_in, fan_out, generator=gen) * (2 * limit) - limit
-        return out
+        """Glorot-uniform weights of one member (`glorot_uniform`); the two encoder heads
+        (mean and spread) count as separate layers, as they are in the authors' code."""
+        return glorot_uniform(member_stream_seed(seed, INIT_STREAM), shapes,
+                              heads={"enc_head": 2})
 
     @property
     def k(self) -> int:
@@ -104,10 +94,7 @@ class PackModel(nn.Module):
         return self.family in WAE_FAMILIES
 
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        weight, bias = getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias")
-        if x.dim() == 2:  # one batch shared by every member
-            return torch.matmul(x, weight) + bias
-        return torch.baddbmm(bias, x, weight)
+        return stacked_linear(x, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"))
 
     def _first_layer(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W + b of the 4096-pixel input layer, (K, B, W).
@@ -207,3 +194,73 @@ def lit_pixels(images: torch.Tensor,
     image, pixel = images.nonzero(as_tuple=True)  # sorted by image (row-major)
     offsets = torch.searchsorted(image, torch.arange(len(images)))
     return pixel, offsets, images[image, pixel].to(dtype)
+
+
+class PackDiscriminator(nn.Module):
+    """FactorVAE's discriminator, K stacked like the VAEs: codes d → `width` leaky ReLU (0.2)
+    × `layers` → 2 logits, (real, shuffled) (Kim & Mnih 2018; disentanglement_lib's
+    `fc_discriminator`: 6 layers of 1000). Member k's starts from its own seed only."""
+
+    def __init__(self, member_seeds: list[int], latent_dim: int, width: int = 1000,
+                 layers: int = 6, device: torch.device | str = "cpu") -> None:
+        super().__init__()
+        widths = [latent_dim] + [width] * layers + [2]
+        self.names = [f"disc{i}" for i in range(len(widths) - 1)]
+        shapes = {name: (widths[i], widths[i + 1]) for i, name in enumerate(self.names)}
+        register_stacked(self, shapes, member_seeds, lambda seed: glorot_uniform(
+            member_stream_seed(seed, DISCRIMINATOR_STREAM), shapes), device)
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, device: torch.device | str = "cpu"
+                    ) -> PackDiscriminator:
+        return cls(cfg.member_seeds, cfg.latent_dim, cfg.discriminator_width,
+                   cfg.discriminator_layers, device)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (K, B, d) -> logits (K, B, 2) in fp32."""
+        h = z
+        for name in self.names[:-1]:
+            h = F.leaky_relu(stacked_linear(h, getattr(self, f"{name}_weight"),
+                                            getattr(self, f"{name}_bias")), 0.2)
+        last = self.names[-1]
+        return stacked_linear(h, getattr(self, f"{last}_weight"),
+                              getattr(self, f"{last}_bias")).float()
+
+
+def glorot_uniform(seed: int, shapes: dict[str, tuple[int, int]],
+                   heads: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
+    """Glorot-uniform weights of one member, layer by layer (TensorFlow's dense default, as
+    in the authors' code; biases start at zero), drawn on the CPU from one generator seeded
+    with `seed`: the same on any device and for any K. A layer listed in `heads` is that
+    many layers side by side (its fan-out split among them)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, (fan_in, fan_out) in shapes.items():
+        limit = math.sqrt(6.0 / (fan_in + fan_out // (heads or {}).get(name, 1)))
+        out[name] = torch.rand(fan_in, fan_out, generator=gen) * (2 * limit) - limit
+    return out
+
+
+def register_stacked(module: nn.Module, shapes: dict[str, tuple[int, int]],
+                     member_seeds: list[int], init: Callable[[int], dict[str, torch.Tensor]],
+                     device: torch.device | str) -> None:
+    """Register `<layer>_weight` [K, in, out] and `<layer>_bias` [K, 1, out] (zeros) on
+    `module`, member r's weights `init(member_seeds[r])`, made one member at a time (host
+    memory stays at one member's size)."""
+    k = len(member_seeds)
+    for name, (fan_in, fan_out) in shapes.items():
+        weight = torch.empty(k, fan_in, fan_out, device=device)
+        module.register_parameter(f"{name}_weight", nn.Parameter(weight))
+        module.register_parameter(f"{name}_bias",
+                                  nn.Parameter(torch.zeros(k, 1, fan_out, device=device)))
+    with torch.no_grad():
+        for r, seed in enumerate(member_seeds):
+            for name, weight in init(seed).items():
+                getattr(module, f"{name}_weight")[r].copy_(weight)
+
+
+def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x @ W + b for every member at once: x (K, B, in), or (B, in) shared by all members."""
+    if x.dim() == 2:
+        return torch.matmul(x, weight) + bias
+    return torch.baddbmm(bias, x, weight)

@@ -8,6 +8,10 @@ The step, top to bottom (`PackTrainer.train_step`):
   5. a member whose loss is not finite is frozen for good and its step recorded,
   6. Adam, one fused call per member: the kernel's `found_inf` flag makes it skip a frozen
      member entirely (parameters and moments untouched), with no host synchronisation.
+A FactorVAE pack also trains K discriminators on the same forward pass: the VAE loss's
+gradient goes to the VAE parameters only and the discriminator loss's to the discriminators
+only (`backward(inputs=...)`), each set with its own Adam, as disentanglement_lib's two
+optimisers over their own variables.
 Because Adam is elementwise, this is exactly K independent Adams; a member trained in a pack
 follows the same trajectory as the same member (same seed) trained alone.
 Losses stay on the device and are read back only at report time (`read_report`).
@@ -18,24 +22,34 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.optim.adam import adam  # the functional Adam (torch.optim.adam.__all__)
 
-from trainables.config import DIP_DIAGONAL, WAE_FAMILIES, TrainConfig
+from trainables.config import DIP_DIAGONAL, DISCRIMINATOR_BETAS, WAE_FAMILIES, TrainConfig
 from trainables.data import unpack_rows
 from trainables.losses import (
     annealed_capacity,
     bernoulli_reconstruction,
+    density_ratio_tc,
     dip_covariance_penalty,
+    discriminator_loss,
     imq_scales,
     kl_standard_normal,
     mmd_imq,
+    shuffle_latents,
     spread_penalty,
     total_correlation,
 )
-from trainables.models import PIXELS, TRAIN_STREAM, PackModel, member_stream_seed
+from trainables.models import (
+    PIXELS,
+    TRAIN_STREAM,
+    PackDiscriminator,
+    PackModel,
+    member_stream_seed,
+)
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -51,8 +65,70 @@ def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
+class Batch(NamedTuple):
+    """One step's draws, every member from its own generator, each with a leading K axis."""
+
+    x: torch.Tensor  # images (K, B, 4096)
+    noise: torch.Tensor  # posterior noise (K, B, d)
+    prior: torch.Tensor | None  # prior samples (K, B, d): the WAEs'
+    order: torch.Tensor | None  # each latent's batch permutation (K, B, d): FactorVAE's
+
+
+class Losses(NamedTuple):
+    """Each member's losses, [K]: what the VAE minimises, its reconstruction term, and what
+    its discriminator minimises (FactorVAE's; else None)."""
+
+    total: torch.Tensor
+    recon: torch.Tensor
+    discriminator: torch.Tensor | None = None
+
+
+class MemberAdam:
+    """Adam over stacked [K, ...] parameters, torch's fused kernel through its functional API,
+    one call per member: one Adam over the stacked tensors is exactly one Adam per model (Adam
+    is elementwise), and per member `found_inf` = frozen skips a diverged member (parameters,
+    moments and step count untouched) without waiting for the device."""
+
+    def __init__(self, params: list[torch.Tensor], betas: tuple[float, float] = ADAM_BETAS,
+                 eps: float = ADAM_EPS) -> None:
+        self.params, self.betas, self.eps = params, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        k = params[0].shape[0]
+        # step count per member and parameter (the fused kernel wants one tensor each)
+        self.steps = torch.zeros(k, len(params), dtype=torch.float32, device=params[0].device)
+        self._params = _by_member([p.detach() for p in params])
+        self._avg = _by_member(self.exp_avg)
+        self._avg_sq = _by_member(self.exp_avg_sq)
+        self._steps = [list(row.unbind(0)) for row in self.steps]
+
+    @torch.no_grad()
+    def step(self, lr: float, skip: torch.Tensor) -> None:
+        """One update of every member whose `skip` [K] is 0."""
+        grads = _by_member([p.grad for p in self.params])
+        for k, member_grads in enumerate(grads):
+            adam(self._params[k], member_grads, self._avg[k], self._avg_sq[k], [],
+                 self._steps[k], fused=True, found_inf=skip[k], amsgrad=False,
+                 beta1=self.betas[0], beta2=self.betas[1], lr=lr, weight_decay=0.0,
+                 eps=self.eps, maximize=False)
+
+    def state_dict(self) -> dict:
+        return {"exp_avg": [t.cpu() for t in self.exp_avg],
+                "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
+                "adam_step": self.steps.amax().cpu()}  # a healthy member's: they agree
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """In place, so the per-member views stay valid."""
+        for mine, saved in zip(self.exp_avg + self.exp_avg_sq,
+                               state["exp_avg"] + state["exp_avg_sq"], strict=True):
+            mine.copy_(saved)
+        self.steps.copy_(state["adam_step"])  # every member's, every parameter's
+
+
 class PackTrainer:
-    """The model, its Adam state, the per-member random streams and health, and the step."""
+    """The model (and FactorVAE's discriminators), their Adam states, the per-member random
+    streams and health, and the step."""
 
     def __init__(
         self,
@@ -69,22 +145,19 @@ class PackTrainer:
         k = cfg.replicates
         self.model = PackModel.from_config(cfg, self.device)
         self.params = list(self.model.parameters())
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        # Adam's step count per member and parameter (the fused kernel wants one tensor per
-        # parameter); a frozen member's stops.
-        self.adam_steps = torch.zeros(k, len(self.params), dtype=torch.float32,
-                                      device=self.device)
-        # Per-member views of the stacked tensors, for the per-member fused Adam calls.
-        self._member_params = _by_member([p.detach() for p in self.params])
-        self._member_avg = _by_member(self.exp_avg)
-        self._member_avg_sq = _by_member(self.exp_avg_sq)
-        self._member_steps = [list(row.unbind(0)) for row in self.adam_steps]
+        self.optimizer = MemberAdam(self.params)
+        self.discriminator = (PackDiscriminator.from_config(cfg, self.device)
+                              if cfg.family == "factor_vae" else None)
+        self.discriminator_params = (list(self.discriminator.parameters())
+                                     if self.discriminator else [])
+        self.discriminator_optimizer = (MemberAdam(self.discriminator_params,
+                                                   DISCRIMINATOR_BETAS)
+                                        if self.discriminator else None)
 
         self.step = 0
         self.frozen = torch.zeros(k, dtype=torch.bool, device=self.device)
         self.diverged_at = torch.full((k,), -1, dtype=torch.int64, device=self.device)
-        self.value = torch.full((k,), cfg.value, device=self.device)  # β or λ1, per member
+        self.value = torch.full((k,), cfg.value, device=self.device)  # the family's param
         self.scales = imq_scales(cfg.mmd_estimator, cfg.latent_dim, self.device)
         self.generators = [
             torch.Generator(self.device).manual_seed(member_stream_seed(s, TRAIN_STREAM))
@@ -102,65 +175,81 @@ class PackTrainer:
     # ---- the step ---------------------------------------------------------------------
     def train_step(self) -> None:
         """One optimiser step of every healthy member; never waits for the device."""
-        x, noise, prior = self.draw_batch()
+        batch = self.draw_batch()
         with self.autocast():
-            loss, recon = self.member_losses(x, noise, prior)
-        for p in self.params:
+            losses = self.member_losses(batch)
+        loss = losses.total
+        for p in self.params + self.discriminator_params:
             p.grad = None
-        loss.sum().backward()
-
         bad = ~torch.isfinite(loss)
+        if losses.discriminator is None:
+            loss.sum().backward()
+        else:
+            loss.sum().backward(inputs=self.params, retain_graph=True)
+            losses.discriminator.sum().backward(inputs=self.discriminator_params)
+            bad |= ~torch.isfinite(losses.discriminator)
+
         self.diverged_at = torch.where(bad & ~self.frozen, self.step, self.diverged_at)
         self.frozen |= bad
-        self.adam(self.cfg.lr_at(self.step))
+        skip = self.frozen.float()
+        self.optimizer.step(self.cfg.lr_at(self.step), skip)
+        if self.discriminator_optimizer is not None:
+            self.discriminator_optimizer.step(self.cfg.discriminator_lr, skip)
 
         healthy = ~self.frozen
         self.window += torch.stack([
             torch.where(healthy, loss.detach(), 0.0).double(),
-            torch.where(healthy, recon.detach(), 0.0).double(),
+            torch.where(healthy, losses.recon.detach(), 0.0).double(),
             healthy.double(),
         ])
         self.step += 1
 
-    def draw_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Each member's images (K, B, 4096), posterior noise (K, B, d) and prior samples
-        (K, B, d; None for the β-VAE), every member from its own generator."""
+    def draw_batch(self) -> Batch:
+        """Each member's images, posterior noise, prior samples (the WAEs') and latent
+        permutations (FactorVAE's), every member from its own generator."""
         cfg, d, b = self.cfg, self.cfg.latent_dim, self.cfg.batch_size
         wae = cfg.family in WAE_FAMILIES
         width = 2 * d if wae else d
-        picks, noises = [], []
+        picks, noises, orders = [], [], []
         for gen in self.generators:
             picks.append(torch.randint(len(self.train_indices), (b,), generator=gen,
                                        device=self.device))
             noises.append(self.model.noise(b, width, generator=gen, device=self.device))
+            if self.discriminator is not None:  # each column's own permutation of the batch
+                orders.append(torch.rand(b, d, generator=gen, device=self.device).argsort(0))
         rows = self.packed[self.train_indices[torch.stack(picks)]]  # (K, B, 512) uint8
         x = unpack_rows(rows.view(-1, rows.shape[-1])).view(len(picks), b, PIXELS)
         noise = torch.stack(noises)
+        order = torch.stack(orders) if orders else None
         if not wae:
-            return x, noise, None
+            return Batch(x, noise, None, order)
         prior = noise[..., d:]
         if cfg.family == "wae_uniform":
             prior = 2.0 * prior - 1.0  # U(0,1) -> U(-1,1)
-        return x, noise[..., :d], prior
+        return Batch(x, noise[..., :d], prior, order)
 
-    def member_losses(
-        self, x: torch.Tensor, noise: torch.Tensor, prior: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(total loss, reconstruction), each [K]."""
+    def member_losses(self, batch: Batch) -> Losses:
+        """Every member's losses from one forward pass, each [K]."""
         cfg, model = self.cfg, self.model
-        mean, spread = model.encode(x)
-        z = model.sample_posterior(mean, spread, noise)
-        recon = bernoulli_reconstruction(model.decode(z), x)
+        mean, spread = model.encode(batch.x)
+        z = model.sample_posterior(mean, spread, batch.noise)
+        recon = bernoulli_reconstruction(model.decode(z), batch.x)
         if cfg.family in WAE_FAMILIES:
-            mmd = mmd_imq(z, prior, self.scales, cfg.mmd_estimator)
+            mmd = mmd_imq(z, batch.prior, self.scales, cfg.mmd_estimator)
             penalty = spread_penalty(spread, cfg.penalty_p)
-            return recon + cfg.lambda_mmd * mmd + self.value * penalty, recon
-        return recon + self.vae_regularizer(z, mean, spread), recon
+            return Losses(recon + cfg.lambda_mmd * mmd + self.value * penalty, recon)
+        if self.discriminator is not None:
+            real = self.discriminator(z)
+            shuffled = self.discriminator(shuffle_latents(z.detach(), batch.order))
+            total = (recon + kl_standard_normal(mean, spread)
+                     + self.value * density_ratio_tc(real))
+            return Losses(total, recon, discriminator_loss(real, shuffled))
+        return Losses(recon + self.vae_regularizer(z, mean, spread), recon)
 
     def vae_regularizer(self, z: torch.Tensor, mean: torch.Tensor,
                         logvar: torch.Tensor) -> torch.Tensor:
-        """What a VAE family adds to the reconstruction, as disentanglement_lib's study
-        (`value` is the family's `param`), each [K]."""
+        """What a VAE family without a discriminator adds to the reconstruction, as
+        disentanglement_lib's study (`value` is the family's `param`), each [K]."""
         cfg, value = self.cfg, self.value
         kl = kl_standard_normal(mean, logvar)
         if cfg.family == "beta_vae":
@@ -174,21 +263,6 @@ class PackTrainer:
             capacity = annealed_capacity(value, self.step, cfg.annealing_steps)
             return cfg.annealed_gamma * (kl - capacity).abs()
         raise ValueError(f"no loss for family {cfg.family!r}")
-
-    @torch.no_grad()
-    def adam(self, lr: float) -> None:
-        """Adam per member, torch's fused kernel through its functional API: one Adam over
-        the stacked parameters is exactly one Adam per model (Adam is elementwise), and one
-        call per member lets `found_inf` = frozen skip a diverged member without waiting for
-        the device."""
-        grads = _by_member([p.grad for p in self.params])
-        skip = self.frozen.float()
-        for k, member_grads in enumerate(grads):
-            adam(
-                self._member_params[k], member_grads, self._member_avg[k],
-                self._member_avg_sq[k], [], self._member_steps[k], fused=True,
-                found_inf=skip[k], amsgrad=False, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
-                lr=lr, weight_decay=0.0, eps=ADAM_EPS, maximize=False)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the matmuls (fp32 master weights), else nothing."""
@@ -218,23 +292,25 @@ class PackTrainer:
     def state_dict(self, weights_only: bool = False) -> dict:
         """Everything the trajectory depends on, as CPU tensors and primitives only; with
         `weights_only` the parameters and member health alone (a finished pack, for
-        evaluation: it cannot continue training)."""
+        evaluation: it cannot continue training, so FactorVAE's discriminators are left out)."""
         state = {
             "step": self.step,
-            "model": {n: t.detach().cpu() for n, t in self.model.state_dict().items()},
+            "model": _cpu_weights(self.model),
             "frozen": self.frozen.cpu(),
             "diverged_at": self.diverged_at.cpu(),
         }
         if weights_only:
             return state
-        return {
+        state = {
             **state,
-            "exp_avg": [t.cpu() for t in self.exp_avg],
-            "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
-            "adam_step": self.adam_steps.amax().cpu(),  # a healthy member's: they agree
+            **self.optimizer.state_dict(),
             "generators": [g.get_state() for g in self.generators],
             "window": self.window.cpu(),
         }
+        if self.discriminator is not None:
+            state["discriminator"] = {"model": _cpu_weights(self.discriminator),
+                                      **self.discriminator_optimizer.state_dict()}
+        return state
 
     @staticmethod
     def can_continue(state: dict) -> bool:
@@ -246,16 +322,15 @@ class PackTrainer:
         """Restore in place (the cached member views stay valid). A weights-only state
         restores the parameters and member health only."""
         self.step = int(state["step"])
-        for name, param in self.model.named_parameters():
-            param.copy_(state["model"][name])
+        _load_weights(self.model, state["model"])
         self.frozen.copy_(state["frozen"])
         self.diverged_at.copy_(state["diverged_at"])
         if not self.can_continue(state):
             return
-        for mine, saved in zip(self.exp_avg + self.exp_avg_sq,
-                               state["exp_avg"] + state["exp_avg_sq"], strict=True):
-            mine.copy_(saved)
-        self.adam_steps.copy_(state["adam_step"])  # every member's, every parameter's
+        self.optimizer.load_state_dict(state)
+        if self.discriminator is not None:
+            _load_weights(self.discriminator, state["discriminator"]["model"])
+            self.discriminator_optimizer.load_state_dict(state["discriminator"])
         self.window.copy_(state["window"])
         moved = False
         for gen, saved in zip(self.generators, state["generators"], strict=True):
@@ -275,6 +350,15 @@ class PackTrainer:
         checkpoint from another device type, or another trial's after a PBT clone)."""
         for gen, seed in zip(self.generators, self.cfg.member_seeds, strict=True):
             gen.manual_seed(member_stream_seed(seed, TRAIN_STREAM, self.step))
+
+
+def _cpu_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: t.detach().cpu() for n, t in module.state_dict().items()}
+
+
+def _load_weights(module: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    for name, param in module.named_parameters():
+        param.copy_(saved[name])
 
 
 def _by_member(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 
 from search_spaces import adaptive, grids, seeds
-from trainables.config import FAMILIES, SEED_FAMILIES
+from study.tables import AdaptiveTable
+from trainables.config import FAMILIES, PARAM_OF, SEED_FAMILIES
 
-ADAPTIVE = {"families": ["wae_gaussian", "wae_uniform"], "lambda1_min": 0.0,
-            "lambda1_max": 12.0, "sampler": "tpe", "objective": "pareto",
-            "max_recon_test": 100.0, "seed": 0}
+ADAPTIVE = {**dataclasses.asdict(AdaptiveTable()), "max_recon_test": 100.0}
 STUDY = {"seed": 0, "replicates": 3, "seeds": "independent"}
 
 
@@ -29,6 +30,7 @@ def test_baseline_grids_are_disentanglement_libs_study():
     assert grids.BASELINE_GRID["dip_vae_i"] == grids.BASELINE_GRID["dip_vae_ii"] == (
         1, 2, 5, 10, 20, 50)
     assert grids.BASELINE_GRID["annealed_vae"] == (5, 10, 25, 50, 75, 100)
+    assert grids.BASELINE_GRID["factor_vae"] == (10, 20, 30, 40, 50, 100)
 
 
 @pytest.mark.parametrize("d5, recon, expected", [(0.9, 80.0, 0.9), (0.9, 100.0, 0.9),
@@ -90,3 +92,38 @@ def test_reconcile_leaves_one_complete_per_finished_trial_and_nothing_running(tm
     assert states[orphan_finished.number] == optuna.trial.TrialState.COMPLETE
     assert states[orphan_lost.number] == optuna.trial.TrialState.FAIL
     assert optuna.trial.TrialState.RUNNING not in states.values()
+
+
+def test_every_family_is_searched_within_its_own_parameters_bounds(tmp_path):
+    """Each family's value comes from its parameter's [min, max], under that parameter's
+    Optuna name (β shared by the β-VAE and β-TCVAE, λ1 kept as `value`)."""
+    table = {**ADAPTIVE, "families": list(FAMILIES), "sampler": "random",
+             "beta_min": 1.0, "beta_max": 2.0, "lambda1_min": 3.0, "lambda1_max": 4.0,
+             "lambda_od_min": 5.0, "lambda_od_max": 6.0, "c_max_min": 7.0, "c_max_max": 8.0,
+             "gamma_min": 9.0, "gamma_max": 10.0}
+    searcher = adaptive.make_searcher(table, STUDY, tmp_path)
+    searcher.set_search_properties(None, None, {})
+    seen = set()
+    for i in range(60):
+        trial = searcher.suggest(f"t{i}")["trial"]
+        low, high = grids.param_bounds(table, trial["family"])
+        assert low <= trial["value"] <= high and set(trial) == {"family", "value", "seeds"}
+        seen.add(trial["family"])
+    assert seen == set(FAMILIES)
+    study = optuna.load_study(study_name=adaptive.study_name(tmp_path),
+                              storage=adaptive.storage_url(tmp_path))
+    names = {name for t in study.trials for name in t.params} - {"family"}
+    assert names == {"value", "beta", "lambda_od", "c_max", "gamma"}
+    assert {adaptive.optuna_param(f) for f in FAMILIES} == names
+    assert adaptive.optuna_param("beta_tcvae") == PARAM_OF["beta_tcvae"] == "beta"
+
+
+def test_reconcile_matches_a_family_by_its_own_parameter(tmp_path):
+    study = optuna.create_study(study_name=adaptive.study_name(tmp_path),
+                                storage=adaptive.storage_url(tmp_path),
+                                directions=["maximize", "minimize"])
+    orphan = study.ask({"family": optuna.distributions.CategoricalDistribution(["factor_vae"]),
+                        "gamma": optuna.distributions.FloatDistribution(10.0, 100.0)})
+    finished = [{"family": "factor_vae", "value": orphan.params["gamma"],
+                 "disentanglement_5var": 0.6, "recon_test": 50.0}]
+    assert adaptive.reconcile(tmp_path, finished, ADAPTIVE) == {"completed": 1, "failed": 0}

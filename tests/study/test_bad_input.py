@@ -32,6 +32,11 @@ CASES = {
     "empty-grid": (lambda t: ["run", bad_spec(t, "[grid]\nbeta_vae = []\n")], "is empty"),
     "unknown-family": (lambda t: ["run", bad_spec(t, "[study]\nfamilies = ['vae']\n")],
                        "unknown family"),
+    "factor-vae-batch-too-small": (
+        lambda t: ["run", "quick", "--set", "study.families=['factor_vae']", "--set",
+                   "grid.factor_vae=[10]", "--set", "train.latent_dim=2", "--set",
+                   "train.batch_size=16"],
+        "factor_vae's shuffled codes would copy a real code whole too often"),
     "negative-grid-value": (lambda t: ["run", "quick", "--set", "grid.beta_vae=[-1]"],
                             "numbers >= 0"),
     "malformed-set": (lambda t: ["run", "quick", "--set", "steps"], "TABLE.KEY=VALUE"),

@@ -30,16 +30,25 @@ from tests.study.helpers import (
     trial_dirs,
     wait_for,
 )
+from trainables.config import PARAM_OF
 
 pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
 
 
 
+NEW_FAMILIES = {"beta_tcvae": 4, "dip_vae_i": 2, "dip_vae_ii": 2, "annealed_vae": 5,
+                "factor_vae": 10}  # one value each, beside the quick grid's two families
+
+
 def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
+    families = ["beta_vae", "wae_uniform", *NEW_FAMILIES]
     code, out, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "g",
                                 "--set", "train.steps=40", "--set", "train.report_every=20",
                                 "--set", "train.checkpoint_every=20",
-                                "--set", "study.families=['beta_vae','wae_uniform']",
+                                "--set", f"study.families={families}",
+                                *(arg for family, value in NEW_FAMILIES.items()
+                                  for arg in ("--set", f"grid.{family}=[{value}]")),
+                                "--set", "train.discriminator_width=16",
                                 "--tracking", "mlflow", *TINY))
     assert code == 0, err
     experiment = tmp_path / "g"
@@ -48,8 +57,10 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     assert "started beta_vae β=1: evaluating the untrained models (step 0)" in out
     assert "estimated wall time" in out and "trials at a time)" in out
     results = pd.read_csv(experiment / "report" / "results.csv")
-    assert len(results) == 4 * 2 * 3  # trials × replicates × authors' calculations
-    assert set(results["family"]) == {"beta_vae", "wae_uniform"}
+    assert len(results) == (4 + len(NEW_FAMILIES)) * 2 * 3  # trials × replicates × calculations
+    assert set(results["family"]) == set(families)
+    params = results.groupby("family")["param"].unique().map(list).to_dict()
+    assert params == {family: [PARAM_OF[family]] for family in families}
     assert (results["step"] == 40).all()
     for trial in trial_dirs(experiment):  # a finished trial keeps its final weights only
         kept = [p.name for p in checkpoints(trial)]  # others: emptied, a note naming this one
@@ -65,7 +76,7 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
         assert (experiment / "report" / name).exists(), name
     code, out, err = finish(cli("status", str(experiment)))
     assert code == 0, err
-    assert "4 finished" in out and "best 5-var so far" in out
+    assert f"{4 + len(NEW_FAMILIES)} finished" in out and "best 5-var so far" in out
 
 
 def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, tmp_path):

@@ -166,3 +166,35 @@ def test_annealed_capacity_rises_linearly_then_holds():
     assert losses.annealed_capacity(c_max, 25, 100).tolist() == [2.5, 12.5]
     assert losses.annealed_capacity(c_max, 100, 100).tolist() == [10.0, 50.0]
     assert losses.annealed_capacity(c_max, 500, 100).tolist() == [10.0, 50.0]
+
+
+def test_factor_vae_tc_estimate_is_the_mean_logit_difference():
+    logits = torch.tensor([[[2.0, -1.0], [0.5, 0.5]], [[0.0, 4.0], [1.0, 0.0]]])  # K=2, B=2
+    torch.testing.assert_close(losses.density_ratio_tc(logits), torch.tensor([1.5, -1.5]))
+
+
+def test_discriminator_loss_by_hand():
+    """Chance logits give log 2; confident right answers give ~0 and, clipped at 1e-6,
+    confident wrong ones −log(1e-6) per half."""
+    zeros = torch.zeros(1, 3, 2)
+    torch.testing.assert_close(losses.discriminator_loss(zeros, zeros),
+                               torch.tensor([math.log(2.0)]))
+    right_real, right_shuffled = torch.tensor([[[50.0, 0.0]]]), torch.tensor([[[0.0, 50.0]]])
+    assert losses.discriminator_loss(right_real, right_shuffled).item() == pytest.approx(
+        -math.log(1 - 1e-6), abs=1e-6)
+    torch.testing.assert_close(losses.discriminator_loss(right_shuffled, right_real),
+                               torch.tensor([-math.log(1e-6)]))
+    # one real code at p_real = e/(1+e) and one shuffled at p_shuffled = 1/2
+    real, shuffled = torch.tensor([[[1.0, 0.0]]]), torch.zeros(1, 1, 2)
+    expected = -0.5 * (math.log(math.e / (1 + math.e)) + math.log(0.5))
+    assert losses.discriminator_loss(real, shuffled).item() == pytest.approx(expected)
+
+
+def test_shuffle_latents_permutes_each_latent_on_its_own():
+    z = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
+    order = torch.tensor([[[1, 0, 3], [0, 1, 2], [3, 2, 1], [2, 3, 0]]] * 2)
+    shuffled = losses.shuffle_latents(z, order)
+    assert shuffled[0, :, 0].tolist() == [3.0, 0.0, 9.0, 6.0]  # column 0 in order 1, 0, 3, 2
+    assert shuffled[1, 0].tolist() == [15.0, 13.0, 23.0]  # member 1's rows 1, 0, 3
+    for k in range(2):  # each column holds the same values, reordered
+        assert torch.equal(shuffled[k].sort(0).values, z[k].sort(0).values)

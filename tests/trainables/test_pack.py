@@ -27,7 +27,8 @@ TRAIN = np.arange(0, 3000, 2)
 
 def tiny(**overrides) -> TrainConfig:
     base = dict(family="wae_gaussian", value=1.0, replicates=1, seed=0, steps=40, batch_size=8,
-                latent_dim=4, encoder_width=32, decoder_width=32, lr_schedule="authors")
+                latent_dim=4, encoder_width=32, decoder_width=32, discriminator_width=16,
+                lr_schedule="authors")
     return TrainConfig(**{**base, **overrides})
 
 
@@ -38,7 +39,12 @@ def train(trainer: PackTrainer, steps: int) -> PackTrainer:
 
 
 def member_state(trainer: PackTrainer, k: int) -> list[torch.Tensor]:
-    tensors = [p.detach() for p in trainer.params] + trainer.exp_avg + trainer.exp_avg_sq
+    """Member k's parameters and Adam moments (FactorVAE's: its discriminator's too)."""
+    tensors = []
+    for params, optimizer in ((trainer.params, trainer.optimizer),
+                              (trainer.discriminator_params, trainer.discriminator_optimizer)):
+        if optimizer is not None:
+            tensors += [p.detach() for p in params] + optimizer.exp_avg + optimizer.exp_avg_sq
     return [t[k].clone() for t in tensors]
 
 
@@ -59,7 +65,7 @@ def test_members_start_from_their_own_seeds(packed):
     assert not torch.equal(pack.model.enc1_weight[0], pack.model.enc1_weight[1])
 
 
-@pytest.mark.parametrize("family", ["beta_vae", "wae_uniform", "annealed_vae", "beta_tcvae"])
+@pytest.mark.parametrize("family", ["beta_vae", "wae_uniform", "annealed_vae", "factor_vae"])
 def test_resume_from_a_checkpoint_is_bitwise_identical(packed, tmp_path, family):
     cfg = tiny(family=family, replicates=2, seed=5)
     straight = train(PackTrainer(cfg, packed, TRAIN), 24)
@@ -109,14 +115,13 @@ def test_adam_matches_torch_adam_for_one_member(packed):
     reference = [p.detach().clone().requires_grad_() for p in trainer.params]
     optimiser = torch.optim.Adam(reference, lr=1e-3)
     for _ in range(3):
-        x, noise, prior = trainer.draw_batch()
-        loss, _ = trainer.member_losses(x, noise, prior)
+        loss = trainer.member_losses(trainer.draw_batch()).total
         for p in trainer.params:
             p.grad = None
         loss.sum().backward()
         for ref, p in zip(reference, trainer.params, strict=True):
             ref.grad = p.grad.clone()
-        trainer.adam(1e-3)
+        trainer.optimizer.step(1e-3, trainer.frozen.float())
         optimiser.step()
     for ref, p in zip(reference, trainer.params, strict=True):
         torch.testing.assert_close(ref.detach(), p.detach(), rtol=1e-6, atol=1e-7)
@@ -168,13 +173,14 @@ def test_uniform_box_options(packed):
 def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, family,
                                                                     monkeypatch):
     """precision = 'bf16': the loss terms (pixel sums, the MMD's kernel sums, KL, penalty,
-    total correlation, DIP's covariance) see fp32 inputs, the returned losses are fp32, and
-    the master weights and Adam moments stay fp32 after a step."""
+    total correlation, DIP's covariance, FactorVAE's logits) see fp32 inputs, the returned
+    losses are fp32, and the master weights and Adam moments stay fp32 after a step."""
     from trainables import pack as pack_module
 
     seen = {}
     for name in ("bernoulli_reconstruction", "kl_standard_normal", "mmd_imq", "spread_penalty",
-                 "total_correlation", "dip_covariance_penalty"):
+                 "total_correlation", "dip_covariance_penalty", "density_ratio_tc",
+                 "discriminator_loss"):
         real = getattr(pack_module, name)
 
         def spy(*tensors, _real=real, _name=name, **kwargs):
@@ -183,15 +189,16 @@ def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, fam
 
         monkeypatch.setattr(pack_module, name, spy)
     trainer = PackTrainer(tiny(family=family, replicates=2, precision="bf16"), packed, TRAIN)
-    x, noise, prior = trainer.draw_batch()
+    batch = trainer.draw_batch()
     with trainer.autocast():
-        loss, recon = trainer.member_losses(x, noise, prior)
+        loss, recon, discriminator = trainer.member_losses(batch)
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16  # autocast is on
     assert seen and all(dtypes == {torch.float32} for dtypes in seen.values()), seen
     assert loss.dtype == recon.dtype == torch.float32 and loss.shape == (2,)
+    assert discriminator is None or (discriminator.dtype == torch.float32
+                                     and discriminator.shape == (2,))
     trainer.train_step()
-    assert {t.dtype for t in trainer.params + trainer.exp_avg + trainer.exp_avg_sq} == {
-        torch.float32}
+    assert {t.dtype for t in member_state(trainer, 0)} == {torch.float32}
 
 
 def test_each_vae_familys_objective_is_disentanglement_libs(packed):
@@ -224,3 +231,25 @@ def test_each_vae_familys_objective_is_disentanglement_libs(packed):
     torch.testing.assert_close(regularizer("annealed_vae", 25.0, 4, **annealed),
                                100.0 * (kl - 10.0).abs())
     assert tiny(family="annealed_vae", steps=90).annealing_steps == 30  # a third by default
+
+
+def test_factor_vae_gradients_stay_with_their_own_loss(packed):
+    """The VAE parameters step on the VAE loss alone and the discriminators on theirs alone,
+    as disentanglement_lib's two optimisers over their own variables; each member's
+    shuffled batch permutes every latent on its own draws."""
+    cfg = tiny(family="factor_vae", value=20.0, replicates=2)
+    stepped, fresh = PackTrainer(cfg, packed, TRAIN), PackTrainer(cfg, packed, TRAIN)
+    stepped.train_step()  # the gradients of its one step stay in .grad
+    batch = fresh.draw_batch()
+    assert batch.order.shape == (2, 8, 4)
+    assert torch.equal(batch.order.sort(1).values, torch.arange(8).view(1, 8, 1).expand(2, 8, 4))
+    losses = fresh.member_losses(batch)
+    vae = torch.autograd.grad(losses.total.sum(), fresh.params, retain_graph=True)
+    disc = torch.autograd.grad(losses.discriminator.sum(), fresh.discriminator_params,
+                               retain_graph=True)
+    for got, want in zip([p.grad for p in stepped.params + stepped.discriminator_params],
+                         vae + disc, strict=True):
+        torch.testing.assert_close(got, want)
+    # the separation matters: each loss reaches the other's parameters
+    across = torch.autograd.grad(losses.total.sum(), fresh.discriminator_params[-2])[0]
+    assert across.abs().sum() > 0
