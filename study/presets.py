@@ -185,18 +185,19 @@ PRESETS: dict[str, Preset] = {
         },
     ),
     "baselines-laptop": Preset(
-        "the Gaussian WAE and β-VAE against β-TCVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE, "
-        "2 values × 3 replicates each, laptop-size nets and schedule: under 45 minutes on "
-        "2 CPU cores",
+        "the Gaussian WAE and β-VAE against β-TCVAE, DIP-VAE-I, DIP-VAE-II, AnnealedVAE and "
+        "FactorVAE, 2 values × 3 replicates each, laptop-size nets and schedule: under 45 "
+        "minutes on 2 CPU cores",
         {
             "study": {"name": "baselines-laptop", "search": "grid", "replicates": 3,
                       "families": ["beta_vae", "wae_gaussian", "beta_tcvae", "dip_vae_i",
-                                   "dip_vae_ii", "annealed_vae"],
+                                   "dip_vae_ii", "annealed_vae", "factor_vae"],
                       "description": "the seed's comparison against today's baselines at "
                                      "laptop size"},
             # two values of each family's grid: a weak and a strong regulariser
             "grid": {"beta_vae": [1, 10], "wae_gaussian": [0, 2], "beta_tcvae": [4, 10],
-                     "dip_vae_i": [1, 10], "dip_vae_ii": [1, 10], "annealed_vae": [5, 25]},
+                     "dip_vae_i": [1, 10], "dip_vae_ii": [1, 10], "annealed_vae": [5, 25],
+                     "factor_vae": [10, 40]},
             "train": LAPTOP_TRAIN,
             "resources": {"max_failures": 1},
         },
