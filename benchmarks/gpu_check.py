@@ -53,6 +53,7 @@ class Sizes:
     """Everything that differs between the GPU run and the dry run."""
 
     width: int
+    discriminator_width: int  # FactorVAE's
     latent: int
     ks: tuple[int, ...]
     precisions: tuple[str, ...]
@@ -68,11 +69,13 @@ class Sizes:
     recon_images: int
 
 
-GPU = Sizes(width=1200, latent=16, ks=(1, 10, 30, 90, 270), precisions=("fp32", "tf32", "bf16"),
+GPU = Sizes(width=1200, discriminator_width=1000, latent=16, ks=(1, 10, 30, 90, 270),
+            precisions=("fp32", "tf32", "bf16"),
             seconds=3.0, correctness_steps=30, tolerance=1e-4, shared_processes=4, shared_k=10,
             slice_replicates=10, slice_steps=2000, higgins_votes=None, classifier_steps=None,
             recon_images=10_000)
-DRY = Sizes(width=32, latent=4, ks=(1, 2), precisions=("fp32",), seconds=0.3,
+DRY = Sizes(width=32, discriminator_width=32, latent=4, ks=(1, 2), precisions=("fp32",),
+            seconds=0.3,
             correctness_steps=5, tolerance=1e-6, shared_processes=2, shared_k=2,
             slice_replicates=2, slice_steps=20, higgins_votes=100, classifier_steps=50,
             recon_images=100)
@@ -85,6 +88,7 @@ def emit(**fields) -> None:
 def config(sizes: Sizes, **fields) -> TrainConfig:
     base = dict(family="beta_vae", value=1.0, replicates=1, batch_size=BATCH,
                 encoder_width=sizes.width, decoder_width=sizes.width, latent_dim=sizes.latent,
+                discriminator_width=sizes.discriminator_width,
                 higgins_votes=sizes.higgins_votes, higgins_classifier_steps=sizes.classifier_steps,
                 recon_eval_images=sizes.recon_images)
     return TrainConfig(**{**base, **fields})

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from pyarrow.fs import LocalFileSystem
 
 from trainables.config import TrainConfig
 from trainables.experiment import (
-    checkpoint_age,
+    around,
     checkpoint_dirs,
     replacing,
     write_checkpoint_step,
@@ -127,11 +126,10 @@ def newest_loadable(trial_dir: str | os.PathLike | None, latest: Path | None = N
     the save) falls back to the one before. `latest` (Tune's latest, possibly outside
     `trial_dir`) is tried first, then the trial's checkpoints older than it; without
     `trial_dir` (a checkpoint downloaded from object storage, alone) only `latest`."""
-    candidates = checkpoint_dirs(trial_dir) if trial_dir is not None else []
-    if latest is not None:
-        local = LocalFileSystem()
-        age = checkpoint_age(local, str(latest))
-        candidates = [latest, *(p for p in candidates if checkpoint_age(local, str(p)) < age)]
+    if latest is None:
+        candidates = checkpoint_dirs(trial_dir) if trial_dir is not None else []
+    else:
+        candidates = [latest, *around(trial_dir, latest)[1]]
     skipped = []
     for candidate in candidates:
         try:

@@ -201,6 +201,18 @@ def checkpoint_dirs(trial_dir: str | os.PathLike) -> list[Path]:
         if p.is_dir() and not pruned(local, str(p))])]
 
 
+def around(trial_dir: str | os.PathLike | None, latest: Path) -> tuple[list[Path], list[Path]]:
+    """The trial's local checkpoint folders (`checkpoint_dirs`) newer and older than `latest`
+    (by `checkpoint_age`), each newest first; none without a trial folder."""
+    from pyarrow.fs import LocalFileSystem
+
+    local = LocalFileSystem()
+    age = checkpoint_age(local, str(latest))
+    ages = [(p, checkpoint_age(local, str(p)))
+            for p in (checkpoint_dirs(trial_dir) if trial_dir is not None else [])]
+    return [p for p, a in ages if a > age], [p for p, a in ages if a < age]
+
+
 def pruned(filesystem: Any, folder: str) -> bool:
     """Whether a checkpoint folder holds only a note (`prune_checkpoints`,
     `mark_deleted_checkpoints`): a checkpoint saved into a noted folder since (a resumed

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import ray
 import torch
-from pyarrow.fs import LocalFileSystem
 from ray import tune
 
 from trainables import checkpoint, data, experiment
@@ -192,10 +191,7 @@ def _own_final(trial_dir: Path, latest: Path, trial_id: str | None,
                steps: int | None) -> dict | None:
     """The payload of the trial's final checkpoint when its folder holds one newer than
     Tune's `latest` (Tune's saved state lagged the trial's last report); else None."""
-    local = LocalFileSystem()
-    age = experiment.checkpoint_age(local, str(latest))
-    newer = [p for p in experiment.checkpoint_dirs(trial_dir)
-             if experiment.checkpoint_age(local, str(p)) > age]
+    newer = experiment.around(trial_dir, latest)[0]
     if not newer or steps is None:
         return None
     try:
