@@ -187,7 +187,7 @@ PRESETS: dict[str, Preset] = {
     "baselines-laptop": Preset(
         "the Gaussian WAE and β-VAE against β-TCVAE, DIP-VAE-I, DIP-VAE-II, AnnealedVAE and "
         "FactorVAE, 2 values × 3 replicates each, laptop-size nets and schedule: under 45 "
-        "minutes on 2 CPU cores",
+        "minutes on 2 CPU cores (intervals only: 3 replicates cannot reach a verdict)",
         {
             "study": {"name": "baselines-laptop", "search": "grid", "replicates": 3,
                       "families": ["beta_vae", "wae_gaussian", "beta_tcvae", "dip_vae_i",

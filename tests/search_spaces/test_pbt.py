@@ -22,6 +22,8 @@ PBT = specs.load("quick-pbt")["pbt"]
     ("wae_gaussian", 4, [0.0, 0.1, 1.095, 12.0]),  # λ1's min 0 first, then log-spaced
     ("wae_gaussian", 2, [0.0, 12.0]),
     ("beta_vae", 3, [1.0, 10.0, 100.0]),  # β's min 1 is above the floor
+    ("factor_vae", 2, [10.0, 100.0]),  # each family its own parameter's bounds
+    ("annealed_vae", 3, [5.0, 22.36, 100.0]),
 ])
 def test_initial_population_is_log_spaced_from_the_floor(family, n, expected):
     assert pbt.initial_values({**PBT, "population": n}, family) == expected
