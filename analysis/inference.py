@@ -109,6 +109,23 @@ def permutation_p(a: np.ndarray, b: np.ndarray, paired: bool, seed: int = 0) -> 
     return float(np.mean(np.abs(means) >= observed - 1e-12 * max(1.0, observed)))
 
 
+def smallest_p(n_a: int, n_b: int, paired: bool) -> float:
+    """The smallest p `permutation_p` can return with these sample sizes: 2 / (the number of
+    relabellings) when it is exact (the observed one and its mirror image are the only ones
+    as extreme), 1 / (the Monte Carlo sample) otherwise."""
+    count = 2**n_a if paired else math.comb(n_a + n_b, n_a)
+    return 2 / count if count <= EXACT_LIMIT else 1 / (MONTE_CARLO + 1)
+
+
+def fewest_replicates(n_tests: int, paired: bool, alpha: float = ALPHA) -> int:
+    """The fewest replicates per family with which the smallest possible p, multiplied by
+    `n_tests` (Holm's first step), falls below `alpha`."""
+    r = 2
+    while n_tests * smallest_p(r, r, paired) >= alpha:
+        r += 1
+    return r
+
+
 @functools.cache
 def _all_signs(n: int) -> np.ndarray:
     """Every ±1 vector of length n, (2^n, n)."""

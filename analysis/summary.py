@@ -50,6 +50,7 @@ class TaskAnalysis:
     comparisons: list[dict[str, Any]]  # with `p_holm` and `distinguishable` once corrected
     domination: pd.DataFrame
     replicates: int  # most healthy replicates of any (family, value): 1 = no interval
+    paired: bool  # the study's seeds are paired: sign-flip tests
     sensitivity: pd.DataFrame  # each pair's difference and interval at other references
 
 
@@ -78,6 +79,7 @@ def analyse_task(results: pd.DataFrame, task: str, box: Box, paired: bool) -> Ta
         comparisons=pairs[1.0],
         domination=domination_shares(fronts, task),
         replicates=most_replicates(results, task),
+        paired=paired,
         sensitivity=pd.DataFrame(sensitivity),
     )
 
@@ -130,7 +132,22 @@ def answer(analysis: TaskAnalysis, n_tests: int) -> str:
     if single:
         sentences.append("With one replicate per value no interval can be computed (the "
                          "replicate is the unit): run more replicates to know how sure this is.")
+    else:
+        sentences.extend(_unreachable_verdict(analysis.replicates, n_tests, analysis.paired))
     return " ".join(sentences)
+
+
+def _unreachable_verdict(replicates: int, n_tests: int, paired: bool) -> list[str]:
+    """A sentence when no pair could be told apart whatever the models did: the exact
+    permutation test's smallest p at this many replicates does not survive Holm's first step."""
+    floor = inference.smallest_p(replicates, replicates, paired)
+    if n_tests * floor < inference.ALPHA:
+        return []
+    return [f"No difference can be called with {replicates} replicates: the permutation "
+            f"test cannot give p below {floor:.3g} ({min(1.0, n_tests * floor):.3g} after "
+            f"Holm's correction over {n_tests} tests); "
+            f"{inference.fewest_replicates(n_tests, paired)} replicates per family are the "
+            "fewest that can."]
 
 
 def _hv_text(row: pd.Series, single: bool = False) -> str:

@@ -96,3 +96,18 @@ def test_t_and_welch_intervals_closed_form():
 def test_holm_steps_down():
     assert inference.holm([0.01, 0.04, 0.03, math.nan]) == pytest.approx(
         [0.03, 0.06, 0.06, math.nan], nan_ok=True)
+
+
+@pytest.mark.parametrize(("n", "paired", "expected"), [(3, False, 0.1), (4, False, 2 / 70),
+                                                       (3, True, 0.25), (5, True, 2 / 32)])
+def test_smallest_p_is_the_p_of_the_most_separated_samples(n, paired, expected):
+    """Two samples apart by far more than their spread reach the floor, and only it."""
+    a, b = np.arange(n) + 100.0, np.arange(n) * 1.5
+    assert inference.smallest_p(n, n, paired) == pytest.approx(expected)
+    assert inference.permutation_p(a, b, paired) == pytest.approx(expected)
+
+
+def test_fewest_replicates_for_a_verdict_under_holm():
+    assert inference.fewest_replicates(1, paired=False) == 4  # 2/70 < 0.05 <= 2/20
+    assert inference.fewest_replicates(42, paired=False) == 7  # 2/3432 < 0.05/42 <= 2/924
+    assert inference.fewest_replicates(2, paired=True) == 7  # 2/128 < 0.025 <= 2/64

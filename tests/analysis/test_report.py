@@ -111,6 +111,10 @@ def test_summary_answers_the_question(report):
     assert all(p["p_holm"] >= p["p_value"] for p in pairs)  # corrected over pairs × tasks
     assert "Holm over 6 tests" in summary["hypervolume"]["inference"]["correction"]
     assert summary["answer"]["5var"].startswith("5-variable task: wae_gaussian has the largest")
+    # 2 replicates: no p below 2/6, so nothing survives Holm over 6 tests; the answer says so
+    assert ("No difference can be called with 2 replicates: the permutation test cannot give "
+            "p below 0.333 (1 after Holm's correction over 6 tests); 5 replicates per family "
+            "are the fewest that can.") in summary["answer"]["5var"]
     assert "Figure 2" in " ".join(summary["notes"])  # skipped: no dataset given
     html = (report / "index.html").read_text(encoding="utf-8")
     assert html.index("4-variable task: wae_gaussian") < html.index("Headline numbers")
