@@ -3,9 +3,9 @@
 A spec has eight tables:
   [study]      name, search ("grid" | "adaptive" | "pbt"), families, replicates, seed,
                seeds, description
-  [grid]       the values swept per family (β for beta_vae, λ1 for the WAEs)
-  [adaptive]   the Optuna search over λ1 (WAE families only)
-  [pbt]        population-based training of λ1 / β (search_spaces.pbt)
+  [grid]       the values swept per family, of its parameter (`trainables.config.PARAM_OF`)
+  [adaptive]   the Optuna search over family and parameter (by default λ1 of the WAEs)
+  [pbt]        population-based training of each family's parameter (search_spaces.pbt)
   [train]      `trainables.config.TrainConfig` fields shared by every trial
   [resources]  cpus_per_trial, gpus_per_trial, max_concurrent, max_failures
   [report]     the hypervolume's box, fixed before the study runs (analysis.pareto.Box)
