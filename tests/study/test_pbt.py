@@ -82,11 +82,12 @@ def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprit
     assert len(results) == 2 * 2 * 3  # the population's final models
 
 
-def quick_pbt(storage, name: str) -> list[str]:
+def quick_pbt(storage, name: str, steps: int = 300) -> list[str]:
     """`quick-pbt`'s [pbt] table as it is (asynchronous, population 4, the bottom half
-    cloning the top half), its 6 segments of 1,200 steps scaled to 300, at TINY size."""
+    cloning the top half), its segments of 1,200 steps scaled to 50 (6 of them in 300
+    steps), at TINY size."""
     return ["run", "quick-pbt", "--storage", str(storage), "--name", name,
-            "--set", "train.steps=300", "--set", "pbt.perturbation_interval=50",
+            "--set", f"train.steps={steps}", "--set", "pbt.perturbation_interval=50",
             "--set", "train.report_every=25", "--set", "train.checkpoint_every=50",
             "--set", "train.eval_every=50", "--set", "train.interim_higgins_votes=50",
             "--set", "train.interim_higgins_classifier_steps=50",
@@ -114,13 +115,16 @@ def test_quick_pbt_clones_and_changes_values(dsprites_path, tmp_path):
 
 def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_path):
     experiment = tmp_path / "k"
-    proc = cli(*quick_pbt(tmp_path, "k"))
+    # 12 segments: a tiny trial runs a segment in well under a second, and seconds can pass
+    # between the first clone's line and the kill; enough must be left to clone after it
+    steps = 600
+    proc = cli(*quick_pbt(tmp_path, "k", steps))
     kill_when(proc, experiment, lambda dirs: clones(dirs))  # killed at its first clone
     before = set(clones(trial_dirs(experiment)))
     code, out, err = finish(cli("resume", str(experiment)))
     assert code == 0, err
     assert_no_trial_errored(experiment)
-    assert_each_trial_trained_once(experiment, 300)
+    assert_each_trial_trained_once(experiment, steps)
     assert_pbt_at_work(experiment)
     after = {(name, at) for name, _, at in clones(trial_dirs(experiment))} - {
         (name, at) for name, _, at in before}

@@ -52,7 +52,7 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
                                 "--tracking", "mlflow", *TINY))
     assert code == 0, err
     experiment = tmp_path / "g"
-    assert_tracked_in_mlflow(experiment)
+    assert_tracked_in_mlflow(experiment, 4 + len(NEW_FAMILIES))
     assert out.strip().splitlines()[-1] == str(experiment / "report" / "index.html")
     assert "started beta_vae β=1: evaluating the untrained models (step 0)" in out
     assert "estimated wall time" in out and "trials at a time)" in out
@@ -128,7 +128,7 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
     assert "Tuner.restore" not in err and "FileNotFoundError" not in err, err
 
 
-def assert_tracked_in_mlflow(experiment) -> None:
+def assert_tracked_in_mlflow(experiment, n_trials: int) -> None:
     """One MLflow run per trial in the experiment's `mlflow.db` (the default URI), named after
     it, its settings as params, the training curve and each evaluation against the step; the
     last 5-var value the trial's own final evaluation."""
@@ -138,7 +138,7 @@ def assert_tracked_in_mlflow(experiment) -> None:
     found = client.get_experiment_by_name(experiment.name)
     runs = client.search_runs([found.experiment_id])
     trials = trial_dirs(experiment)
-    assert len(runs) == len(trials) == 4
+    assert len(runs) == len(trials) == n_trials
     by_id = {json.loads((d / "params.json").read_text())["trial_id"]: d for d in trials}
     for run in runs:
         trial = next(d for t, d in by_id.items() if t in run.info.run_name)
