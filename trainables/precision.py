@@ -108,11 +108,14 @@ def probed_rates(cfg: TrainConfig, probe: Probe, native: list[str],
     Measured once and kept in `<cache_dir>/wae-study-precision.json` (the node's temporary
     folder; delete it to measure again), keyed by what the rates depend on: the CPU and its
     bf16 flags, torch, its threads and the step's sizes (not the family: the matmuls are the
-    same). A lock makes trials starting together wait for the first one's probe instead of
-    each measuring under the others' load."""
+    same, but for FactorVAE's discriminators, whose sizes join the key). A lock makes trials
+    starting together wait for the first one's probe instead of each measuring under the
+    others' load."""
     key = json.dumps([cpu_name(), native, torch.__version__, torch.get_num_threads(),
                       cfg.batch_size, cfg.latent_dim, cfg.encoder_width, cfg.decoder_width,
-                      min(cfg.replicates, PROBE_MEMBERS)])
+                      min(cfg.replicates, PROBE_MEMBERS),
+                      *([cfg.discriminator_width, cfg.discriminator_layers]
+                        if cfg.family == "factor_vae" else [])])
     cache = cache_dir / CACHE_FILE
     with open(cache_dir / f"{CACHE_FILE}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

@@ -81,7 +81,8 @@ def test_auto_takes_bf16_only_with_native_bf16_and_a_faster_probe(tmp_path, sett
 
 def test_the_probe_runs_once_per_machine_and_step_shape(tmp_path):
     """Later trials of the shape (any family) take the first one's measurement, so a study's
-    trials on one machine choose alike; another shape is probed anew."""
+    trials on one machine choose alike; another shape is probed anew, and so is FactorVAE's
+    step with its discriminators."""
     cpuinfo = stand_in(tmp_path, "avx512_bf16")
     first = choose_precision(TrainConfig(precision="auto"), CPU, rates(bf16=40.0, fp32=25.0),
                              cpuinfo, tmp_path)
@@ -92,6 +93,9 @@ def test_the_probe_runs_once_per_machine_and_step_shape(tmp_path):
     narrow = choose_precision(TrainConfig(precision="auto", encoder_width=64), CPU,
                               rates(bf16=20.0, fp32=25.0), cpuinfo, tmp_path)
     assert narrow.precision == "fp32" and "measured now" in narrow.reason
+    factor = choose_precision(TrainConfig(precision="auto", family="factor_vae"), CPU,
+                              rates(bf16=20.0, fp32=25.0), cpuinfo, tmp_path)
+    assert factor.precision == "fp32" and "measured now" in factor.reason  # discriminators
 
 
 def test_the_probe_times_the_trials_own_step_in_both_precisions(random_packed):
