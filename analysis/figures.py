@@ -178,7 +178,7 @@ def training_curves(curves: pd.DataFrame, path: Path) -> Path:
 
 def family_panels(n: int, width: float, height: float,
                   layout: str | None = None) -> tuple[Figure, list]:
-    """One panel per family, at most `PANELS_PER_ROW` to a row (seven families stay legible);
+    """One panel per family, at most `PANELS_PER_ROW` to a row (eight families stay legible);
     the grid's unused panels are hidden."""
     columns = min(n, PANELS_PER_ROW)
     rows = -(-n // columns)

@@ -107,7 +107,7 @@ QUICK_REPORT: dict[str, Any] = {"recon_reference": 1000.0}
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        "all three families at two values each, 2 replicates, small nets, 600 steps: "
+        "the seed's three families at two values each, 2 replicates, small nets, 600 steps: "
         "minutes on a laptop CPU",
         {
             "study": {"name": "quick", "search": "grid", "replicates": 2,
