@@ -64,7 +64,7 @@ def fetch(out: Path | None, url: str | None) -> int:
 
 def verify(path: Path) -> int:
     start = time.perf_counter()
-    dataset = dsdata.load(path)
+    dataset = dsdata.load(path, cached=False)  # the file itself, not the bits kept from it
     on = np.unpackbits(dataset.packed[:: 997], axis=-1).sum(axis=1)
     print(f"ok: {path}: {dataset.n} images, factor grid and ordering match the official "
           f"dSprites, pixels in {{0, 1}} (mean {on.mean():.1f} pixels on; "

@@ -6,10 +6,15 @@ are unpacked on the training device (`unpack_rows`).
 
 Three files load: the official `.npz` (its pickled `metadata` is never read: the grid is
 known), the official `.hdf5`, and the file `wae-study data generate` writes (same layout).
+Reading and validating one takes seconds (3 GB of pixels, gzip-compressed in the generated
+file); the validated packed bits are kept in the user cache (`packed_cache`), so a file that
+has not changed since loads in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import zipfile
 from dataclasses import dataclass
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trainables import factors, fetch, render
+from trainables.experiment import replacing, write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -118,18 +124,20 @@ def official_path() -> Path:
     return cache_dir() / fetch.FILE_NAME
 
 
-def load(path: str | os.PathLike | None = None) -> DSprites:
-    """Load and validate dSprites; `None` means the default generated file (rendered if missing)."""
+def load(path: str | os.PathLike | None = None, cached: bool = True) -> DSprites:
+    """Load and validate dSprites; `None` means the default generated file (rendered if missing).
+    `cached=False` reads and validates the file itself even when its bits are kept."""
     if path is None:
         path = default_path()
         if not path.exists():
             render.write_hdf5(path)
     path = Path(path)
-    return DSprites(read_packed(path), source=str(path))
+    return DSprites(read_packed(path, cached), source=str(path))
 
 
-def read_packed(path: Path) -> np.ndarray:
-    """Read a dSprites file into packed bits, validating the grid, ordering and pixel values."""
+def read_packed(path: Path, cached: bool = True) -> np.ndarray:
+    """Read a dSprites file into packed bits, validating the grid, ordering and pixel values;
+    with `cached`, from `packed_cache` when the file is unchanged since it was last read."""
     if not path.exists():
         raise DataError(
             f"data file not found: {path}; run `wae-study data generate` or pass the path "
@@ -140,10 +148,11 @@ def read_packed(path: Path) -> np.ndarray:
             f"unknown data file extension '{path.suffix}' ({path}); expected one of "
             f"{', '.join(SUFFIXES)}"
         )
+    kept = _cached(path) if cached else None
+    if kept is not None:
+        return kept
     try:
-        if path.suffix == ".npz":
-            return _read_npz(path)
-        return _read_hdf5(path)
+        packed = _read_npz(path) if path.suffix == ".npz" else _read_hdf5(path)
     except DataError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
@@ -151,6 +160,50 @@ def read_packed(path: Path) -> np.ndarray:
             f"cannot read {path} ({type(err).__name__}: {err}); the file is truncated or "
             "corrupt: download it again or run `wae-study data generate --force`"
         ) from None
+    _keep(path, packed)
+    return packed
+
+
+def packed_cache(path: Path) -> tuple[Path, Path]:
+    """Where the validated packed bits of a data file are kept (`<cache>/packed/<key>.npy`,
+    377 MB) and the record of the file they were read from (size and modification time)."""
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    folder = cache_dir() / "packed"
+    return folder / f"{key}.npy", folder / f"{key}.json"
+
+
+def _identity(path: Path) -> dict[str, object]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _cached(path: Path) -> np.ndarray | None:
+    """The kept packed bits when the file's size and modification time are those they were
+    read from; else None (a changed, truncated or replaced file is read and validated anew)."""
+    array_path, record_path = packed_cache(path)
+    try:
+        if json.loads(record_path.read_text()) != _identity(path):
+            return None
+        packed = np.load(array_path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if packed.shape != (factors.N_IMAGES, PACKED_BYTES) or packed.dtype != np.uint8:
+        return None
+    return packed
+
+
+def _keep(path: Path, packed: np.ndarray) -> None:
+    """Keep validated packed bits for the next load; a cache that cannot be written (a
+    read-only or full disk) only costs the next load its seconds."""
+    array_path, record_path = packed_cache(path)
+    try:
+        array_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.unlink(missing_ok=True)  # never a record beside another file's array
+        with replacing(array_path) as tmp, open(tmp, "wb") as f:
+            np.save(f, packed, allow_pickle=False)
+        write_atomic(record_path, json.dumps(_identity(path)) + "\n")
+    except OSError:
+        pass
 
 
 def _read_hdf5(path: Path) -> np.ndarray:

@@ -149,3 +149,45 @@ def test_generated_file_round_trips(dsprites):
     block_start, block = next(render.iter_blocks())
     assert np.array_equal(dsprites.images(np.arange(block_start, block_start + 100)),
                           block[:100])
+
+
+def test_validated_bits_are_kept_until_the_file_changes(tmp_path, monkeypatch):
+    """The second load of an unchanged file reads the kept packed bits, not the file; a
+    file whose size or modification time changed is read and validated again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(factors, "N_IMAGES", 10)  # a small stand-in set
+    reads = []
+
+    def read(path):
+        reads.append(path)
+        return np.full((10, data.PACKED_BYTES), len(reads), dtype=np.uint8)
+
+    monkeypatch.setattr(data, "_read_hdf5", read)
+    path = tmp_path / "set.h5"
+    path.write_bytes(b"stand-in")
+    first = data.read_packed(path)
+    again = data.read_packed(path)
+    assert len(reads) == 1 and np.array_equal(first, again)
+    data.read_packed(path, cached=False)  # `data verify`: the file itself, always
+    assert len(reads) == 2
+    array, record = data.packed_cache(path)
+    assert array.is_file() and record.is_file()
+
+    path.write_bytes(b"another file")  # a new size and modification time
+    assert data.read_packed(path)[0, 0] == 3 and len(reads) == 3
+    record.write_text("not json")  # an unreadable record is a miss, never an error
+    assert data.read_packed(path)[0, 0] == 4 and len(reads) == 4
+
+
+def test_a_file_that_fails_validation_is_never_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def refuse(path):
+        raise data.DataError("not dSprites")
+
+    monkeypatch.setattr(data, "_read_hdf5", refuse)
+    path = tmp_path / "bad.h5"
+    path.write_bytes(b"x")
+    with pytest.raises(data.DataError):
+        data.read_packed(path)
+    assert not any(p.exists() for p in data.packed_cache(path))
