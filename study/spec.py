@@ -134,12 +134,7 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     else:
         if adaptive["trials"] < 1:
             raise BadInput(f"adaptive.trials must be >= 1, got {adaptive['trials']}")
-        if len(set(families)) != len(families):
-            raise BadInput("adaptive.families repeats a family; list each once")
-        for param in sorted({PARAM_OF[f] for f in families}):
-            if not 0 <= adaptive[f"{param}_min"] < adaptive[f"{param}_max"]:
-                raise BadInput(f"adaptive.{param}_min must be >= 0 and below "
-                               f"adaptive.{param}_max")
+        _check_bounds("adaptive", adaptive, families)
         if adaptive["max_recon_test"] <= 0:
             raise BadInput("adaptive.max_recon_test must be > 0")
     report = spec["report"]
@@ -164,11 +159,23 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     spec["train"] = {k: v for k, v in checked.items() if k not in PER_TRIAL}
 
 
+def _check_bounds(name: str, table: dict[str, Any], families: list[str],
+                  floor: float | None = None) -> None:
+    """The [adaptive] or [pbt] table's families (each once) and the bounds of their
+    parameters (`study.tables.ParamBounds`): 0 <= min < max, and max above PBT's floor."""
+    if len(set(families)) != len(families):
+        raise BadInput(f"{name}.families repeats a family; list each once")
+    for param in sorted({PARAM_OF[f] for f in families}):
+        low, high = table[f"{param}_min"], table[f"{param}_max"]
+        if not 0 <= low < high or (floor is not None and high <= floor):
+            above = f", which must exceed {name}.floor" if floor is not None else ""
+            raise BadInput(f"{name}.{param}_min must be >= 0 and below {name}.{param}_max"
+                           f"{above}")
+
+
 def _check_pbt(pbt: dict[str, Any], train: dict[str, Any], families: list[str]) -> None:
     """The [pbt] table, and the [train] steps it relies on (evaluations and checkpoints at
     every perturbation step)."""
-    if len(set(families)) != len(families):
-        raise BadInput("pbt.families repeats a family; list each once")
     if pbt["population"] < 2:
         raise BadInput(f"pbt.population must be >= 2 (a trial clones another of its family), "
                        f"got {pbt['population']}")
@@ -192,11 +199,7 @@ def _check_pbt(pbt: dict[str, Any], train: dict[str, Any], families: list[str]) 
         raise BadInput("pbt.perturbation_factor must be > 1 (e.g. 1.25)")
     if not pbt["floor"] > 0:
         raise BadInput("pbt.floor must be > 0 (e.g. 0.1): log-scale steps need a floor")
-    for param in sorted({PARAM_OF[f] for f in families}):
-        low, high = pbt[f"{param}_min"], pbt[f"{param}_max"]
-        if not 0 <= low < high or high <= pbt["floor"]:
-            raise BadInput(f"pbt.{param}_min must be >= 0 and below pbt.{param}_max, which "
-                           f"must exceed pbt.floor")
+    _check_bounds("pbt", pbt, families, floor=pbt["floor"])
     if pbt["max_recon_test"] <= 0 or pbt["recon_scale"] <= 0:
         raise BadInput("pbt.max_recon_test and pbt.recon_scale must be > 0")
 

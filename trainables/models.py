@@ -94,7 +94,7 @@ class PackModel(nn.Module):
         return self.family in WAE_FAMILIES
 
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return stacked_linear(x, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"))
+        return stacked_linear(self, name, x)
 
     def _first_layer(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W + b of the 4096-pixel input layer, (K, B, W).
@@ -220,11 +220,8 @@ class PackDiscriminator(nn.Module):
         """Codes (K, B, d) -> logits (K, B, 2) in fp32."""
         h = z
         for name in self.names[:-1]:
-            h = F.leaky_relu(stacked_linear(h, getattr(self, f"{name}_weight"),
-                                            getattr(self, f"{name}_bias")), 0.2)
-        last = self.names[-1]
-        return stacked_linear(h, getattr(self, f"{last}_weight"),
-                              getattr(self, f"{last}_bias")).float()
+            h = F.leaky_relu(stacked_linear(self, name, h), 0.2)
+        return stacked_linear(self, self.names[-1], h).float()
 
 
 def glorot_uniform(seed: int, shapes: dict[str, tuple[int, int]],
@@ -259,8 +256,10 @@ def register_stacked(module: nn.Module, shapes: dict[str, tuple[int, int]],
                 getattr(module, f"{name}_weight")[r].copy_(weight)
 
 
-def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """x @ W + b for every member at once: x (K, B, in), or (B, in) shared by all members."""
+def stacked_linear(module: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
+    """x @ W + b of `module`'s layer `name` (`register_stacked`) for every member at once:
+    x (K, B, in), or (B, in) shared by all members."""
+    weight, bias = getattr(module, f"{name}_weight"), getattr(module, f"{name}_bias")
     if x.dim() == 2:
         return torch.matmul(x, weight) + bias
     return torch.baddbmm(bias, x, weight)
