@@ -14,7 +14,7 @@ from typing import Literal
 from analysis import box
 from search_spaces.seeds import SEED_DESIGNS
 from trainables.config import SEED_FAMILIES, WAE_FAMILIES
-from trainables.objectives import PBT_OBJECTIVES
+from trainables.objectives import PBT_OBJECTIVES, SELECT_ON
 from trainables.typed import setting
 
 Search = Literal["grid", "adaptive", "pbt"]
@@ -22,6 +22,8 @@ Sampler = Literal["tpe", "nsga2", "random"]
 AdaptiveObjective = Literal["pareto", "constrained"]
 SeedDesign = Literal[SEED_DESIGNS]
 PbtObjective = Literal[PBT_OBJECTIVES]
+SelectOn = Literal[SELECT_ON]
+PbtExploit = Literal["scalar", "pareto"]
 Tracker = Literal["none", "mlflow", "wandb"]
 
 
@@ -60,7 +62,19 @@ class ParamBounds:
 
 
 @dataclass
-class AdaptiveTable(ParamBounds):
+class SearchTable(ParamBounds):
+    """What every adaptive search shares: its bounds, and the measures it selects on."""
+
+    select_on: SelectOn = setting(
+        "validation: every search decision (suggestions, clones) reads the validation "
+        "measures (train.validation_fraction of the held-out images, votes from "
+        "train.validation_seed), disjoint from the test measures the report states | test: "
+        "the test measures themselves (the selection before validation existed: biased in "
+        "the search's favour)", default="validation")
+
+
+@dataclass
+class AdaptiveTable(SearchTable):
     trials: int = setting("Tune trials the Optuna search runs", default=30)
     families: list[str] = setting("the families searched over (the seed's question: the "
                                   "WAEs'), each over its parameter's [<param>_min, "
@@ -76,7 +90,7 @@ class AdaptiveTable(ParamBounds):
 
 
 @dataclass
-class PbtTable(ParamBounds):
+class PbtTable(SearchTable):
     families: list[str] = setting("one population per family; a trial only clones its own "
                                   "family", default_factory=lambda: ["wae_gaussian"])
     population: int = setting("trials per family, started log-spaced from max(min, floor) to "
@@ -93,6 +107,10 @@ class PbtTable(ParamBounds):
     floor: float = setting("log-scale floor: a value below it perturbs as if at it; a result "
                            "below it becomes the family's min (so lambda1 = 0 is reachable)",
                            default=0.1)
+    exploit: PbtExploit = setting(
+        "scalar: rank each family by `objective` | pareto: rank by non-dominated sorting of "
+        "(5-var ↑, recon ↓), each front ordered by MO-PBT's greedy spread (Dushatskiy et al. "
+        "2023), both measures normalised in the [report] box", default="scalar")
     objective: PbtObjective = setting("constrained: 5-var - max(0, recon_test / max_recon_test "
                                       "- 1) | weighted: 5-var - recon_test / recon_scale",
                                       default="constrained")
