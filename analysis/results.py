@@ -48,7 +48,8 @@ _ROW_KEYS = frozenset(ROW_KEYS)
 # evaluation's means, made at `eval_step` (an interim evaluation before the last step).
 _CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged",
                   "cloned_from", "cloned_at", "eval_step", "disentanglement_5var",
-                  "recon_test", "timestamp")
+                  "recon_test", "validation_disentanglement_5var", "validation_recon",
+                  "timestamp")
 _TRIAL_COLUMNS = (
     "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
     "evaluated_step", "finished", "n_diverged", "seeds", "devices", "precision",
@@ -260,6 +261,8 @@ def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
             "eval_step": float(line.eval_step),
             "disentanglement_5var": line.score("disentanglement_5var"),
             "recon_test": line.score("recon_test"),
+            "validation_disentanglement_5var": line.score("validation_disentanglement_5var"),
+            "validation_recon": line.score("validation_recon"),
             "timestamp": _number(line.timestamp),
         }
         for line in ordered

@@ -46,12 +46,11 @@ def clones(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def final_objective(curves: pd.DataFrame, pbt: dict[str, Any]) -> dict[str, float]:
-    """Each trial's PBT objective ([pbt] table) at its last report."""
+    """Each trial's PBT objective ([pbt] table, on the measures it selected on) at its last
+    report."""
     last = curves.sort_values("step", kind="mergesort").groupby("trial_id").tail(1)
-    return {row.trial_id: objectives.score_for(
-                {"disentanglement_5var": row.disentanglement_5var, "recon_test": row.recon_test},
-                pbt)
-            for row in last.itertuples()}
+    return {row["trial_id"]: objectives.score_for(row, pbt)
+            for row in last.to_dict("records")}
 
 
 def pbt_progress(curves: pd.DataFrame, box: Box) -> pd.DataFrame:

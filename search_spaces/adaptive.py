@@ -6,11 +6,13 @@ Each family's parameter is searched over its own [<param>_min, <param>_max] of t
 share one, as the WAEs' λ1 do); λ1 keeps the name `value` it had when only the WAEs were
 searched, so those experiments resume with their history.
 
-Multi-objective by default: maximise 5-variable disentanglement, minimise `recon_test`
-(the Pareto set is `study.best_trials`). The option `objective = "constrained"` maximises
-5-variable disentanglement subject to `recon_test <= max_recon_test`, scored as
-`disentanglement_5var - max(0, recon_test / max_recon_test - 1)` so infeasible points rank
-below every feasible one that scores above the excess.
+Multi-objective by default: maximise 5-variable disentanglement, minimise the reconstruction
+error (the Pareto set is `study.best_trials`). The option `objective = "constrained"`
+maximises 5-variable disentanglement subject to recon <= max_recon_test, scored as
+`disentanglement_5var - max(0, recon / max_recon_test - 1)` so infeasible points rank below
+every feasible one that scores above the excess. Both read the measures `select_on` names
+(`trainables.objectives.SIGNAL_KEYS`): the validation ones by default, never the test ones the
+report states.
 
 Samplers (seeded with `[adaptive].seed`): `tpe` (Optuna's TPESampler, multi-objective
 capable; default), `nsga2` (NSGAIISampler), `random`.
@@ -36,7 +38,6 @@ from search_spaces.seeds import trial_seeds
 from trainables import experiment, objectives
 from trainables.config import PARAM_OF
 
-OBJECTIVE_METRICS = ["disentanglement_5var", "recon_test"]
 OBJECTIVE_MODES = ["max", "min"]
 CONSTRAINED_METRIC = "constrained_score"
 LEGACY_STUDY_NAME = "wae-study"  # every experiment's study before names were per experiment
@@ -77,9 +78,17 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def constrained_score(result: dict[str, Any], max_recon_test: float) -> float | None:
-    """`trainables.objectives.score`'s constrained objective; None before an evaluation."""
-    value = objectives.score(result, "constrained", max_recon_test)
+def objective_metrics(adaptive: dict[str, Any]) -> list[str]:
+    """The result keys the Pareto objectives read: (5-var disentanglement, recon) of
+    `select_on`."""
+    return list(objectives.SIGNAL_KEYS[adaptive["select_on"]])
+
+
+def constrained_score(result: dict[str, Any], adaptive: dict[str, Any]) -> float | None:
+    """`trainables.objectives.score`'s constrained objective on the [adaptive] table's
+    measures; None before an evaluation."""
+    value = objectives.score(result, "constrained", adaptive["max_recon_test"],
+                             select_on=adaptive["select_on"])
     return None if math.isnan(value) else value
 
 
@@ -120,15 +129,14 @@ class TrialOptunaSearch(OptunaSearch):
 class ConstrainedOptunaSearch(TrialOptunaSearch):
     """The searcher on the constrained score, derived from each trial's final result."""
 
-    def __init__(self, *args: Any, max_recon_test: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, adaptive: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._max_recon_test = max_recon_test
+        self._adaptive = adaptive
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         if result is not None:
-            result = {**result,
-                      CONSTRAINED_METRIC: constrained_score(result, self._max_recon_test)}
+            result = {**result, CONSTRAINED_METRIC: constrained_score(result, self._adaptive)}
         super().on_trial_complete(trial_id, result, error)
 
 
@@ -138,7 +146,7 @@ def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
     study in `<experiment>/optuna.db`, created here with its objectives named (for
     optuna-dashboard); Ray's searcher loads it."""
     constrained = adaptive["objective"] == "constrained"
-    metrics = [CONSTRAINED_METRIC] if constrained else OBJECTIVE_METRICS
+    metrics = [CONSTRAINED_METRIC] if constrained else objective_metrics(adaptive)
     modes = ["max"] if constrained else OBJECTIVE_MODES
     sampler = make_sampler(adaptive["sampler"], adaptive["seed"])
     storage = optuna.storages.RDBStorage(storage_url(experiment_dir))
@@ -155,8 +163,8 @@ def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
     common = dict(space=space, sampler=sampler, study_name=name, storage=storage)
     if constrained:
         return ConstrainedOptunaSearch(metric=CONSTRAINED_METRIC, mode="max",
-                                       max_recon_test=adaptive["max_recon_test"], **common)
-    return TrialOptunaSearch(metric=OBJECTIVE_METRICS, mode=OBJECTIVE_MODES, **common)
+                                       adaptive=dict(adaptive), **common)
+    return TrialOptunaSearch(metric=metrics, mode=OBJECTIVE_MODES, **common)
 
 
 def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
@@ -192,9 +200,9 @@ def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
 
 def _objective_values(result: dict[str, Any], adaptive: dict[str, Any]) -> list[float] | None:
     if adaptive["objective"] == "constrained":
-        score = constrained_score(result, adaptive["max_recon_test"])
+        score = constrained_score(result, adaptive)
         return None if score is None else [score]
-    values = [result.get(m) for m in OBJECTIVE_METRICS]
+    values = [result.get(m) for m in objective_metrics(adaptive)]
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return [float(v) for v in values]

@@ -151,12 +151,36 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
         raise BadInput("resources.gpus_per_trial must be >= 0")
     if res["max_concurrent"] < 0 or res["max_failures"] < 0:
         raise BadInput("resources.max_concurrent and resources.max_failures must be >= 0")
+    _resolve_validation(spec)
     for family in families:  # a rule may hold for one family only (FactorVAE's batch)
         try:
             checked = TrainConfig.from_dict({**spec["train"], "family": family}).to_dict()
         except ValueError as err:
             raise BadInput(f"[train] {err}") from None
     spec["train"] = {k: v for k, v in checked.items() if k not in PER_TRIAL}
+
+
+def selects_on_validation(spec: dict[str, dict[str, Any]]) -> bool:
+    """Whether the study's search decides on the validation measures."""
+    search = spec["study"]["search"]
+    return search != "grid" and spec[search]["select_on"] == "validation"
+
+
+def _resolve_validation(spec: dict[str, dict[str, Any]]) -> None:
+    """train.validation_fraction: null becomes 0.5 where a search selects on validation, 0
+    elsewhere (a grid study's test measures stay as they were); a search that selects on
+    validation needs some, with votes of their own."""
+    train = spec["train"]
+    search = spec["study"]["search"]
+    if train.get("validation_fraction") is None:
+        train["validation_fraction"] = 0.5 if selects_on_validation(spec) else 0.0
+    if selects_on_validation(spec) and not train["validation_fraction"]:
+        raise BadInput(f"{search}.select_on = 'validation' needs validation images: set "
+                       "train.validation_fraction (e.g. 0.5) or select_on = 'test'")
+    if train["validation_fraction"] and train.get("validation_seed") == train.get("eval_seed"):
+        raise BadInput(f"train.validation_seed ({train['validation_seed']}) equals "
+                       "train.eval_seed: validation votes must be drawn apart from the test "
+                       "ones; choose another validation_seed")
 
 
 def _check_bounds(name: str, table: dict[str, Any], families: list[str],

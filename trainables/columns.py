@@ -14,3 +14,10 @@ CONTRACT_SCORES: tuple[str, ...] = (
 # recon_<split>: the decoder on one posterior sample per image (the authors' logged measure,
 # the seed's 94.0 / 156.1 nats); recon_<split>_mean: on the posterior mean (lower).
 SCORES: tuple[str, ...] = (*CONTRACT_SCORES, "recon_test_mean", "recon_train_mean")
+# The validation measures (a config's `validation_fraction` > 0), the only ones a search reads
+# (`trainables.objectives`): Higgins votes from `validation_seed`, one posterior sample per
+# validation image. Named apart so no reader takes them for the test measures the report states.
+VALIDATION = "validation_"
+VALIDATION_SCORES: tuple[str, ...] = (
+    "validation_disentanglement_4var", "validation_disentanglement_5var", "validation_recon",
+)

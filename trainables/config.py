@@ -67,6 +67,7 @@ RUN_FIELDS = frozenset({
     "higgins_protocol", "higgins_classifier_steps", "higgins_votes", "eval_seed",
     "recon_eval_images", "uniform_code", "data_path", "device", "keep_optimizer_state",
     "interim_higgins_votes", "interim_higgins_classifier_steps", "interim_recon_eval_images",
+    "validation_fraction", "validation_seed",
 })
 
 
@@ -203,6 +204,16 @@ class TrainConfig:
         default=None)
     split_seed: int = _help("seed of the random train/test split of all images", default=0)
     test_fraction: float = _help("fraction of the images held out for testing", default=0.1)
+    validation_fraction: float | None = _help(
+        "fraction of the held-out images set aside for validation, the measures a search "
+        "selects on (`validation_*` columns: Higgins votes from `validation_seed`, "
+        "reconstruction on these images), so the test measures the report states played no "
+        "part in any search decision; the rest stay the test images. Training images are never "
+        "touched. null: a study resolves it (0.5 where a search selects on validation, else "
+        "0); 0 = no validation, the behaviour before this field existed", default=None)
+    validation_seed: int = _help(
+        "seed of the validation measures' Higgins votes and image samples, kept apart from "
+        "`eval_seed` (the test measures')", default=1)
     data_path: str | None = _help(
         "dSprites file when the trial loads its own data; null = the default generated file",
         default=None)
@@ -236,6 +247,11 @@ class TrainConfig:
             scale = self.steps / AUTHORS_STEPS
             return [(round(step * scale), lr) for step, lr in AUTHORS_SCHEDULE]
         return [(int(step), float(lr)) for step, lr in self.lr_schedule]
+
+    @property
+    def validates(self) -> bool:
+        """Whether evaluations also measure the validation images (`validation_fraction`)."""
+        return bool(self.validation_fraction)
 
     def interim(self) -> TrainConfig:
         """This config as evaluations before the last step use it (the `interim_*` fields)."""
@@ -278,6 +294,9 @@ class TrainConfig:
             raise ValueError(f"seeds must hold one seed >= 0 per replicate ({self.replicates}), "
                              f"got {self.seeds}: give {self.replicates} seeds or null")
         _at_least("split_seed", self.split_seed, 0)
+        if self.validation_fraction is not None and not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1) (e.g. 0.5) or null, got "
+                             f"{self.validation_fraction}")
         _at_least("steps", self.steps, 1)
         _at_least("batch_size", self.batch_size, 2)  # MMD needs two samples
         _at_least("latent_dim", self.latent_dim, 1)

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 PACKED_BYTES = factors.IMAGE_SIZE * factors.IMAGE_SIZE // 8  # 512 bytes per image
 _CHUNK = 40_960  # images per read while loading: 160 MB of uint8 at a time
 SUFFIXES = (".npz", ".hdf5", ".h5")
+VALIDATION_STREAM = 0x76616C  # "val": the stream that parts the held-out images
 
 
 class DataError(ValueError):
@@ -40,12 +41,15 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Split:
-    """A seeded train/test split of image indices (both sorted)."""
+    """A seeded split of image indices (each sorted): train, and the held-out images parted
+    into test and validation (empty unless asked for)."""
 
     seed: int
     test_fraction: float
     train: np.ndarray
     test: np.ndarray
+    validation: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class DSprites:
@@ -88,13 +92,24 @@ class DSprites:
     def classes_of(indices: np.ndarray) -> np.ndarray:
         return factors.classes_of(indices)
 
-    def split(self, seed: int, test_fraction: float = 0.1) -> Split:
-        """The seeded random train/test split of all images (the paper: 90/10)."""
+    def split(self, seed: int, test_fraction: float = 0.1,
+              validation_fraction: float = 0.0) -> Split:
+        """The seeded random train/test split of all images (the paper: 90/10), and
+        `validation_fraction` of the held-out images set aside for validation. Validation
+        comes from the held-out images, never the training ones: the training images (and so
+        every trained model) are the same whatever `validation_fraction` is."""
         if not 0.0 < test_fraction < 1.0:
             raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        if not 0.0 <= validation_fraction < 1.0:
+            raise DataError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         order = np.random.default_rng(seed).permutation(self.n)
         n_test = int(round(self.n * test_fraction))
-        return Split(seed, test_fraction, np.sort(order[n_test:]), np.sort(order[:n_test]))
+        held = order[:n_test]
+        n_validation = int(round(n_test * validation_fraction))
+        if n_validation:  # its own stream of the split's seed: the train/test draw is unchanged
+            held = np.random.default_rng([seed, VALIDATION_STREAM]).permutation(held)
+        return Split(seed, test_fraction, np.sort(order[n_test:]), np.sort(held[n_validation:]),
+                     np.sort(held[:n_validation]))
 
 
 def unpack_rows(rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

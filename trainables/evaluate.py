@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import metrics
-from trainables.columns import ROW_KEYS, SCORES
+from trainables.columns import ROW_KEYS, SCORES, VALIDATION, VALIDATION_SCORES
 from trainables.config import TrainConfig
 from trainables.data import DSprites, Split
 from trainables.models import PIXELS, PackModel
@@ -35,30 +35,51 @@ def evaluate_pack(
     step: int,
     diverged_at: list[int],
 ) -> list[dict]:
-    """Rows for every member; a diverged member is not evaluated: one row of nulls."""
+    """Rows for every member; a diverged member is not evaluated: one row of nulls.
+
+    With `cfg.validates`, each row also holds the validation measures (`VALIDATION_SCORES`):
+    the Higgins tasks on votes drawn from `validation_seed` and the reconstruction error of
+    the validation images, every draw independent of the test measures' `eval_seed`."""
     healthy = [k for k, at in enumerate(diverged_at) if at < 0]
     columns = {name: name for name in cfg.metrics if name != "higgins"}
     if "higgins" in cfg.metrics:
         columns.update(HIGGINS)
     scores = [{columns[name]: result for name, result in member.items()}
               for member in score_members(model, data, cfg, list(columns), healthy)]
+    validation = [{}] * len(healthy)
+    if cfg.validates and "higgins" in cfg.metrics:
+        validation = [{VALIDATION + HIGGINS[name]: result for name, result in member.items()}
+                      for member in score_members(model, data, cfg, list(HIGGINS), healthy,
+                                                  seed=cfg.validation_seed)]
+    measured = [*SCORES, *columns.values(), *(VALIDATION_SCORES if cfg.validates else ())]
 
     rows = []
     for k, seed in enumerate(cfg.member_seeds):
         base = {"replicate": k, "seed": seed, "step": step, "diverged": k not in healthy}
-        empty = dict.fromkeys([*SCORES, *columns.values()])  # None (JSON null): not measured
+        empty = dict.fromkeys(measured)  # None (JSON null): not measured
         if k not in healthy:
             rows.append({**base, "calculation": 0, **empty})
             continue
-        member = model.member(k)
-        recon = {f"recon_{part}{suffix}": float(metrics.reconstruction(
-                     logits_fn(member, decode, cfg.eval_seed), data,
-                     indices=getattr(split, part), n=cfg.recon_eval_images,
-                     seed=cfg.eval_seed)["score"])
-                 for part in ("train", "test") for suffix, decode in RECON_DECODES.items()}
-        for c, values in enumerate(calculations(scores[healthy.index(k)])):
+        recon = reconstruction_errors(model.member(k), data, split, cfg)
+        member = {**scores[healthy.index(k)], **validation[healthy.index(k)]}
+        for c, values in enumerate(calculations(member)):
             rows.append({**base, "calculation": c, **empty, **recon, **values})
     return rows
+
+
+def reconstruction_errors(member: PackModel, data: DSprites, split: Split,
+                          cfg: TrainConfig) -> dict[str, float]:
+    """One member's `recon_{train,test}` (a posterior sample) and `recon_*_mean` (the
+    posterior mean) from `eval_seed`, and `validation_recon` (a sample) from
+    `validation_seed` when the config validates."""
+    measures = [(f"recon_{part}{suffix}", getattr(split, part), decode, cfg.eval_seed)
+                for part in ("train", "test") for suffix, decode in RECON_DECODES.items()]
+    if cfg.validates:
+        measures.append((VALIDATION + "recon", split.validation, "sample", cfg.validation_seed))
+    return {name: float(metrics.reconstruction(
+                logits_fn(member, decode, seed), data, indices=indices,
+                n=cfg.recon_eval_images, seed=seed)["score"])
+            for name, indices, decode, seed in measures}
 
 
 def calculations(results: dict[str, dict]) -> list[dict[str, float]]:
@@ -70,13 +91,16 @@ def calculations(results: dict[str, dict]) -> list[dict[str, float]]:
 
 
 def score_members(
-    model: PackModel, data: DSprites, cfg: TrainConfig, names: list[str], members: list[int]
+    model: PackModel, data: DSprites, cfg: TrainConfig, names: list[str], members: list[int],
+    seed: int | None = None,
 ) -> list[dict[str, dict]]:
     """Per member in `members`, {suite metric name: result}: every member is scored on one set
-    of images drawn from `cfg.eval_seed` and encoded once (empty dicts when `names` is)."""
+    of images drawn from `seed` (default `cfg.eval_seed`) and encoded once (empty dicts when
+    `names` is)."""
     if not names or not members:
         return [{} for _ in members]
-    suite = metrics.prepare(data, names, seed=cfg.eval_seed, options=_options(cfg, model))
+    seed = cfg.eval_seed if seed is None else seed
+    suite = metrics.prepare(data, names, seed=seed, options=_options(cfg, model))
     codes = metrics.encode_indices(pack_encoder(model, members, cfg.uniform_code), data,
                                    suite.indices)
     return suite.score(codes)

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainables.columns import SCORES
+from trainables.columns import SCORES, VALIDATION_SCORES
 from trainables.config import EXTRA_METRICS
 
 _FIELDS = ("step", "family", "param", "value", "loss", "recon", "member_loss", "diverged_at",
@@ -70,7 +70,8 @@ class ResultLine:
         step = raw.get("step")
         if not _is_number(step):
             return None
-        scores = {k: _float(v) for k, v in raw.items() if k in SCORES or k in EXTRA_METRICS}
+        scores = {k: _float(v) for k, v in raw.items() if k in SCORES or k in EXTRA_METRICS
+                  or k in VALIDATION_SCORES}
         evaluation = raw.get("evaluation")
         return cls(
             step=int(step),

@@ -32,7 +32,7 @@ from ray import tune
 
 from trainables import checkpoint, data, experiment
 from trainables.allocator import reuse_freed_memory
-from trainables.columns import SCORES
+from trainables.columns import SCORES, VALIDATION_SCORES
 from trainables.config import RUN_FIELDS, TrainConfig, trial_settings
 from trainables.evaluate import evaluate_pack, summarize
 from trainables.hardware import device_name
@@ -55,7 +55,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     if device.type == "cpu":
         reuse_freed_memory()  # this process is the trial's own: no page faults per step
     dataset = data.DSprites(packed) if packed is not None else data.load(cfg.data_path)
-    split = dataset.split(cfg.split_seed, cfg.test_fraction)
+    split = dataset.split(cfg.split_seed, cfg.test_fraction, cfg.validation_fraction or 0.0)
     context = tune.get_context()
     trial_id = context.get_trial_id()
     own = Path(experiment_dir) / Path(context.get_trial_dir()).name if experiment_dir else None
@@ -69,7 +69,8 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
                                                                device))
     trainer = PackTrainer(dataclasses.replace(cfg, precision=choice.precision), dataset.packed,
                           split.train, device)
-    last_eval: dict[str, Any] = {**dict.fromkeys(SCORES, math.nan), "eval_step": -1}
+    measured = (*SCORES, *(VALIDATION_SCORES if cfg.validates else ()))
+    last_eval: dict[str, Any] = {**dict.fromkeys(measured, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     hardware = device_name(device)
     once: dict[str, Any] = {}  # for the next report only: a PBT clone, a restored evaluation

@@ -15,7 +15,8 @@ from search_spaces.pbt_scheduler import OBJECTIVE_KEY, STATE_FILE, PBTScheduler
 from study import spec as specs
 from trainables import objectives
 
-PBT = specs.load("quick-pbt")["pbt"]
+# the stand-in results below hold the test measures: selected on as before validation existed
+PBT = specs.load("quick-pbt", ["pbt.select_on=test"])["pbt"]
 
 
 @pytest.mark.parametrize(("family", "n", "expected"), [
@@ -80,9 +81,9 @@ def test_a_resample_is_log_uniform_within_the_bounds():
     ("weighted", None, 300.0, math.nan),
 ])
 def test_objective(objective, d5, recon, expected):
-    got = objectives.score_for({"disentanglement_5var": d5, "recon_test": recon},
+    got = objectives.score_for({"validation_disentanglement_5var": d5, "validation_recon": recon},
                         {**PBT, "objective": objective, "max_recon_test": 150.0,
-                         "recon_scale": 1000.0})
+                         "recon_scale": 1000.0, "select_on": "validation"})
     assert got == pytest.approx(expected, nan_ok=True)
 
 
@@ -229,3 +230,29 @@ def test_a_synchronous_population_meets_again_after_a_trial_restored_past_the_me
     scheduler.on_trial_result(controller, ahead, {**result, "step": 40})
     ahead.status = "TERMINATED"
     assert scheduler.choose_trial_to_run(controller) is behind
+
+
+@pytest.mark.parametrize("select_on", ["validation", "test"])
+def test_clones_follow_the_selected_measures_only(tmp_path, select_on):
+    """The test measures rank the population one way, the validation ones the other: a
+    study that selects on validation clones by validation alone (the test measures, which the
+    report states, play no part), and the old selection by the test ones."""
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(4)]
+    scheduler = PBTScheduler({**PBT, "perturbation_interval": 10, "synch": True,
+                              "select_on": select_on}, 100)
+    controller = SimpleNamespace(
+        search_alg=None, get_trials=lambda: trials, get_live_trials=lambda: trials,
+        _schedule_trial_save=lambda trial, result: object())
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+    exploited = []
+    scheduler._exploit = lambda _, trial, donor: exploited.append((trial.trial_id,
+                                                                  donor.trial_id))
+    for i, trial in enumerate(trials):  # test: t0 best ... t3 worst; validation: the reverse
+        scheduler.on_trial_result(controller, trial, {
+            "step": 10, "disentanglement_5var": 0.9 - 0.2 * i, "recon_test": 100.0,
+            "validation_disentanglement_5var": 0.1 + 0.2 * i, "validation_recon": 100.0})
+    bottom, top = ({"t0", "t1"}, {"t2", "t3"}) if select_on == "validation" else \
+        ({"t2", "t3"}, {"t0", "t1"})
+    assert {clone for clone, _ in exploited} == bottom
+    assert {donor for _, donor in exploited} <= top

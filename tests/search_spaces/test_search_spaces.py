@@ -36,14 +36,16 @@ def test_baseline_grids_are_disentanglement_libs_study():
 @pytest.mark.parametrize("d5, recon, expected", [(0.9, 80.0, 0.9), (0.9, 100.0, 0.9),
                                                  (0.9, 150.0, 0.4), (0.5, float("nan"), None)])
 def test_constrained_score(d5, recon, expected):
-    score = adaptive.constrained_score({"disentanglement_5var": d5, "recon_test": recon}, 100.0)
+    score = adaptive.constrained_score(
+        {"validation_disentanglement_5var": d5, "validation_recon": recon}, ADAPTIVE)
     assert score == pytest.approx(expected) if expected is not None else score is None
 
 
 @pytest.mark.parametrize("objective", ["pareto", "constrained"])
 def test_searcher_uses_sqlite_storage(tmp_path, objective):
     searcher = adaptive.make_searcher({**ADAPTIVE, "objective": objective}, STUDY, tmp_path)
-    assert searcher.metric == (adaptive.OBJECTIVE_METRICS if objective == "pareto"
+    pareto = ["validation_disentanglement_5var", "validation_recon"]
+    assert searcher.metric == (pareto if objective == "pareto"
                                else adaptive.CONSTRAINED_METRIC)
     searcher.set_search_properties(None, None, {})  # creates the study in optuna.db
     suggestion = searcher.suggest("t1")["trial"]  # every search's trial config shape
@@ -52,7 +54,7 @@ def test_searcher_uses_sqlite_storage(tmp_path, objective):
     assert (tmp_path / "optuna.db").exists()
     study = optuna.load_study(study_name=f"wae-study-{tmp_path.name}",
                               storage=adaptive.storage_url(tmp_path))
-    assert study.metric_names == (adaptive.OBJECTIVE_METRICS if objective == "pareto"
+    assert study.metric_names == (pareto if objective == "pareto"
                                   else [adaptive.CONSTRAINED_METRIC])
     # each Optuna trial number its own member seeds, the rule of search_spaces.seeds
     second = searcher.suggest("t2")["trial"]
@@ -81,9 +83,9 @@ def test_reconcile_leaves_one_complete_per_finished_trial_and_nothing_running(tm
     orphan_lost = study.ask(space)  # the driver died before Tune saved this trial
     finished = [
         {"family": done.params["family"], "value": done.params["value"],
-         "disentanglement_5var": 0.8, "recon_test": 90.0},
+         "validation_disentanglement_5var": 0.8, "validation_recon": 90.0},
         {"family": orphan_finished.params["family"], "value": orphan_finished.params["value"],
-         "disentanglement_5var": 0.7, "recon_test": 70.0},
+         "validation_disentanglement_5var": 0.7, "validation_recon": 70.0},
     ]
     outcome = adaptive.reconcile(tmp_path, finished, ADAPTIVE)
     assert outcome == {"completed": 1, "failed": 1}
@@ -125,5 +127,5 @@ def test_reconcile_matches_a_family_by_its_own_parameter(tmp_path):
     orphan = study.ask({"family": optuna.distributions.CategoricalDistribution(["factor_vae"]),
                         "gamma": optuna.distributions.FloatDistribution(10.0, 100.0)})
     finished = [{"family": "factor_vae", "value": orphan.params["gamma"],
-                 "disentanglement_5var": 0.6, "recon_test": 50.0}]
+                 "validation_disentanglement_5var": 0.6, "validation_recon": 50.0}]
     assert adaptive.reconcile(tmp_path, finished, ADAPTIVE) == {"completed": 1, "failed": 0}
