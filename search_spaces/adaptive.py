@@ -70,12 +70,13 @@ def suggested_point(params: dict[str, Any]) -> tuple[str | None, float | None]:
     return family, params.get(optuna_param(family)) if family in PARAM_OF else None
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, startup_trials: int = 10
+                 ) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
 
 
 def objective_metrics(adaptive: dict[str, Any]) -> list[str]:
@@ -148,7 +149,8 @@ def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
     constrained = adaptive["objective"] == "constrained"
     metrics = [CONSTRAINED_METRIC] if constrained else objective_metrics(adaptive)
     modes = ["max"] if constrained else OBJECTIVE_MODES
-    sampler = make_sampler(adaptive["sampler"], adaptive["seed"])
+    sampler = make_sampler(adaptive["sampler"], adaptive["seed"],
+                           adaptive["startup_trials"])
     storage = optuna.storages.RDBStorage(storage_url(experiment_dir))
     name = study_name(experiment_dir)
     created = optuna.create_study(

@@ -134,6 +134,9 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     else:
         if adaptive["trials"] < 1:
             raise BadInput(f"adaptive.trials must be >= 1, got {adaptive['trials']}")
+        if adaptive["startup_trials"] < 1:
+            raise BadInput(f"adaptive.startup_trials must be >= 1, got "
+                           f"{adaptive['startup_trials']}")
         _check_bounds("adaptive", adaptive, families)
         if adaptive["max_recon_test"] <= 0:
             raise BadInput("adaptive.max_recon_test must be > 0")

@@ -81,6 +81,9 @@ class AdaptiveTable(SearchTable):
                                   "<param>_max]", default_factory=lambda: list(WAE_FAMILIES))
     sampler: Sampler = setting("tpe | nsga2 | random (seeded with adaptive.seed)",
                                default="tpe")
+    startup_trials: int = setting("tpe's random trials before its model steers (Optuna's "
+                                  "n_startup_trials); a budget of a few trials needs fewer",
+                                  default=10)
     objective: AdaptiveObjective = setting(
         "pareto: 5-var up, recon_test down | constrained: 5-var up subject to recon_test <= "
         "max_recon_test", default="pareto")
