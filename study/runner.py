@@ -245,7 +245,6 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
 def run(source: str, overrides: list[str], name: str | None, storage: str | None,
         address: str | None, flags: dict[str, Any], data_path: Path | None) -> int:
     """Validate everything, create the experiment folder, run the study, write the report."""
-    from analysis import provenance
     from trainables import data as dsdata
 
     spec = specs.load(source, overrides)
@@ -275,13 +274,23 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     dataset = dsdata.load(spec["train"].get("data_path"))
     if remote:
         shutil.rmtree(experiment_dir, ignore_errors=True)  # the mirror of a deleted experiment
+    return start_study(spec, experiment_dir, dataset, remote)
+
+
+def start_study(spec: dict[str, dict[str, Any]], experiment_dir: Path, dataset: Any,
+                remote: Remote | None = None) -> int:
+    """Create the experiment folder of a validated spec and run it to its report, on the Ray
+    already started (`run`, and each study of a comparison)."""
+    from analysis import provenance
+
+    where = remote.uri if remote else experiment_dir
     experiment_dir.mkdir(parents=True)
     with exclusive(experiment_dir):
         experiment.write_atomic(experiment.study_file(experiment_dir), specs.dumps(spec))
         provenance.record_run(experiment_dir, "run", dataset.source)
         if remote:
             remote.push(experiment.STUDY_FILE, provenance.FILE)
-        print(f"study {name}: {specs.n_models(spec)} models in "
+        print(f"study {experiment_dir.name}: {specs.n_models(spec)} models in "
               f"{specs.n_trials(spec)} trials -> {where}",
               flush=True)
         tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
@@ -292,9 +301,6 @@ def resume(experiment_dir: Path, address: str | None = None,
            remote: Remote | None = None) -> int:
     """Continue a study: finished trials kept, unfinished from their checkpoints. A remote
     one (`remote`) from the bucket, `experiment_dir` being its pulled mirror."""
-    from ray import tune
-
-    from analysis import provenance
     from trainables import data as dsdata
 
     experiment_dir = Path(experiment_dir).expanduser().resolve()
@@ -303,21 +309,32 @@ def resume(experiment_dir: Path, address: str | None = None,
         start_ray(address, spec["study"]["search"])
         check_resources(spec["resources"])
         dataset = dsdata.load(spec["train"].get("data_path"))
-        path, filesystem = (remote.path, remote.filesystem) if remote else (experiment_dir, None)
-        mark_deleted(str(path), filesystem)
-        if not tune.Tuner.can_restore(str(path), storage_filesystem=filesystem):
-            # killed before Ray saved
-            tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
-        else:
-            tuner = tune.Tuner.restore(
-                str(path), trainable(spec["resources"], dataset.packed,
-                                     None if remote else experiment_dir),
-                resume_unfinished=True, resume_errored=True, storage_filesystem=filesystem)
-        provenance.record_run(experiment_dir, "resume", dataset.source)
-        if remote:
-            remote.push(provenance.FILE)
-        print(f"resuming {remote.uri if remote else experiment_dir}", flush=True)
-        return finish(tuner.fit(), spec, experiment_dir, dataset, remote)
+        return continue_study(spec, experiment_dir, dataset, remote)
+
+
+def continue_study(spec: dict[str, dict[str, Any]], experiment_dir: Path, dataset: Any,
+                   remote: Remote | None = None) -> int:
+    """Continue an experiment whose lock the caller holds, on the Ray already started
+    (`resume`, and each unfinished study of a comparison)."""
+    from ray import tune
+
+    from analysis import provenance
+
+    path, filesystem = (remote.path, remote.filesystem) if remote else (experiment_dir, None)
+    mark_deleted(str(path), filesystem)
+    if not tune.Tuner.can_restore(str(path), storage_filesystem=filesystem):
+        # killed before Ray saved
+        tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
+    else:
+        tuner = tune.Tuner.restore(
+            str(path), trainable(spec["resources"], dataset.packed,
+                                 None if remote else experiment_dir),
+            resume_unfinished=True, resume_errored=True, storage_filesystem=filesystem)
+    provenance.record_run(experiment_dir, "resume", dataset.source)
+    if remote:
+        remote.push(provenance.FILE)
+    print(f"resuming {remote.uri if remote else experiment_dir}", flush=True)
+    return finish(tuner.fit(), spec, experiment_dir, dataset, remote)
 
 
 def mark_deleted(experiment_path: str, filesystem: Any = None) -> None:
