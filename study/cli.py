@@ -118,6 +118,11 @@ def list_presets(show: str | None) -> int:
         return 0
     if show not in PRESETS:
         raise BadInput(f"unknown preset '{show}'; choose one of {', '.join(PRESETS)}")
+    from study import compare
+
+    if compare.is_comparison(show):
+        print(compare.dumps(compare.load(show)), end="")
+        return 0
     print(spec.dumps(spec.load(show)), end="")
     return 0
 
@@ -150,16 +155,21 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "presets":
         return list_presets(args.show)
     if args.command == "run":
-        from study import runner
+        from study import compare, runner
 
+        if compare.is_comparison(args.spec):
+            return compare.run(args.spec, args.set, args.name, args.storage, args.address,
+                               args.data)
         flags = {key: getattr(args, key) for key in
                  ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")}
         overrides = [*args.set, *tracking_overrides(args.tracking)]
         return runner.run(args.spec, overrides, args.name, args.storage, args.address, flags,
                           args.data)
     if args.command == "resume":
-        from study import runner
+        from study import compare, runner
 
+        if compare.is_comparison_folder(Path(args.experiment)):
+            return compare.resume(Path(args.experiment), args.address)
         path, remote = experiment_folder(args.experiment)
         return runner.resume(path, args.address, remote)
     if args.command == "status":
@@ -167,8 +177,12 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return status(experiment_folder(args.experiment)[0])
     if args.command == "report":
+        from study import compare
         from study.report_command import report
 
+        if compare.is_comparison_folder(Path(args.experiment)):
+            compare.print_answer(compare.report(Path(args.experiment)))
+            return 0
         other = experiment_folder(args.compare)[0] if args.compare else None
         path, remote = experiment_folder(args.experiment, checkpoints=True)
         code = report(path, args.out, args.data, other)

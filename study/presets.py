@@ -101,6 +101,11 @@ PAPER_PBT_TRAIN: dict[str, Any] = {
     "interim_recon_eval_images": 2000,
 }
 
+# The searches compared at equal compute (`study.compare`): quick-pbt's nets and schedule for
+# every method (evaluated cheaply and checkpointed every 200 of 1,200 steps), half the
+# held-out images for validation in every study, so all are scored on the same test images.
+SEARCH_COMPARE_TRAIN: dict[str, Any] = {**QUICK_PBT_TRAIN, "validation_fraction": 0.5}
+
 # The hypervolume box, fixed before the study runs: the quick presets' small, short-trained
 # models reconstruct at ~300-650 nats (the others keep analysis.box.DEFAULT).
 QUICK_REPORT: dict[str, Any] = {"recon_reference": 1000.0}
@@ -159,6 +164,27 @@ PRESETS: dict[str, Preset] = {
             "grid": {"beta_vae": [1, 10, 30], "wae_gaussian": [0, 2, 5]},
             "train": LAPTOP_TRAIN,
             "resources": {"max_failures": 1},
+        },
+    ),
+    "search-compare-laptop": Preset(
+        "the seed's closing question at laptop size: grid, Optuna (TPE), PBT scalar and PBT "
+        "Pareto over λ1 of the Gaussian WAE, 6 packs each (equal model-steps), 5 search seeds, "
+        "and Optuna and PBT again selecting on the test measures (their bias)",
+        {
+            "compare": {"family": "wae_gaussian", "search_seeds": 5, "trials": 6,
+                        "methods": ["grid", "optuna", "pbt_scalar", "pbt_pareto"],
+                        "select_on": ["validation", "test"]},
+            "study": {"name": "search-compare-laptop", "replicates": 1,
+                      "description": "grid vs Optuna vs PBT at equal compute"},
+            # 3 random trials of 6 before TPE's model steers
+            "adaptive": {"startup_trials": 3},
+            # quick models reconstruct at ~330 nats: rank by 5-var minus recon / 1000; the
+            # bottom quarter (2 of 6) clones the top quarter at each of 5 perturbation steps
+            "pbt": {"perturbation_interval": 200, "quantile_fraction": 0.25,
+                    "objective": "weighted", "recon_scale": 1000.0},
+            "train": SEARCH_COMPARE_TRAIN,
+            "resources": {"max_failures": 1},
+            "report": QUICK_REPORT,
         },
     ),
     "paper": Preset(
