@@ -378,3 +378,23 @@ def test_a_scheduler_pickled_before_pareto_existed_resumes_by_score(tmp_path):
     old._write_state(None, trials[0])
     saved = json.loads((tmp_path / STATE_FILE).read_text())["trials"]
     assert saved["t1"]["rank"] == {"position": 1}
+
+
+@pytest.mark.parametrize("exploit", ["scalar", "pareto"])
+@pytest.mark.parametrize("select_on", ["validation", "test"])
+def test_either_exploit_ranks_by_the_selected_measures(tmp_path, exploit, select_on):
+    """The test measures rank the population one way (a chain: t0 dominates t1, ...), the
+    validation ones the reverse: the ranking follows `select_on` alone."""
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(4)]
+    scheduler = scheduler_with(trials, exploit=exploit, select_on=select_on)
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    scheduler._checkpoint_or_exploit = lambda *args: None
+    for i, trial in enumerate(trials):
+        scheduler.on_trial_result(controller, trial, {
+            **measured(0.9 - 0.2 * i, 10.0 + 10 * i),
+            "validation_disentanglement_5var": 0.1 + 0.2 * i, "validation_recon": 40.0 - 10 * i})
+    lower, upper = scheduler._quantiles()
+    worst_first = ["t0", "t1", "t2", "t3"]
+    assert [t.trial_id for t in lower + upper] == (
+        worst_first if select_on == "validation" else worst_first[::-1])
