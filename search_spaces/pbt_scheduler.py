@@ -192,6 +192,7 @@ class PBTScheduler(PopulationBasedTraining):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """`resume` unpickles the scheduler Tune saved at the start (tuner.pkl): one saved
-        before `exploit` existed ranked by score, and kept no measures or ranks."""
+        before `exploit` and `select_on` existed ranked by score on the test measures, and
+        kept no measures or ranks."""
         self.__dict__.update({"_measures": {}, "_ranks": {}, "_scale": None}, **state)
-        self._pbt = {"exploit": "scalar", **self._pbt}
+        self._pbt = {"exploit": "scalar", "select_on": "test", **self._pbt}

@@ -364,16 +364,21 @@ def test_pareto_state_saved_and_a_resumed_study_ranks_the_same(tmp_path):
 
 def test_a_scheduler_pickled_before_pareto_existed_resumes_by_score(tmp_path):
     """`resume` unpickles the scheduler Tune saved when the study started: one from before
-    `exploit` existed has no such key, no measures and no ranks, and ranks by score."""
+    `exploit` and `select_on` existed has neither key, no measures and no ranks, and ranks by
+    score on the test measures."""
     scheduler = scheduler_with([])  # pickled as Tune does, before any trial is added
     for name in ("_measures", "_ranks", "_scale"):
         delattr(scheduler, name)
-    scheduler._pbt = {k: v for k, v in scheduler._pbt.items() if k != "exploit"}
+    scheduler._pbt = {k: v for k, v in scheduler._pbt.items()
+                      if k not in ("exploit", "select_on")}
     old = pickle.loads(pickle.dumps(scheduler))
     trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(2)]
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    old._checkpoint_or_exploit = lambda *args: None
     for i, trial in enumerate(trials):
-        old.on_trial_add(SimpleNamespace(search_alg=None), trial)
-        old._trial_state[trial].last_score = float(i)
+        old.on_trial_add(controller, trial)
+        old.on_trial_result(controller, trial, measured(0.5 + 0.1 * i, 100.0))
     assert [[t.trial_id for t in side] for side in old._quantiles()] == [["t0"], ["t1"]]
     old._write_state(None, trials[0])
     saved = json.loads((tmp_path / STATE_FILE).read_text())["trials"]
