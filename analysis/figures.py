@@ -189,9 +189,11 @@ def family_panels(n: int, width: float, height: float,
     return fig, axes[:n]
 
 
-def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], path: Path) -> Path:
+def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], ranks: dict[str, str],
+                  path: Path) -> Path:
     """λ1 (or β) over steps, one line per PBT trial, coloured by the trial's final objective;
-    a dot where a trial cloned another (its line jumps to the donor's value, perturbed)."""
+    a dot where a trial cloned another (its line jumps to the donor's value, perturbed); each
+    line ends in the trial's rank within its family when last ranked (`ranks`, by trial)."""
     if schedule.empty:
         return placeholder(path, "No PBT reports yet.")
     families = families_in(schedule)
@@ -211,6 +213,10 @@ def pbt_schedules(schedule: pd.DataFrame, final_score: dict[str, float], path: P
             line = line.sort_values(["step", "order"], kind="mergesort")
             ax.step(line["step"], line["value"], where="post", color=shade, linewidth=1.2)
             ax.plot(cloned["cloned_at"], cloned["value"], "o", color=shade, markersize=4)
+            if trial_id in ranks:
+                ax.annotate(ranks[trial_id], (line["step"].iloc[-1], line["value"].iloc[-1]),
+                            xytext=(3, 0), textcoords="offset points", va="center",
+                            fontsize=7, color=shade)
         ax.set_title(family, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("value trained with")

@@ -49,6 +49,7 @@ from analysis.summary import (
     jsonable,
     summary_data,
 )
+from trainables import experiment
 
 
 def write_report(
@@ -164,19 +165,23 @@ def _search_blocks(study: StudyResults, box: Box, folder: Path) -> list[Block]:
     schedule.to_csv(folder / "pbt_schedules.csv", index=False)
     clones = search_progress.clones(study.curves)
     final = search_progress.final_objective(study.curves, pbt) if pbt else {}
-    schedule_png = figures.pbt_schedules(schedule, final, folder / "pbt_schedules.png")
+    ranks = search_progress.rank_labels(experiment.read_pbt_state(study.experiment_dir))
+    schedule_png = figures.pbt_schedules(schedule, final, ranks, folder / "pbt_schedules.png")
     progress_png = figures.hypervolume_progress(progress, "step",
                                                 folder / "search_progress.png")
     objective = (f"{pbt.get('objective')} (see study.toml's [pbt] table)" if pbt
                  else "unknown")
+    exploit = ("F1 #2: front 1, second in MO-PBT's spread order; [pbt] exploit = \"pareto\""
+               if pbt.get("exploit") == "pareto" else "#2: second by the objective")
     return [
         Heading("Population-based training"),
         Paragraph(f"Each line is one trial: the value it trained with at each step; a dot "
                   f"marks a clone (the trial copied a better trial's weights and continued "
                   f"with a perturbed value). Colour: the trial's objective at its last "
-                  f"evaluation, {objective}. The fronts above are the population's final "
-                  f"models, each at the value it ended with (pbt_schedules.csv has every "
-                  f"step)."),
+                  f"evaluation, {objective}. At a line's end, the trial's rank in its family "
+                  f"when the scheduler last ranked it ({exploit}). The fronts above are the "
+                  f"population's final models, each at the value it ended with "
+                  f"(pbt_schedules.csv has every step)."),
         Image(schedule_png, "PBT schedules: value against step, per trial."),
         Table(clones.assign(value=clones["value"].map(_g)) if len(clones)
               else pd.DataFrame({"clones": ["none yet"]})),

@@ -53,6 +53,19 @@ def final_objective(curves: pd.DataFrame, pbt: dict[str, Any]) -> dict[str, floa
             for row in last.to_dict("records")}
 
 
+def rank_labels(state: dict[str, Any]) -> dict[str, str]:
+    """Each trial's rank as pbt_state.json last saved it (`search_spaces.pbt.ranks`), as the
+    schedules figure writes it: "#2" second by the scalar objective, "F1 #2" front 1, second
+    in MO-PBT's spread order (`[pbt] exploit = "pareto"`)."""
+    labels = {}
+    for trial_id, saved in state.get("trials", {}).items():
+        rank = saved.get("rank")
+        if rank:
+            front = f"F{rank['front']} " if "front" in rank else ""
+            labels[trial_id] = f"{front}#{rank['position']}"
+    return labels
+
+
 def pbt_progress(curves: pd.DataFrame, box: Box) -> pd.DataFrame:
     """Hypervolume (5-var task) of the population's evaluations at each evaluation step > 0;
     `x` is the step."""

@@ -1,24 +1,27 @@
 """Ray Tune's asynchronous population-based training with the project's rules
-(`search_spaces.pbt`): populations per family, the scalarised objective, clones keep their
-own seeds, perturbations only at multiples of the interval (the checkpoint steps), none at
-a trial's last step.
+(`search_spaces.pbt`): populations per family, ranked by the scalar objective or by
+non-dominated sorting (`[pbt] exploit`), clones keep their own seeds, perturbations only at
+multiples of the interval (the checkpoint steps), none at a trial's last step.
 
-The scheduler's per-trial state (last perturbation step, last score), its random state and
-(synchronous mode) the step where the population meets next are saved to
-`<experiment>/pbt_state.json` at every perturbation step and read back when `resume` re-adds
-the trials, so a resumed study neither perturbs twice nor forgets scores. `[pbt].seed` seeds
+The scheduler's per-trial state (last perturbation step, last score, the two measures it was
+scored on, its rank), its random state and (synchronous mode) the step where the population
+meets next are saved to `<experiment>/pbt_state.json` at every perturbation step and read back
+when `resume` re-adds the trials, so a resumed study neither perturbs twice nor forgets
+scores: it ranks as it would have. `[pbt].seed` seeds
 the perturbations; which top trial a bottom one clones is Ray's random choice, and (unless
 `[pbt] synch`) trials interleave asynchronously: a PBT study is not bitwise repeatable.
 
 Ray offers no public hook for ranking within families, keeping a clone's seeds or restoring
-the scheduler's bookkeeping: `_quantiles`, `_checkpoint_or_exploit` and `_get_new_config` are
-overridden and `_trial_state` / `_next_perturbation_sync` read and written, under the pinned
-Ray minor; tests/test_dependency_contracts.py fails naming the pin when one of them changes.
+the scheduler's bookkeeping: `_quantiles`, `_checkpoint_or_exploit`, `_get_new_config` and
+`_save_trial_state` are overridden and `_trial_state` / `_next_perturbation_sync` read and
+written, under the pinned Ray minor; tests/test_dependency_contracts.py fails naming the pin
+when one of them changes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -26,24 +29,29 @@ from typing import Any
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from search_spaces.pbt import perturb, quantiles
+from search_spaces import pbt
 from trainables import experiment, objectives
 from trainables.config import trial_settings
 
 OBJECTIVE_KEY = "pbt_objective"  # what the scheduler ranks by (added to each result it sees)
-STATE_FILE = "pbt_state.json"
+STATE_FILE = experiment.PBT_STATE_FILE
 
 
 class PBTScheduler(PopulationBasedTraining):
-    """Ray Tune's asynchronous PBT with the project's rules: populations per family, the
-    scalarised objective, clones keep their own seeds, no perturbation at a trial's last
-    step, state saved beside the experiment for `resume`."""
+    """Ray Tune's asynchronous PBT with the project's rules: populations per family, ranked
+    by `[pbt] exploit`, clones keep their own seeds, no perturbation at a trial's last step,
+    state saved beside the experiment for `resume`. `scale` is the study's box (`[report]`),
+    in which `exploit = "pareto"` normalises the two measures."""
 
-    def __init__(self, pbt: dict[str, Any], steps: int) -> None:
+    def __init__(self, pbt: dict[str, Any], steps: int, scale: pbt.Scale) -> None:
         self._pbt = dict(pbt)
         self._steps = int(steps)
+        self._scale = scale
         self._rng = random.Random(int(pbt["seed"]))
         self._saved: dict[str, Any] | None = None  # pbt_state.json, read at the first add
+        # (5-var, recon) of the result each trial was last scored on (`_save_trial_state`)
+        self._measures: dict[Any, tuple[float, float]] = {}
+        self._ranks: dict[Any, dict[str, int]] = {}  # where each trial stood when last ranked
         super().__init__(
             time_attr="step", metric=OBJECTIVE_KEY, mode="max",
             perturbation_interval=int(pbt["perturbation_interval"]),
@@ -59,7 +67,8 @@ class PBTScheduler(PopulationBasedTraining):
     def _explore(self, config: dict[str, Any]) -> dict[str, Any]:
         """The donor's config with a perturbed value (called by Ray on the copied config)."""
         settings = trial_settings(config)
-        new_value = perturb(float(settings["value"]), settings["family"], self._pbt, self._rng)
+        new_value = pbt.perturb(float(settings["value"]), settings["family"], self._pbt,
+                                self._rng)
         return {**config, "trial": {**settings, "value": new_value}}
 
     def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
@@ -74,7 +83,7 @@ class PBTScheduler(PopulationBasedTraining):
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)
         if self._saved is None:
-            self._saved = _read_state(Path(trial.local_experiment_path) / STATE_FILE)
+            self._saved = experiment.read_pbt_state(trial.local_experiment_path)
             if "rng" in self._saved:
                 version, internal, gauss = self._saved["rng"]
                 self._rng.setstate((version, tuple(internal), gauss))
@@ -86,6 +95,10 @@ class PBTScheduler(PopulationBasedTraining):
             state.last_perturbation_time = kept["last_perturbation_time"]
             state.last_train_time = kept["last_train_time"]
             state.last_score = kept["last_score"]
+            if kept.get("measures"):
+                self._measures[trial] = tuple(kept["measures"])
+            if kept.get("rank"):
+                self._ranks[trial] = kept["rank"]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         step = int(result.get("step", 0))
@@ -116,15 +129,36 @@ class PBTScheduler(PopulationBasedTraining):
             if reached != step or step >= self._steps:
                 state.last_score = None
 
+    def _save_trial_state(self, state: Any, time: int, result: dict, trial: Any) -> float:
+        """Ray's bookkeeping where it scores a trial, and the two measures beside the score:
+        `pareto` ranks by them, and exactly when `last_score` is set (not None)."""
+        self._measures[trial] = objectives.signals(result, self._pbt["select_on"])
+        return super()._save_trial_state(state, time, result, trial)
+
+    def _ranking(self, family: str) -> list[list[Any]]:
+        """The family's unfinished trials scored at the last perturbation step they reached
+        (`last_score` not None), best first: one group by score (`scalar`), or the fronts in
+        spread order of their measures normalised in the study's box (`pareto`)."""
+        scored = {t: s.last_score for t, s in self._trial_state.items()
+                  if self._family(t) == family and not t.is_finished()
+                  and s.last_score is not None}
+        if self._pbt["exploit"] == "pareto":
+            unmeasured = (math.nan, math.nan)
+            return pbt.pareto_fronts({t: self._scale.normalised(*self._measures.get(t, unmeasured))
+                                      for t in scored})
+        return [pbt.scalar_order(scored)]
+
+    def _families(self) -> set[str]:
+        return {self._family(t) for t in self._trial_state}
+
     def _quantiles(self) -> tuple[list, list]:
         """(bottom, top): each family's own quantiles (`search_spaces.pbt.quantiles`), joined.
         Ray's synchronous mode handles every top trial before any bottom one, so each family's
         top trials have saved this round's checkpoint before its bottom ones clone them."""
         lower, upper = [], []
-        for family in {self._family(t) for t in self._trial_state}:
-            scores = {t: s.last_score for t, s in self._trial_state.items()
-                      if self._family(t) == family and not t.is_finished()}
-            bottom, top = quantiles(scores, float(self._pbt["quantile_fraction"]))
+        for family in self._families():
+            bottom, top = pbt.quantiles(self._ranking(family),
+                                        float(self._pbt["quantile_fraction"]))
             lower += bottom
             upper += top
         return lower, upper
@@ -138,10 +172,17 @@ class PBTScheduler(PopulationBasedTraining):
             [t for t in lower_quantile if self._family(t) == family])
 
     def _write_state(self, tune_controller: Any, trial: Any) -> None:
+        """pbt_state.json; each trial's rank is where it stands now, or, for one not ranked
+        now (finished, or not yet scored at its latest perturbation step), where it last
+        stood."""
+        for family in self._families():
+            self._ranks.update(pbt.ranks(self._ranking(family), self._pbt["exploit"]))
         state = {
             "trials": {t.trial_id: {"last_perturbation_time": s.last_perturbation_time,
                                     "last_train_time": s.last_train_time,
-                                    "last_score": s.last_score}
+                                    "last_score": s.last_score,
+                                    "measures": self._measures.get(t),
+                                    "rank": self._ranks.get(t)}
                        for t, s in self._trial_state.items()},
             "rng": list(self._rng.getstate()),
             "next_sync": self._next_perturbation_sync,
@@ -149,9 +190,9 @@ class PBTScheduler(PopulationBasedTraining):
         experiment.write_atomic(Path(trial.local_experiment_path) / STATE_FILE,
                                 json.dumps(state))
 
-
-def _read_state(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """`resume` unpickles the scheduler Tune saved at the start (tuner.pkl): one saved
+        before `exploit` and `select_on` existed ranked by score on the test measures, and
+        kept no measures or ranks."""
+        self.__dict__.update({"_measures": {}, "_ranks": {}, "_scale": None}, **state)
+        self._pbt = {"exploit": "scalar", "select_on": "test", **self._pbt}

@@ -18,6 +18,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from analysis.box import Box
+from search_spaces.pbt import Scale
 from study import spec as specs
 from study.errors import BadInput
 from study.storage import Remote, is_uri, open_remote
@@ -204,7 +206,9 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         if search == "pbt":
             from search_spaces.pbt_scheduler import PBTScheduler
 
-            scheduler = PBTScheduler(spec["pbt"], spec["train"]["steps"])
+            box = Box.from_spec(spec)
+            scheduler = PBTScheduler(spec["pbt"], spec["train"]["steps"],
+                                     Scale(box.floor("5var"), box.recon_reference))
         tune_config = tune.TuneConfig(
             max_concurrent_trials=resources["max_concurrent"] or None,
             trial_dirname_creator=trial_dirname, scheduler=scheduler, reuse_actors=True)

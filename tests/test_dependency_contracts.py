@@ -37,6 +37,7 @@ PBT_METHODS = {
     "_checkpoint_or_exploit": ["self", "trial", "tune_controller", "upper_quantile",
                                "lower_quantile"],
     "_get_new_config": ["self", "trial", "trial_to_clone"],
+    "_save_trial_state": ["self", "state", "time", "result", "trial"],
 }
 
 
@@ -55,6 +56,7 @@ def test_pbt_methods_we_override_keep_their_signatures(name):
     ("on_trial_result", "self._quantiles()"),
     ("on_trial_result", "self._checkpoint_or_exploit("),
     ("_exploit", "self._get_new_config("),
+    ("on_trial_result", "self._save_trial_state("),
 ])
 def test_ray_still_calls_the_pbt_methods_we_override(caller, call):
     """An override Ray no longer calls would silently change nothing."""
@@ -80,6 +82,20 @@ def test_pbt_per_trial_state_we_save_and_restore():
                                         hyperparam_mutations={"x": [1, 2]}, synch=True)
     assert isinstance(scheduler._trial_state, dict), message
     assert isinstance(scheduler._next_perturbation_sync, int | float), message
+
+
+# ---- Optuna's non-dominated sort (search_spaces/pbt.py) -------------------------------------
+def test_optunas_non_domination_rank_numbers_the_fronts_from_zero():
+    """`exploit = "pareto"` sorts a population into fronts with Optuna's NSGA-II sort, which
+    Optuna keeps private: a front number per row of minimised losses, equal rows together."""
+    from optuna.study import _multi_objective
+
+    message = broken("optuna.study._multi_objective._fast_non_domination_rank",
+                     "search_spaces/pbt.py", "optuna")
+    rank = getattr(_multi_objective, "_fast_non_domination_rank", None)
+    assert rank is not None, message
+    losses = np.array([[2.0, 2.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    assert rank(losses).tolist() == [2, 0, 1, 0, 1], message
 
 
 # ---- Ray's MLflow callback (study/tracking.py) ----------------------------------------------

@@ -42,6 +42,7 @@ OPTUNA_FILE = "optuna.db"
 CHECKPOINT_PREFIX = "checkpoint_"
 PRUNED_FILE = "pruned.json"
 STEP_FILE = "step.json"
+PBT_STATE_FILE = "pbt_state.json"  # the PBT scheduler's per-trial state, for resume and report
 
 
 # ---- study.toml ---------------------------------------------------------------------------
@@ -107,6 +108,17 @@ def read_result_lines(trial_dir: str | os.PathLike, warnings: list[str] | None =
         if read is not None:
             lines.append(read)
     return lines
+
+
+def read_pbt_state(experiment_dir: str | os.PathLike) -> dict[str, Any]:
+    """The PBT scheduler's saved state (`search_spaces.pbt_scheduler`); {} where there is none
+    (a grid or adaptive study, a PBT study before its first perturbation step) or it cannot
+    be read."""
+    try:
+        state = json.loads((Path(experiment_dir) / PBT_STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def reached_last_step(step: Any, steps: Any) -> bool:

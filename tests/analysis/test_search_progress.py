@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import search_progress
+from analysis import figures, search_progress
 from analysis.box import Box
 from analysis.comparison import compare
 from analysis.pareto import hypervolume
@@ -83,3 +83,24 @@ def test_trial_progress_adds_trials_in_the_order_they_finished(tmp_path):
 
     assert list(progress["hypervolume"]) == pytest.approx(after_each(order))
     assert after_each(order) != pytest.approx(after_each(finished))  # the order matters here
+
+
+def test_rank_labels_read_pbt_state():
+    state = {"trials": {"a": {"rank": {"front": 2, "position": 1}}, "b": {"rank": {"position": 3}},
+                        "c": {"rank": None}, "d": {}}}  # d: saved before ranks were
+    assert search_progress.rank_labels(state) == {"a": "F2 #1", "b": "#3"}
+    assert search_progress.rank_labels({}) == {}
+
+
+def test_the_schedules_figure_ends_each_ranked_line_in_its_rank(tmp_path, monkeypatch):
+    table = curves([
+        ("a", 10, 10, 0.5, 50.0, 1.0, None, np.nan), ("b", 10, 10, 0.8, 100.0, 2.0, None, np.nan),
+        ("a", 20, 20, 0.9, 50.0, 2.5, "b", 10.0), ("b", 20, 20, 0.6, 80.0, 2.0, None, np.nan),
+    ])
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    figures.pbt_schedules(search_progress.schedules(table), {}, {"a": "F1 #2"},
+                          tmp_path / "schedules.png")
+    (ax,) = [ax for ax in drawn[0].axes if ax.texts]
+    assert [(text.get_text(), tuple(map(float, text.xy))) for text in ax.texts] == [
+        ("F1 #2", (20.0, 2.5))]  # at the end of a's line: its last step and value

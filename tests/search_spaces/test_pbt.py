@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import random
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from trainables import objectives
 
 # the stand-in results below hold the test measures: selected on as before validation existed
 PBT = specs.load("quick-pbt", ["pbt.select_on=test"])["pbt"]
+RAW = pbt.Scale(0.0, 1.0)  # measures as they are: the closed-form rankings below read them so
 
 
 @pytest.mark.parametrize(("family", "n", "expected"), [
@@ -105,8 +107,9 @@ class FakeTrial:
         return False
 
 
-def scheduler_with(trials, steps=100, synch=False):
-    scheduler = PBTScheduler({**PBT, "perturbation_interval": 10, "synch": synch}, steps)
+def scheduler_with(trials, steps=100, synch=False, scale=RAW, **table):
+    scheduler = PBTScheduler({**PBT, "perturbation_interval": 10, "synch": synch, **table},
+                             steps, scale)
     controller = SimpleNamespace(search_alg=None)
     for trial in trials:
         scheduler.on_trial_add(controller, trial)
@@ -117,7 +120,8 @@ def scheduler_with(trials, steps=100, synch=False):
                                                    (5, 0.25, 2), (4, 0.5, 2), (5, 0.9, 2)])
 def test_quantiles_take_ceil_n_fraction_at_most_half(n, fraction, k):
     scores = {f"t{i}": float(i) for i in range(n)}
-    lower, upper = pbt.quantiles({**scores, "unscored": None, "nan": math.nan}, fraction)
+    ranking = [pbt.scalar_order({**scores, "unscored": None, "nan": math.nan})]
+    lower, upper = pbt.quantiles(ranking, fraction)
     assert lower == [f"t{i}" for i in range(k)]
     assert upper == [f"t{i}" for i in range(n - k, n)]
 
@@ -232,27 +236,170 @@ def test_a_synchronous_population_meets_again_after_a_trial_restored_past_the_me
     assert scheduler.choose_trial_to_run(controller) is behind
 
 
-@pytest.mark.parametrize("select_on", ["validation", "test"])
-def test_clones_follow_the_selected_measures_only(tmp_path, select_on):
-    """The test measures rank the population one way, the validation ones the other: a
-    study that selects on validation clones by validation alone (the test measures, which the
-    report states, play no part), and the old selection by the test ones."""
-    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(4)]
-    scheduler = PBTScheduler({**PBT, "perturbation_interval": 10, "synch": True,
-                              "select_on": select_on}, 100)
-    controller = SimpleNamespace(
-        search_alg=None, get_trials=lambda: trials, get_live_trials=lambda: trials,
-        _schedule_trial_save=lambda trial, result: object())
+# ---- exploit = "pareto": non-dominated fronts in MO-PBT's spread order ---------------------
+# (disentanglement ↑, recon ↓), already normalised; the expected fronts are worked by hand
+PARETO_CASES = {
+    # one front (higher disentanglement costs reconstruction throughout): the most
+    # disentangled first, then the farthest from a (c, 1.13), then b (0.57 from both) before
+    # d (0.39 from a)
+    "one-front": ({"a": (0.9, 0.9), "b": (0.5, 0.5), "c": (0.1, 0.1), "d": (0.6, 0.65)},
+                  [["a", "c", "b", "d"]]),
+    # a chain: each point dominated by the one before
+    "chain": ({"p3": (0.7, 0.3), "p1": (0.9, 0.1), "p2": (0.8, 0.2)}, [["p1"], ["p2"], ["p3"]]),
+    # one point dominates all the others, which share the second front
+    "all-dominated-by-one": ({"x": (0.5, 0.5), "top": (0.95, 0.05), "y": (0.4, 0.3)},
+                             [["top"], ["x", "y"]]),
+    # c and e lie as far from {a, b}: the earlier given goes first
+    "distance-tie": ({"a": (1.0, 1.0), "b": (0.0, 0.0), "c": (0.25, 0.25), "e": (0.75, 0.75)},
+                     [["a", "b", "c", "e"]]),
+    "distance-tie-other-order": ({"a": (1.0, 1.0), "b": (0.0, 0.0), "e": (0.75, 0.75),
+                                  "c": (0.25, 0.25)}, [["a", "b", "e", "c"]]),
+    # equal points do not dominate each other: both stay on the front, the second last
+    # (at distance 0 from the first)
+    "duplicates": ({"twin2": (0.5, 0.5), "c": (0.9, 0.9), "twin1": (0.5, 0.5), "e": (0.1, 0.1)},
+                   [["c", "e", "twin2", "twin1"]]),
+    "duplicate-tops": ({"u": (0.9, 0.1), "v": (0.9, 0.1), "w": (0.5, 0.5)},
+                       [["u", "v"], ["w"]]),
+    # not measured (NaN: the trial had no evaluation): left out
+    "unmeasured": ({"a": (0.9, 0.9), "nan-d": (math.nan, 0.1), "nan-r": (0.99, math.nan),
+                    "b": (0.1, 0.1)}, [["a", "b"]]),
+    "none-measured": ({"n": (math.nan, math.nan)}, []),
+}
+
+
+@pytest.mark.parametrize("case", list(PARETO_CASES))
+def test_pareto_fronts_in_spread_order(case):
+    points, fronts = PARETO_CASES[case]
+    assert pbt.pareto_fronts(points) == fronts
+
+
+@pytest.mark.parametrize(("case", "fraction", "bottom", "top"), [
+    ("one-front", 0.25, ["d"], ["a"]),
+    ("one-front", 0.5, ["d", "b"], ["c", "a"]),
+    ("chain", 0.5, ["p3"], ["p1"]),  # at most half of three
+    ("all-dominated-by-one", 0.25, ["y"], ["top"]),
+    ("unmeasured", 0.25, ["b"], ["a"]),  # two measured: one each
+    ("none-measured", 0.5, [], []),
+])
+def test_pareto_quantiles_take_the_count_rule_on_the_order(case, fraction, bottom, top):
+    assert pbt.quantiles(pbt.pareto_fronts(PARETO_CASES[case][0]), fraction) == (bottom, top)
+
+
+def test_a_single_measured_trial_is_not_ranked_against_itself():
+    assert pbt.quantiles(pbt.pareto_fronts({"a": (0.5, 0.5), "b": (math.nan, 1.0)}), 0.5) == (
+        [], [])
+
+
+def test_ranks_name_front_and_position_for_pareto_and_position_for_scalar():
+    fronts = PARETO_CASES["all-dominated-by-one"][1]
+    assert pbt.ranks(fronts, "pareto") == {"top": {"front": 1, "position": 1},
+                                           "x": {"front": 2, "position": 1},
+                                           "y": {"front": 2, "position": 2}}
+    assert pbt.ranks([pbt.scalar_order({"a": 0.1, "b": 0.7, "c": math.nan})], "scalar") == {
+        "b": {"position": 1}, "a": {"position": 2}}
+
+
+def test_the_box_normalises_disentanglement_from_its_floor_and_recon_by_its_reference():
+    assert pbt.Scale(0.2, 200.0).normalised(0.6, 50.0) == pytest.approx((0.5, 0.25))
+
+
+def measured(d5: float, recon: float, step: int = 10) -> dict:
+    return {"step": step, "disentanglement_5var": d5, "recon_test": recon}
+
+
+# One front in raw units (d5, recon nats). Raw, recon's nats swamp the distances and C goes
+# last; in a box of [0.2, 1] × 1000 nats, disentanglement counts and D (near A) goes last.
+FRONT = {"A": (1.0, 100.0), "B": (0.2, 0.0), "C": (0.6, 45.0), "D": (0.95, 50.0)}
+
+
+@pytest.mark.parametrize(("scale", "bottom"), [(pbt.Scale(0.2, 1000.0), "D"), (RAW, "C")])
+def test_pareto_ranks_in_the_studys_box(tmp_path, scale, bottom):
+    trials = [FakeTrial(name, "wae_gaussian", 1.0, [i], tmp_path) for i, name in enumerate(FRONT)]
+    scheduler = scheduler_with(trials, scale=scale, exploit="pareto", quantile_fraction=0.25)
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    scheduler._checkpoint_or_exploit = lambda *args: None  # the ranking alone
     for trial in trials:
-        scheduler.on_trial_add(controller, trial)
-    exploited = []
-    scheduler._exploit = lambda _, trial, donor: exploited.append((trial.trial_id,
-                                                                  donor.trial_id))
-    for i, trial in enumerate(trials):  # test: t0 best ... t3 worst; validation: the reverse
+        scheduler.on_trial_result(controller, trial, measured(*FRONT[trial.trial_id]))
+    lower, upper = scheduler._quantiles()
+    assert ([t.trial_id for t in lower], [t.trial_id for t in upper]) == ([bottom], ["A"])
+
+
+def test_pareto_ranks_each_family_on_its_own(tmp_path):
+    """Every β-VAE dominates every WAE: ranked together, the WAEs would be the bottom half."""
+    points = {"b0": (0.9, 10.0), "b1": (0.8, 20.0), "w0": (0.3, 90.0), "w1": (0.4, 80.0)}
+    trials = [FakeTrial(name, "beta_vae" if name[0] == "b" else "wae_gaussian", 1.0, [i],
+                        tmp_path) for i, name in enumerate(points)]
+    scheduler = scheduler_with(trials, exploit="pareto")
+    for trial in trials:
+        scheduler._save_trial_state(scheduler._trial_state[trial], 10,
+                                    {"pbt_objective": 0.0, **measured(*points[trial.trial_id])},
+                                    trial)
+    lower, upper = scheduler._quantiles()
+    assert sorted(t.trial_id for t in lower) == ["b1", "w0"]
+    assert sorted(t.trial_id for t in upper) == ["b0", "w1"]
+
+
+def test_pareto_state_saved_and_a_resumed_study_ranks_the_same(tmp_path):
+    """pbt_state.json keeps each trial's two measures and rank; a resumed scheduler reads them
+    back and ranks as the one before, though no trial has reported since."""
+    trials = [FakeTrial(name, "wae_gaussian", 1.0, [i], tmp_path) for i, name in enumerate(FRONT)]
+    scale = pbt.Scale(0.2, 1000.0)
+    scheduler = scheduler_with(trials, scale=scale, exploit="pareto", quantile_fraction=0.25)
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    scheduler._checkpoint_or_exploit = lambda *args: None
+    for trial in trials:
+        scheduler.on_trial_result(controller, trial, measured(*FRONT[trial.trial_id]))
+    saved = json.loads((tmp_path / STATE_FILE).read_text())["trials"]
+    assert {name: s["measures"] for name, s in saved.items()} == {
+        name: list(point) for name, point in FRONT.items()}
+    assert {name: s["rank"] for name, s in saved.items()} == {  # spread order: A, B, C, D
+        name: {"front": 1, "position": i} for i, name in enumerate("ABCD", 1)}
+    again = scheduler_with(trials, scale=scale, exploit="pareto", quantile_fraction=0.25)
+    assert again._quantiles() == scheduler._quantiles()
+    assert [t.trial_id for t in again._quantiles()[0]] == ["D"]
+    assert again._ranks == scheduler._ranks
+
+
+def test_a_scheduler_pickled_before_pareto_existed_resumes_by_score(tmp_path):
+    """`resume` unpickles the scheduler Tune saved when the study started: one from before
+    `exploit` and `select_on` existed has neither key, no measures and no ranks, and ranks by
+    score on the test measures."""
+    scheduler = scheduler_with([])  # pickled as Tune does, before any trial is added
+    for name in ("_measures", "_ranks", "_scale"):
+        delattr(scheduler, name)
+    scheduler._pbt = {k: v for k, v in scheduler._pbt.items()
+                      if k not in ("exploit", "select_on")}
+    old = pickle.loads(pickle.dumps(scheduler))
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(2)]
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    old._checkpoint_or_exploit = lambda *args: None
+    for i, trial in enumerate(trials):
+        old.on_trial_add(controller, trial)
+        old.on_trial_result(controller, trial, measured(0.5 + 0.1 * i, 100.0))
+    assert [[t.trial_id for t in side] for side in old._quantiles()] == [["t0"], ["t1"]]
+    old._write_state(None, trials[0])
+    saved = json.loads((tmp_path / STATE_FILE).read_text())["trials"]
+    assert saved["t1"]["rank"] == {"position": 1}
+
+
+@pytest.mark.parametrize("exploit", ["scalar", "pareto"])
+@pytest.mark.parametrize("select_on", ["validation", "test"])
+def test_either_exploit_ranks_by_the_selected_measures(tmp_path, exploit, select_on):
+    """The test measures rank the population one way (a chain: t0 dominates t1, ...), the
+    validation ones the reverse: the ranking follows `select_on` alone."""
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(4)]
+    scheduler = scheduler_with(trials, exploit=exploit, select_on=select_on)
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    scheduler._checkpoint_or_exploit = lambda *args: None
+    for i, trial in enumerate(trials):
         scheduler.on_trial_result(controller, trial, {
-            "step": 10, "disentanglement_5var": 0.9 - 0.2 * i, "recon_test": 100.0,
-            "validation_disentanglement_5var": 0.1 + 0.2 * i, "validation_recon": 100.0})
-    bottom, top = ({"t0", "t1"}, {"t2", "t3"}) if select_on == "validation" else \
-        ({"t2", "t3"}, {"t0", "t1"})
-    assert {clone for clone, _ in exploited} == bottom
-    assert {donor for _, donor in exploited} <= top
+            **measured(0.9 - 0.2 * i, 10.0 + 10 * i),
+            "validation_disentanglement_5var": 0.1 + 0.2 * i, "validation_recon": 40.0 - 10 * i})
+    lower, upper = scheduler._quantiles()
+    worst_first = ["t0", "t1", "t2", "t3"]
+    assert [t.trial_id for t in lower + upper] == (
+        worst_first if select_on == "validation" else worst_first[::-1])

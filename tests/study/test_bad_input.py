@@ -45,6 +45,8 @@ CASES = {
     "pbt-interval-off-checkpoints": (
         lambda t: ["run", "quick-pbt", "--set", "pbt.perturbation_interval=250"],
         "must be a multiple of train.checkpoint_every (200)"),
+    "pbt-unknown-exploit": (lambda t: ["run", "quick-pbt", "--set", "pbt.exploit=best"],
+                            "pbt.exploit must be one of scalar, pareto"),
     "pbt-with-a-searcher": (
         lambda t: ["run", "quick-pbt", "--set", "adaptive.sampler=nsga2"],
         "[adaptive] does not combine with study.search = 'pbt'"),

@@ -105,12 +105,29 @@ def assert_pbt_at_work(experiment) -> None:
     assert schedules["cloned_from"].notna().sum() >= len(cloned)
 
 
-def test_quick_pbt_clones_and_changes_values(dsprites_path, tmp_path):
-    code, out, err = finish(cli(*quick_pbt(tmp_path, "q")))
+EXPLOIT = {
+    "scalar": [],
+    # MO-PBT's ranking, on the test measures (every trainable reports them)
+    "pareto": ["--set", "pbt.exploit=pareto", "--set", "pbt.select_on=test"],
+}
+
+
+EXPLOIT_LEGEND = {"scalar": "#2: second by the objective",
+                  "pareto": "F1 #2: front 1, second in MO-PBT's spread order"}
+
+
+@pytest.mark.parametrize("exploit", list(EXPLOIT))
+def test_quick_pbt_clones_and_changes_values(dsprites_path, tmp_path, exploit):
+    code, out, err = finish(cli(*quick_pbt(tmp_path, "q"), *EXPLOIT[exploit]))
     assert code == 0, err
     assert_no_trial_errored(tmp_path / "q")
     assert_no_report_lost(tmp_path / "q", 300, 25)  # trials paused and cloned lose no line
     assert_pbt_at_work(tmp_path / "q")
+    saved = json.loads((tmp_path / "q" / "pbt_state.json").read_text())["trials"].values()
+    ranks = [s["rank"] for s in saved if s["rank"]]  # pareto: front and place in it
+    assert ranks and all(set(r) == ({"front", "position"} if exploit == "pareto"
+                                    else {"position"}) for r in ranks)
+    assert EXPLOIT_LEGEND[exploit] in (tmp_path / "q" / "report" / "report.md").read_text()
 
 
 def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_path):

@@ -90,6 +90,14 @@ def test_overrides_use_toml_values():
         spec.load("quick", ["steps=3"])
 
 
+@pytest.mark.parametrize("exploit", ["scalar", "pareto"])
+def test_a_pbt_spec_resolves_with_either_exploit(exploit):
+    resolved = spec.load("quick-pbt", [f"pbt.exploit={exploit}"])
+    assert resolved["pbt"]["exploit"] == exploit
+    assert spec.resolve(tomllib.loads(spec.dumps(resolved))) == resolved
+    assert spec.load("quick-pbt")["pbt"]["exploit"] == "scalar"  # the default
+
+
 def test_spec_files_are_read_and_bad_toml_refused(tmp_path):
     good = tmp_path / "s.toml"
     good.write_text('[study]\nname = "mine"\nreplicates = 3\n[grid]\nbeta_vae = [2]\n'
