@@ -82,6 +82,13 @@ def write_report(
     return out
 
 
+def answer_lines(report_dir: Path) -> list[str]:
+    """The report's answer, one line per task, as its summary.json states it: what the
+    commands print before the report's path, without analysing the study again."""
+    summary = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
+    return list(summary["answer_lines"].values())
+
+
 def _swap_in(tmp: Path, out: Path) -> None:
     """Replace ``out`` with ``tmp`` by renames: readers see the old or the new report."""
     old = None
@@ -105,6 +112,7 @@ def _build(study: StudyResults, folder: Path, data: Any,
 
     blocks: list[Block] = [
         *([Paragraph(found.caveat, strong=True)] if found.caveat else []),
+        *(Paragraph(line, strong=True) for line in found.answer_lines.values()),
         *(Paragraph(text, strong=True) for text in found.answers.values()),
         Paragraph(_status(counts(study))),
         Heading("Headline numbers beside the paper"),

@@ -30,6 +30,7 @@ from trainables.result_line import ResultLine
 
 TASKS: tuple[str, ...] = ("4var", "5var")
 TASK_TITLE: dict[str, str] = {"4var": "4-variable task", "5var": "5-variable task"}
+TASK_SHORT: dict[str, str] = {"4var": "4-var", "5var": "5-var"}
 CONTRACT_COLUMNS: tuple[str, ...] = (
     "trial_id",
     "family",

@@ -2,9 +2,9 @@
 
 `analyse` computes everything the report states (Pareto fronts, hypervolumes in the study's
 fixed box with replicate-level intervals, the pairwise tests with Holm's correction over every
-pair and task, the headline numbers, the one-sentence answers, the first line's caveat,
-provenance) without drawing or writing anything, so it can be tested on
-its own; `summary_data` is what `summary.json` holds. `analysis.report` renders it.
+pair and task, the headline numbers, the answers in one line and in detail, the first line's
+caveat, provenance) without drawing or writing anything, so it can be tested on its own;
+`summary_data` is what `summary.json` holds. `analysis.report` renders it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from analysis.pareto import compare, domination_shares, hypervolume_table, paret
 from analysis.provenance import report_provenance
 from analysis.results import (
     RECON_SAMPLE,
+    TASK_SHORT,
     TASK_TITLE,
     TASKS,
     StudyResults,
@@ -100,18 +101,15 @@ def answer(analysis: TaskAnalysis, n_tests: int) -> str:
     hypervolume, by how much, and whether the corrected test tells them apart."""
     name = TASK_TITLE[analysis.task]
     hv = analysis.hypervolumes.set_index("front")
-    families = [f for f in hv.index if f != "all"]
-    if not families:
-        return f"{name}: {NO_RESULTS}"
-    if len(families) == 1:
-        return f"{name}: only {families[0]} has evaluated models; nothing to compare yet."
-    ranked = sorted(families, key=lambda f: -hv.at[f, "mean_norm"])
+    ranked = _ranked(hv)
+    if len(ranked) < 2:
+        return f"{name}: {_nothing_to_compare(ranked)}"
     top = ranked[0]
     single = analysis.replicates <= 1
     sentences = [f"{name}: {top} has the largest mean front hypervolume (normalised, over "
                  f"single-seed sweeps), {_hv_text(hv.loc[top], single)}."]
     for other in ranked[1:]:
-        pair = next(c for c in analysis.comparisons if {c["better"], c["worse"]} == {top, other})
+        pair = _pair(analysis, top, other)
         difference = (f"difference {pair['difference_norm']:+.3f}" if single else
                       f"difference {pair['difference_norm']:+.3f} (95 % CI "
                       f"{pair['difference_ci_low_norm']:+.3f} to "
@@ -137,12 +135,65 @@ def answer(analysis: TaskAnalysis, n_tests: int) -> str:
     return " ".join(sentences)
 
 
+def answer_line(analysis: TaskAnalysis, n_tests: int) -> str:
+    """The task's answer in one line, for a reader who wants it first (the terminal, the top
+    of the report): the same pairs and verdicts as `answer`, one clause per pair."""
+    name = TASK_SHORT[analysis.task]
+    ranked = _ranked(analysis.hypervolumes.set_index("front"))
+    if len(ranked) < 2:
+        return f"{name}: {_nothing_to_compare(ranked)}"
+    replicates = analysis.replicates
+    clauses = []
+    for other in ranked[1:]:
+        pair = _pair(analysis, ranked[0], other)
+        better, worse = pair["better"], pair["worse"]
+        difference = f"{pair['difference_norm']:+.3f}"
+        if replicates <= 1:
+            clauses.append(f"{better} vs {worse}: {difference}, one replicate per value: "
+                           "no interval, no test")
+            continue
+        interval = (f"{difference} [{pair['difference_ci_low_norm']:+.3f}, "
+                    f"{pair['difference_ci_high_norm']:+.3f}], Holm p = {pair['p_holm']:.3g}")
+        if pair["distinguishable"]:
+            clauses.append(f"{better}'s front is larger than {worse}'s by {interval}")
+        else:
+            clauses.append(f"{better} vs {worse}: not distinguishable with {replicates} "
+                           f"replicates ({interval})")
+    if replicates > 1 and _unreachable(replicates, n_tests, analysis.paired):
+        clauses.append(f"{inference.fewest_replicates(n_tests, analysis.paired)} replicates "
+                       "per family are the fewest that can tell two apart")
+    return f"{name}: " + "; ".join(clauses)
+
+
+def _ranked(hypervolumes: pd.DataFrame) -> list[str]:
+    """The families, largest mean front hypervolume first (the order both answers follow)."""
+    families = [f for f in hypervolumes.index if f != "all"]
+    return sorted(families, key=lambda f: -hypervolumes.at[f, "mean_norm"])
+
+
+def _pair(analysis: TaskAnalysis, top: str, other: str) -> dict[str, Any]:
+    """The comparison of two families, whichever way round `compare` stored it."""
+    return next(c for c in analysis.comparisons if {c["better"], c["worse"]} == {top, other})
+
+
+def _nothing_to_compare(families: list[str]) -> str:
+    """What a task with fewer than two evaluated families can say."""
+    if not families:
+        return NO_RESULTS
+    return f"only {families[0]} has evaluated models; nothing to compare yet."
+
+
+def _unreachable(replicates: int, n_tests: int, paired: bool) -> bool:
+    """No pair can be told apart whatever the models did: the exact permutation test's
+    smallest p at this many replicates does not survive Holm's first step."""
+    return n_tests * inference.smallest_p(replicates, replicates, paired) >= inference.ALPHA
+
+
 def _unreachable_verdict(replicates: int, n_tests: int, paired: bool) -> list[str]:
-    """A sentence when no pair could be told apart whatever the models did: the exact
-    permutation test's smallest p at this many replicates does not survive Holm's first step."""
-    floor = inference.smallest_p(replicates, replicates, paired)
-    if n_tests * floor < inference.ALPHA:
+    """A sentence when no pair could be told apart whatever the models did."""
+    if not _unreachable(replicates, n_tests, paired):
         return []
+    floor = inference.smallest_p(replicates, replicates, paired)
     return [f"No difference can be called with {replicates} replicates: the permutation "
             f"test cannot give p below {floor:.3g} ({min(1.0, n_tests * floor):.3g} after "
             f"Holm's correction over {n_tests} tests); "
@@ -166,6 +217,7 @@ class Analysis:
     n_tests: int  # the tests Holm's correction runs over
     heads: pd.DataFrame  # the headline numbers beside the paper's
     answers: dict[str, str]  # per task, the one-sentence verdict
+    answer_lines: dict[str, str]  # per task, the verdict in one line (`answer_line`)
     caveat: str | None  # the first line when the models are not the seed's
     provenance: dict[str, Any]
     notes: list[str]
@@ -203,6 +255,7 @@ def analyse(study: StudyResults) -> Analysis:
         n_tests=n_tests,
         heads=headline(results),
         answers={task: answer(analysis, n_tests) for task, analysis in tasks.items()},
+        answer_lines={task: answer_line(analysis, n_tests) for task, analysis in tasks.items()},
         caveat=training_caveat(study.trials, study.curves, train, study.higgins_rescored_at),
         provenance=report_provenance(study.experiment_dir, train,
                                      study.trials.to_dict("records")),
@@ -254,6 +307,7 @@ def summary_data(study: StudyResults, found: Analysis) -> dict[str, Any]:
         "higgins_classifier_steps": study.higgins_rescored_at or trained_budget(study.spec),
         "study": study.name,
         "experiment_dir": str(study.experiment_dir),
+        "answer_lines": found.answer_lines,
         "answer": found.answers,
         "counts": counts(study),
         "headline": found.heads.to_dict(orient="records"),

@@ -3,7 +3,7 @@ spec, same seeds), against the replicate-to-replicate spread of the first.
 
     .venv/bin/python benchmarks/precision_effect.py EXPERIMENT_FP32 EXPERIMENT_BF16
 
-The README's bf16 figures come from `wae-study run laptop --set study.replicates=3
+The bf16 figures of docs/speed.md come from `wae-study run laptop --set study.replicates=3
 --set "grid.beta_vae=[1, 10]" --set "grid.wae_gaussian=[0, 2]" --set train.precision=P`.
 """
 

@@ -32,14 +32,15 @@ from trainables.config import METRIC_NAMES as VALID
 def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None,
              classifier_steps: int = CLASSIFIER_STEPS) -> int:
     """The command: check the input, load the dataset, score, rewrite the report, print its
-    index.html as the last line."""
+    answer lines and its index.html as the last line."""
+    from study.report_command import print_report
     from trainables import data as dsdata
 
     names = parse_metrics(metrics_text)
     if classifier_steps < 1:
         raise BadInput(f"--classifier-steps must be >= 1, got {classifier_steps}")
     dataset = dsdata.load(specs.data_path_for(experiment_dir, data_path))
-    print(evaluate_experiment(experiment_dir, names, dataset, classifier_steps))
+    print_report(evaluate_experiment(experiment_dir, names, dataset, classifier_steps).parent)
     return 0
 
 

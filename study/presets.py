@@ -55,7 +55,7 @@ PAPER_TRAIN: dict[str, Any] = {
 }
 
 # The largest study that tests the seed's finding in <= 45 minutes on 2 CPU cores (measured:
-# README "A laptop-sized study"): 256-unit layers (the embedding-bag input layer makes the
+# docs/results.md, "A laptop-sized study"): 256-unit layers (the embedding-bag input layer makes the
 # encoder cheap on a CPU), the paper's d = 16, λ_MMD = 400 and MMD estimator, the authors'
 # schedule compressed to 5,000 steps, batch 64; the authors' Higgins protocol (L = 30,
 # 5,000 votes, training accuracy, 3 restarts) with its classifier cut to 10,000 steps.

@@ -17,5 +17,15 @@ def report(experiment_dir: Path, out: Path | None, data_path: Path | None,
         specs.experiment_spec(compare_with)  # BadInput unless an experiment folder
     dataset = dsdata.load(data_path) if data_path or dsdata.default_path().exists() else None
     folder = write_report(experiment_dir, out_dir=out, data=dataset, compare_with=compare_with)
-    print(folder / "index.html")
+    print_report(folder)
     return 0
+
+
+def print_report(folder: Path) -> None:
+    """The report's answer, one line per task, then its index.html as the last line: what a
+    command that wrote the report leaves in the terminal."""
+    from analysis.report import answer_lines
+
+    for line in answer_lines(folder):
+        print(line)
+    print(folder / "index.html")

@@ -374,6 +374,7 @@ def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
         reconcile(experiment_dir, done, spec["adaptive"])
     from analysis import provenance
     from analysis.report import write_report
+    from study.report_command import print_report
 
     if remote:
         remote.pull(checkpoints=True)  # the lock keeps the mirror's newer optuna.db
@@ -384,13 +385,13 @@ def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
     if unfinished:
         print(f"interrupted: {unfinished} trials unfinished; continue with "
               f"`wae-study resume {where}`", file=sys.stderr)
-        print(report / "index.html")
+        print_report(report)
         return 130
     if errored:
         print(f"{len(errored)} trials failed after their retries; see their error.txt under "
               f"{where}; `wae-study resume {where}` retries them",
               file=sys.stderr)
-        print(report / "index.html")
+        print_report(report)
         return 1
-    print(report / "index.html")
+    print_report(report)
     return 0

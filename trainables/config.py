@@ -157,7 +157,7 @@ class TrainConfig:
         "fp32; tf32 (CUDA TF32 matmuls); bf16 (autocast: the matmuls and the activations between "
         "them in bf16; the encoder heads, decoder logits, every loss term and reduction, the "
         "master weights, Adam and all evaluation in fp32). A bf16 model's scores differ from "
-        "its fp32 twin's about as much as another seed's (README, How fast); auto (opt-in): "
+        "its fp32 twin's about as much as another seed's (docs/speed.md); auto (opt-in): "
         "bf16 on a CPU with native bf16 (avx512_bf16 or amx_bf16 flags) where a start-up probe "
         "of the trial's step finds it 1.1x faster, else fp32; fp32 on CUDA. A trial keeps its "
         "choice across resumes; the report's footer names it",

@@ -14,10 +14,12 @@ import torch
 
 from analysis import figures, models
 from analysis.box import Box
-from analysis.report import write_report
+from analysis.report import answer_lines, write_report
 from analysis.results import CONTRACT_COLUMNS, RECON_MEAN, load_results
-from analysis.summary import analyse_task, answer, correct
-from tests.analysis.fixtures import make_experiment
+from analysis.summary import NO_RESULTS, analyse_task, answer, answer_line, correct
+from study import spec
+from study.cli import main
+from tests.analysis.fixtures import REPLICATES, make_experiment
 
 CONTRACT_FILES = {
     "index.html", "report.md", "summary.json", "results.csv", "pareto_4var.csv",
@@ -127,6 +129,49 @@ def test_summary_answers_the_question(report):
     assert "Provenance" in html and summary["provenance"]["versions_now"]["torch"]
 
 
+def test_answer_lines_head_the_report_and_summary(report):
+    """2 replicates: no pair can be told apart; the line says so and names the fewest."""
+    lines = json.loads((report / "summary.json").read_text())["answer_lines"]
+    assert list(lines) == ["4var", "5var"]
+    assert lines["5var"].startswith("5-var: wae_gaussian vs wae_uniform: not distinguishable "
+                                    "with 2 replicates (+0.115 [-0.774, +1.004], Holm p = 1); "
+                                    "wae_gaussian vs beta_vae: not distinguishable with 2 "
+                                    "replicates (")
+    assert lines["5var"].endswith("; 5 replicates per family are the fewest that can tell two "
+                                  "apart")
+    assert answer_lines(report) == [lines["4var"], lines["5var"]]
+    for name in ("report.md", "index.html"):
+        text = (report / name).read_text(encoding="utf-8")
+        # after the caveat, before the detailed answers
+        assert (text.index("a pipeline check, not a finding") < text.index(lines["4var"])
+                < text.index(lines["5var"]) < text.index("4-variable task:")), name
+
+
+def test_answer_line_states_a_verdict_with_its_interval_and_holm_p(tmp_path):
+    """Six replicates (the fixture's two, thrice, 5-var shifted a little): every pair can be
+    told apart, Holm over 3 tests of p = 2/924."""
+    results = load_results(make_experiment(tmp_path)).results
+    six = pd.concat([results.assign(replicate=results["replicate"] + REPLICATES * k,
+                                    disentanglement_5var=results["disentanglement_5var"]
+                                    + 0.001 * k) for k in range(3)], ignore_index=True)
+    found = analyse_task(six, "5var", Box(250.0), paired=False)
+    n_tests = correct({"5var": found})
+    assert answer_line(found, n_tests) == (
+        "5-var: wae_gaussian's front is larger than wae_uniform's by +0.115 [+0.034, +0.197], "
+        "Holm p = 0.00649; wae_gaussian's front is larger than beta_vae's by +0.266 "
+        "[+0.261, +0.272], Holm p = 0.00649")
+    assert "wae_gaussian is better" in answer(found, n_tests)  # the same verdict in detail
+
+
+def test_answer_line_with_one_family_has_nothing_to_compare(tmp_path):
+    results = load_results(make_experiment(tmp_path)).results
+    found = analyse_task(results[results["family"] == "beta_vae"], "4var", Box(250.0),
+                         paired=False)
+    n_tests = correct({"4var": found})
+    assert answer_line(found, n_tests) == (
+        "4-var: only beta_vae has evaluated models; nothing to compare yet.")
+
+
 def test_one_replicate_per_value_has_no_interval(tmp_path):
     results = load_results(make_experiment(tmp_path)).results
     single = results[results["replicate"] == 0]
@@ -135,6 +180,19 @@ def test_one_replicate_per_value_has_no_interval(tmp_path):
     text = answer(found, 3)
     assert "no interval can be computed" in text
     assert "95 % CI" not in text and "is better" not in text
+    line = answer_line(found, 3)
+    assert line.startswith("5-var: wae_gaussian vs wae_uniform: +")
+    assert line.endswith(", one replicate per value: no interval, no test")
+    assert "[" not in line and "Holm" not in line and "fewest" not in line
+
+
+def test_report_command_prints_the_answer_lines_before_the_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WAE_STUDY_DATA", str(tmp_path / "no-dataset.h5"))  # no Figure 2
+    exp = make_experiment(tmp_path, spec=spec.dumps(spec.load("quick")))  # as `run` writes it
+    assert main(["report", str(exp)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    lines = json.loads((exp / "report" / "summary.json").read_text())["answer_lines"]
+    assert printed[-3:] == [lines["4var"], lines["5var"], str(exp / "report" / "index.html")]
 
 
 def test_trials_in_mixed_precisions_are_named_in_a_note_and_the_footer(tmp_path):
@@ -172,6 +230,8 @@ def test_partial_study_without_any_evaluation(tmp_path):
     out = write_report(exp, tmp_path / "elsewhere")
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "No finished trials yet" in html and "Untrained baseline" in html
+    assert answer_lines(out) == [f"4-var: {NO_RESULTS}", f"5-var: {NO_RESULTS}"]
+    assert html.index(f"4-var: {NO_RESULTS}") < html.index("4-variable task:")
 
 
 def test_figure2_and_traversals_with_loaded_models(tmp_path, monkeypatch):

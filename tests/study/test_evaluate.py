@@ -90,6 +90,8 @@ def test_evaluate_scores_merges_and_reports(experiment, dataset, monkeypatch, ca
     out, err = capsys.readouterr()
     assert code == 0
     assert out.strip().splitlines()[-1] == str(experiment / "report" / "index.html")
+    answer = json.loads((experiment / "report" / "summary.json").read_text())["answer_lines"]
+    assert out.strip().splitlines()[-3:-1] == list(answer.values())  # one line per task
     assert "00002" in err and "not finished" in err and "corrupt" in err
 
     rows = extra_rows(experiment)

@@ -54,6 +54,8 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     experiment = tmp_path / "g"
     assert_tracked_in_mlflow(experiment, 4 + len(NEW_FAMILIES))
     assert out.strip().splitlines()[-1] == str(experiment / "report" / "index.html")
+    answer = json.loads((experiment / "report" / "summary.json").read_text())["answer_lines"]
+    assert out.strip().splitlines()[-3:-1] == list(answer.values())  # one line per task
     assert "started beta_vae β=1: evaluating the untrained models (step 0)" in out
     assert "estimated wall time" in out and "trials at a time)" in out
     results = pd.read_csv(experiment / "report" / "results.csv")
