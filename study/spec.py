@@ -248,7 +248,19 @@ def experiment_spec(experiment_dir: Path) -> dict[str, dict[str, Any]]:
         text = experiment.read_study_text(experiment_dir)
     except OSError as err:
         raise BadInput(f"cannot read {path} ({err})") from None
-    return resolve(parse_toml(text, path))
+    return resolve(upgraded(parse_toml(text, path)))
+
+
+def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A study.toml written before a key existed, given the value that reproduces how it ran
+    then: a search that lacks `select_on` selected on the test measures (and so had no
+    validation images)."""
+    study = raw.get("study") if isinstance(raw.get("study"), dict) else {}
+    table = raw.get(study.get("search"))
+    if study.get("search") in ("adaptive", "pbt") and isinstance(table, dict) \
+            and "select_on" not in table:
+        table["select_on"] = "test"
+    return raw
 
 
 def data_path_for(experiment_dir: Path, data_path: Path | None) -> str | Path | None:

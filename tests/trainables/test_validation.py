@@ -129,3 +129,16 @@ def test_optuna_suggests_alike_whatever_the_test_measures_and_not_whatever_valid
     assert run("c", test, validation[::-1], "validation") != base
     # the old selection is steered by the test measures
     assert run("d", test[::-1], validation, "test") != run("e", test, validation, "test")
+
+
+def test_a_search_written_before_validation_resumes_selecting_on_test(tmp_path):
+    """An experiment's study.toml without select_on (written before it existed) selects as it
+    did then: on the test measures, with no validation images."""
+    text = specs.dumps(specs.load("quick-pbt"))
+    old = "\n".join(line for line in text.splitlines()
+                    if not line.startswith(("select_on", "validation_fraction", "exploit")))
+    (tmp_path / "study.toml").write_text(old)
+    resolved = specs.experiment_spec(tmp_path)
+    assert resolved["pbt"]["select_on"] == "test"
+    assert resolved["train"]["validation_fraction"] == 0.0
+    assert specs.load("quick-pbt")["pbt"]["select_on"] == "validation"  # a new study
