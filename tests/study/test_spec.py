@@ -74,7 +74,7 @@ def test_expansion_is_deterministic_with_a_seed_per_model(design, distinct):
     assert all(c["replicates"] == 10 for c in a)
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", [n for n in PRESETS if "compare" not in PRESETS[n].spec])
 def test_resolved_toml_round_trips(name):
     resolved = spec.load(name)
     assert spec.resolve(tomllib.loads(spec.dumps(resolved))) == resolved
