@@ -168,10 +168,10 @@ PRESETS: dict[str, Preset] = {
     ),
     "search-compare-laptop": Preset(
         "the seed's closing question at laptop size: grid, Optuna (TPE), PBT scalar and PBT "
-        "Pareto over λ1 of the Gaussian WAE, 6 packs each (equal model-steps), 5 search seeds, "
+        "Pareto over λ1 of the Gaussian WAE, 6 packs each (equal model-steps), 6 search seeds, "
         "and Optuna and PBT again selecting on the test measures (their bias)",
         {
-            "compare": {"family": "wae_gaussian", "search_seeds": 5, "trials": 6,
+            "compare": {"family": "wae_gaussian", "search_seeds": 6, "trials": 6,
                         "methods": ["grid", "optuna", "pbt_scalar", "pbt_pareto"],
                         "select_on": ["validation", "test"]},
             "study": {"name": "search-compare-laptop", "replicates": 1,

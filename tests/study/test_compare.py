@@ -23,8 +23,8 @@ def test_a_comparison_expands_the_same_way_every_time_into_equal_compute_studies
     comparison = compare.load(PRESET)
     studies = compare.expand(comparison)
     assert [s.name for s in studies] == [s.name for s in compare.expand(compare.load(PRESET))]
-    # 5 seeds × (grid + 3 adaptive methods × 2 selections)
-    assert len(studies) == 5 * 7 and studies[0].name == "grid-s0"
+    # 6 seeds × (grid + 3 adaptive methods × 2 selections)
+    assert len(studies) == 6 * 7 and studies[0].name == "grid-s0"
     steps = {s.name: specs.n_models(s.spec) * s.spec["train"]["steps"] for s in studies}
     assert len(set(steps.values())) == 1  # every study the same model-steps
     for study in studies:
@@ -100,3 +100,31 @@ def test_the_answer_says_when_the_seeds_cannot_reach_a_verdict():
     lines = answer_lines(Outcome(None, studies, methods, pairs), 2)
     assert lines[1].startswith("5var: optuna has the largest front")
     assert "no pair can be told apart with 2 seeds" in lines[1]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_comparison_runs_end_to_end_and_resume_keeps_its_finished_studies(tmp_path):
+    from tests.study.helpers import TINY, cli, finish
+
+    small = [*TINY, "--set", "compare.search_seeds=2", "--set", "compare.trials=2",
+             "--set", "compare.methods=['grid','optuna']",
+             "--set", "compare.select_on=['validation']", "--set", "train.steps=40",
+             "--set", "train.eval_every=20", "--set", "train.checkpoint_every=20",
+             "--set", "pbt.perturbation_interval=20", "--set", "adaptive.startup_trials=1"]
+    code, out, err = finish(cli("run", PRESET, "--storage", str(tmp_path), "--name", "c",
+                                *small), timeout=600)
+    assert code == 0, err[-3000:]
+    folder = tmp_path / "c"
+    assert {p.name for p in folder.iterdir()} >= {"grid-s0", "optuna-s0", "grid-s1",
+                                                 "optuna-s1", compare.FILE, "report"}
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith(("4var:",
+                                                                              "5var:"))] \
+        == ["4var", "5var"]
+    studies = pd.read_csv(folder / "report" / "studies.csv")
+    assert len(studies) == 4 and studies["hv_5var"].between(0, 1).all()
+    assert (studies["finished"] == 2).all()
+    times = compare.read_times(folder)
+    code, out, err = finish(cli("resume", str(folder)), timeout=300)
+    assert code == 0, err[-3000:]
+    assert compare.read_times(folder) == times  # every study had finished: none ran again
