@@ -98,7 +98,7 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
     assert_each_trial_trained_once(experiment, steps)
     study = optuna.load_study(study_name=study_name(experiment), storage=storage_url(experiment))
     assert study.study_name == "wae-study-a"
-    assert study.metric_names == ["disentanglement_5var", "recon_test"]
+    assert study.metric_names == ["validation_disentanglement_5var", "validation_recon"]
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == len(finished_trials)
     assert optuna.trial.TrialState.RUNNING not in states
