@@ -61,8 +61,8 @@ def study_table(folder: Path, studies: list[Any], box: Box,
         train = study.spec["train"]
         row = {"study": study.name, "method": label(study.method, study.select_on),
                "select_on": study.select_on, "seed": study.seed, "seconds": times.get(study.name),
-               "model_steps": _trials(study) * study.spec["study"]["replicates"] *
-               train["steps"], "trials": _trials(study), "finished": 0}
+               "model_steps": study.trials * study.spec["study"]["replicates"] *
+               train["steps"], "trials": study.trials, "finished": 0}
         if where.is_dir():
             loaded = load_results(where)
             row["finished"] = int(loaded.trials["finished"].astype(bool).sum()) \
@@ -76,12 +76,6 @@ def study_table(folder: Path, studies: list[Any], box: Box,
                     box.recon_reference, box.floor(task)) / box.area(task)
         rows.append(row)
     return pd.DataFrame(rows).reindex(columns=list(STUDY_COLUMNS)), points
-
-
-def _trials(study: Any) -> int:
-    from study import spec as specs
-
-    return specs.n_trials(study.spec)
 
 
 def method_rows(studies: pd.DataFrame, task: str) -> list[dict[str, Any]]:

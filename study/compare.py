@@ -79,6 +79,7 @@ class Study:
     select_on: str
     seed: int
     spec: dict[str, dict[str, Any]]
+    trials: int  # Tune trials it runs (`study.spec.n_trials`)
 
 
 def is_comparison(source: str) -> bool:
@@ -152,7 +153,7 @@ def expand(comparison: dict[str, dict[str, Any]]) -> list[Study]:
                     spec = specs.resolve(raw)
                 except BadInput as err:
                     raise BadInput(f"study {name} of the comparison: {err}") from None
-                studies.append(Study(name, method, select_on, seed, spec))
+                studies.append(Study(name, method, select_on, seed, spec, specs.n_trials(spec)))
     return studies
 
 
@@ -252,7 +253,7 @@ def finished(study: Study, folder: Path) -> bool:
     """Whether the study's folder holds every trial it runs, each at its last step."""
     trials = experiment.read_trials(folder / study.name) if (folder / study.name).is_dir() \
         else []
-    return len([t for t in trials if t.finished]) >= specs.n_trials(study.spec)
+    return len([t for t in trials if t.finished]) >= study.trials
 
 
 def _run_all(folder: Path, studies: list[Study], dataset: Any) -> int:
