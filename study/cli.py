@@ -1,6 +1,7 @@
 """The `wae-study` command line: parse, dispatch, and map failures to the exit codes.
 
-0 done; 2 bad input (one line naming the problem and the fix); 130 interrupted; 1 otherwise.
+0 done; 2 bad input (one line naming the problem and the fix); 130 interrupted (143 by
+SIGTERM, 129 by SIGHUP: `study.signals`); 1 otherwise.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from study.errors import BadInput
+from study.signals import interrupted_code, stopping_as_interrupt
 from study.storage import REPORT_DIR, Remote, open_experiment
 from trainables.data import DataError
 from trainables.experiment import EXTRA_FILE, study_file, trial_dirs
@@ -226,14 +228,16 @@ def data_file(text: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return dispatch(args)
-    except (BadInput, DataError) as err:
-        print(f"wae-study: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("wae-study: interrupted", file=sys.stderr)
-        return 130
+    with stopping_as_interrupt():
+        try:
+            code = dispatch(args)
+        except (BadInput, DataError) as err:
+            print(f"wae-study: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("wae-study: interrupted", file=sys.stderr)
+            code = 130
+        return interrupted_code() if code == 130 else code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any
 
 from analysis.box import Box
 from search_spaces.pbt import Scale
+from study import signals
 from study import spec as specs
 from study.errors import BadInput
 from study.storage import Remote, is_uri, open_remote
@@ -111,6 +112,7 @@ def start_ray(address: str | None, search: str) -> None:
         ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
                  include_dashboard=False, logging_level="WARNING", log_to_driver=False,
                  runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+    signals.install()  # over ray.init's SIGTERM handlers
     # Tune's warnings speak of its own API (on Ctrl-C: "Resume experiment with:
     # Tuner.restore(...)", then one FileNotFoundError per trial not yet started); the project
     # says what happened and what to run (`finish`, the progress lines). Errors still show.
