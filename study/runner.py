@@ -23,7 +23,7 @@ from search_spaces.pbt import Scale
 from study import signals
 from study import spec as specs
 from study.errors import BadInput
-from study.storage import Remote, is_uri, open_remote
+from study.storage import Remote, check_writable, is_uri, open_remote
 from trainables import experiment
 from trainables.config import trial_settings
 
@@ -37,17 +37,6 @@ def storage_root(storage: str | None) -> Path | Remote:
     if is_uri(raw):
         return open_remote(raw)
     return Path(raw.removeprefix("file://")).expanduser().resolve()
-
-
-def check_writable(folder: Path) -> None:
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    try:
-        tempfile.TemporaryFile(dir=probe).close()
-    except OSError:
-        raise BadInput(f"storage {folder} is not writable (checked {probe}); "
-                       "choose another --storage") from None
 
 
 @contextmanager
@@ -260,9 +249,9 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     if data_path is not None:
         spec["train"]["data_path"] = str(Path(data_path).expanduser().resolve())
     spec = specs.resolve(spec)
-    from study.tracking import check_installed
+    from study.tracking import check_tracking
 
-    check_installed(spec["tracking"])
+    check_tracking(spec["tracking"])
     name = name or f"{spec['study']['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not specs.NAME_PATTERN.match(name):
         raise BadInput(f"--name '{name}' must be 1-64 letters, digits, '_', '.' or '-', "
