@@ -264,6 +264,8 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
         raise BadInput(f"{where} already exists; `wae-study resume {where}` continues it, or "
                        "pass another --name")
     check_writable(experiment_dir.parent if remote else root)
+    if spec["train"]["data_path"] is not None:
+        dsdata.check_path(Path(spec["train"]["data_path"]))
     start_ray(address, spec["study"]["search"])
     check_resources(spec["resources"])
     dataset = dsdata.load(spec["train"].get("data_path"))
