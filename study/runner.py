@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,14 +99,38 @@ def start_ray(address: str | None, search: str) -> None:
         # No --address: a private instance. Plain ray.init() would join whatever cluster
         # `ray start` or another process's test cluster last registered on this machine
         # (/tmp/ray/ray_current_cluster), and fail when it goes away. RAY_ADDRESS still wins.
-        ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
-                 include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                 runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+        with own_process_group():
+            ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
+                     include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+                     runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
     signals.install()  # over ray.init's SIGTERM handlers
     # Tune's warnings speak of its own API (on Ctrl-C: "Resume experiment with:
     # Tuner.restore(...)", then one FileNotFoundError per trial not yet started); the project
     # says what happened and what to run (`finish`, the progress lines). Errors still show.
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
+
+
+@contextmanager
+def own_process_group() -> Iterator[None]:
+    """The processes started inside (the local Ray's GCS, raylet and agents) go into a process
+    group of their own, the driver back into its group after: a signal to the driver's group
+    (`timeout`'s SIGTERM, a closed terminal's SIGHUP) then reaches the driver alone, which
+    stops the study (Tune saves) and shuts its Ray down, instead of killing the GCS under it.
+    A session leader cannot change groups: its Ray stays in its group."""
+    if os.getsid(0) == os.getpid():
+        yield
+        return
+    home = os.getpgrp()
+    holder = subprocess.Popen(["sleep", "60"], process_group=0)  # leads a new group
+    try:
+        os.setpgid(0, holder.pid)  # the driver joins it; the group outlives its leader
+    finally:
+        holder.kill()
+        holder.wait()
+    try:
+        yield
+    finally:
+        os.setpgid(0, home)
 
 
 AUTH_FAILURE = "InvalidAuthToken"  # what Ray's core logs when the cluster refuses a token

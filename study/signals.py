@@ -21,8 +21,12 @@ received: list[int] = []  # the stop signals caught in this process, in order
 
 
 def as_interrupt(signum: int, frame: FrameType | None) -> None:
-    """Handle a stop signal as SIGINT is handled now, remembering its number."""
+    """Handle the first stop signal as SIGINT is handled now, remembering its number. Later
+    ones are ignored: `timeout` sends its SIGTERM to the driver and again to its process
+    group, and a second SIGINT to Tune skips saving the state (a second Ctrl-C still does)."""
     received.append(signum)
+    if len(received) > 1:
+        return
     handler = signal.getsignal(signal.SIGINT)
     if not callable(handler):  # SIG_IGN or SIG_DFL: as Python's own
         raise KeyboardInterrupt

@@ -133,18 +133,23 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
     assert "Tuner.restore" not in err and "FileNotFoundError" not in err, err
 
 
-@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize(("stop", "code", "prefix"), [
+    (signal.SIGTERM, 143, ()),
+    (signal.SIGHUP, 129, ()),
+    (signal.SIGTERM, 143, ("timeout", "3600")),  # `timeout` signals its whole process group
+], ids=["sigterm", "sighup", "sigterm-to-the-group"])
 def test_sigterm_and_sighup_stop_as_ctrl_c_does_and_the_study_resumes(dsprites_path, tmp_path,
-                                                                      stop, code):
-    """A scheduler's SIGTERM (a closed terminal's SIGHUP): the state saved, the resume line,
-    exit 128 + the signal, no C++ dump, every process of the study's own Ray ended; resume
-    then trains every trial once."""
+                                                                      stop, code, prefix):
+    """A scheduler's SIGTERM (a closed terminal's SIGHUP), to the driver or, as `timeout`
+    sends it, to the driver's process group: the state saved, the resume line, exit 128 + the
+    signal, no C++ dump, every process of the study's own Ray ended; resume then trains every
+    trial once."""
     steps = 300
     experiment = tmp_path / "t"
     proc = cli("run", "quick", "--storage", str(tmp_path), "--name", "t", "--max-concurrent",
                "1", "--set", f"train.steps={steps}", "--set", "train.report_every=25",
                "--set", "train.checkpoint_every=50", "--set", "study.families=['beta_vae']",
-               *TINY)
+               *TINY, prefix=prefix)
     wait_for(proc, lambda: experiment.exists() and any(checkpointed_unfinished(d, steps)
                                                        for d in trial_dirs(experiment)))
     ray_processes = descendants(proc.pid)
