@@ -182,12 +182,13 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from study import compare, runner
 
-        if compare.is_comparison(args.spec):
-            return compare.run(args.spec, args.set, args.name, args.storage, args.address,
-                               args.data)
         flags = {key: getattr(args, key) for key in
                  ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")}
         overrides = [*args.set, *tracking_overrides(args.tracking)]
+        if compare.is_comparison(args.spec):  # the flags as what they set: [resources] keys
+            resources = [f"resources.{k}={v}" for k, v in flags.items() if v is not None]
+            return compare.run(args.spec, [*overrides, *resources], args.name, args.storage,
+                               args.address, args.data)
         return runner.run(args.spec, overrides, args.name, args.storage, args.address, flags,
                           args.data)
     if args.command == "resume":

@@ -221,6 +221,12 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
                        "or pass another --name")
     check_writable(root)
     studies = expand(comparison)
+    from study.tracking import check_tracking
+    from trainables.data import check_path
+
+    check_tracking(studies[0].spec["tracking"])  # [tracking] and [train]: one for all studies
+    if studies[0].spec["train"]["data_path"] is not None:
+        check_path(Path(studies[0].spec["train"]["data_path"]))
     runner.start_ray(address, "pbt")
     runner.check_resources(studies[0].spec["resources"])
     dataset = _dataset(studies)

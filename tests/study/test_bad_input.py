@@ -126,6 +126,12 @@ CASES = {
         "tracking.uri's folder /proc/wae is not writable"),
     "tracking-server-down": (lambda t: ["run", "quick", "--tracking", "mlflow=http://127.0.0.1:1"],
                              "no MLflow server answers"),
+    "comparison-tracking": (lambda t: ["run", "search-compare-laptop", "--tracking",
+                                       "mlflow=foo://x/y"], "no tracking store for that scheme"),
+    "comparison-cpus": (lambda t: ["run", "search-compare-laptop", "--cpus-per-trial", "0"],
+                        "cpus_per_trial must be > 0"),
+    "comparison-missing-data": (lambda t: ["run", "search-compare-laptop", "--data",
+                                           str(t / "none.h5")], "data file not found"),
     "tracking-bad-wandb-project": (lambda t: ["run", "quick", "--tracking", "wandb=a/b"],
                                    "Invalid project name"),
 }
