@@ -1,6 +1,7 @@
 """The `wae-study` command line: parse, dispatch, and map failures to the exit codes.
 
-0 done; 2 bad input (one line naming the problem and the fix); 130 interrupted; 1 otherwise.
+0 done; 2 bad input (one line naming the problem and the fix); 130 interrupted (143 by
+SIGTERM, 129 by SIGHUP: `study.signals`); 1 otherwise.
 """
 
 from __future__ import annotations
@@ -8,15 +9,38 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from study.errors import BadInput
+from study.signals import interrupted_code, stopping_as_interrupt
 from study.storage import REPORT_DIR, Remote, open_experiment
 from trainables.data import DataError
 from trainables.experiment import EXTRA_FILE, study_file, trial_dirs
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the contract's bad input: one line (the usage is in `--help`), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def text(value: str) -> str:
+    """An option's value, refused when empty or blank: an empty --name, --storage or
+    --address would otherwise silently mean the default."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"empty value {value!r}: give one, or leave the "
+                                         "option out for its default")
+    return value
+
+
+def path(value: str) -> Path:
+    """A path option's value (not empty: Path('') would be the current folder)."""
+    return Path(text(value))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wae-study",
         description="Ray Tune studies of beta-VAEs and WAEs on dSprites (Rubenstein et al. 2018).",
     )
@@ -26,36 +50,37 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     generate = data_commands.add_parser(
         "generate", help="render all 737,280 dSprites images into an HDF5 file (official layout)")
-    generate.add_argument("--out", type=Path, default=None,
+    generate.add_argument("--out", type=path, default=None,
                           help="output .h5 file (default: $WAE_STUDY_DATA or the user cache)")
     generate.add_argument("--force", action="store_true", help="overwrite an existing file")
     fetch = data_commands.add_parser(
         "fetch", help="download the official dSprites .hdf5 (resumable, checksum-checked), "
                       "then verify it")
-    fetch.add_argument("--out", type=Path, default=None,
+    fetch.add_argument("--out", type=path, default=None,
                        help="output .hdf5 file (default: the user cache, what --data official "
                             "reads)")
-    fetch.add_argument("--url", default=None,
+    fetch.add_argument("--url", type=text, default=None,
                        help="a mirror of the official file (default: $WAE_STUDY_DSPRITES_URL, "
                             "else DeepMind's repository)")
     verify = data_commands.add_parser(
         "verify", help="check an official .npz/.hdf5 or a generated file")
-    verify.add_argument("path", type=Path)
+    verify.add_argument("path", type=path)
     show = data_commands.add_parser("show", help="write a picture of sample images")
-    show.add_argument("path", type=Path)
-    show.add_argument("--out", type=Path, required=True, help="output .png")
+    show.add_argument("path", type=path)
+    show.add_argument("--out", type=path, required=True, help="output .png")
 
     presets = commands.add_parser("presets", help="list the built-in study presets")
-    presets.add_argument("--show", metavar="NAME", help="print one preset as resolved TOML")
+    presets.add_argument("--show", type=text, metavar="NAME",
+                         help="print one preset as resolved TOML")
 
     run = commands.add_parser("run", help="run a study (a preset name or a TOML spec)")
-    run.add_argument("spec", metavar="SPEC", help="preset name or TOML file")
-    run.add_argument("--name", help="experiment name (default: SPEC name + time stamp)")
-    run.add_argument("--storage", help="folder holding experiments, shared by all nodes on a "
-                     "cluster, or object storage: s3://BUCKET/PREFIX (endpoint from "
+    run.add_argument("spec", type=text, metavar="SPEC", help="preset name or TOML file")
+    run.add_argument("--name", type=text, help="experiment name (default: SPEC name + time stamp)")
+    run.add_argument("--storage", type=text, help="folder holding experiments, shared by all "
+                     "nodes on a cluster, or object storage: s3://BUCKET/PREFIX (endpoint from "
                      "$AWS_ENDPOINT_URL, credentials from the AWS variables), gs://, abfs://, "
                      "hdfs:// (default: $WAE_STUDY_STORAGE or ./experiments)")
-    run.add_argument("--address", help="join a Ray cluster: 'auto' or HOST:PORT "
+    run.add_argument("--address", type=text, help="join a Ray cluster: 'auto' or HOST:PORT "
                      "(default: start Ray locally)")
     run.add_argument("--gpus-per-trial", type=float, dest="gpus_per_trial",
                      help="GPUs per trial, fractions allowed (default from the spec)")
@@ -68,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=data_file, help="dSprites file (official .npz/.hdf5 or "
                      "generated; `official`: the file `data fetch` downloaded); default: the "
                      "generated file, rendered if missing")
-    run.add_argument("--tracking", metavar="mlflow[=URI]|wandb[=PROJECT]", default=None,
+    run.add_argument("--tracking", type=text, metavar="mlflow[=URI]|wandb[=PROJECT]", default=None,
                      help="one tracker run per trial: MLflow (default URI: "
                           "sqlite:///<experiment>/mlflow.db) or Weights & Biases (default "
                           "project: the study's name); sets the spec's [tracking] table")
@@ -76,26 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a spec value, e.g. --set train.steps=500 (repeatable)")
 
     resume = commands.add_parser("resume", help="continue an interrupted study")
-    resume.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
-    resume.add_argument("--address", help="join a Ray cluster: 'auto' or HOST:PORT")
+    resume.add_argument("experiment", type=text, metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
+    resume.add_argument("--address", type=text, help="join a Ray cluster: 'auto' or HOST:PORT")
 
     status = commands.add_parser("status", help="trials by state, steps done, best so far")
-    status.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
+    status.add_argument("experiment", type=text, metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
 
     report = commands.add_parser("report", help="write the report of a (partial) study")
-    report.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
-    report.add_argument("--out", type=Path, help="report folder (default EXPERIMENT_DIR/report; "
+    report.add_argument("experiment", type=text, metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
+    report.add_argument("--out", type=path, help="report folder (default EXPERIMENT_DIR/report; "
                         "for a URI, the local mirror's, uploaded to URI/report/)")
     report.add_argument("--data", type=data_file,
                         help="dSprites file for the reconstruction figure")
-    report.add_argument("--compare", metavar="OTHER_EXPERIMENT_DIR",
+    report.add_argument("--compare", type=text, metavar="OTHER_EXPERIMENT_DIR",
                         help="show another experiment's fronts beside this one's, in one box "
                         "(e.g. the grid study a PBT population extends)")
 
     evaluate = commands.add_parser(
         "evaluate", help="re-score the final checkpoints with more metrics, then the report")
-    evaluate.add_argument("experiment", metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
-    evaluate.add_argument("--metrics", required=True, metavar="NAMES",
+    evaluate.add_argument("experiment", type=text, metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
+    evaluate.add_argument("--metrics", type=text, required=True, metavar="NAMES",
                           help="comma-separated, from: higgins (both tasks, re-scored into "
                           "disentanglement_4var_c<steps> / _5var_c<steps>), mig, factorvae, "
                           "dci, sap")
@@ -157,12 +182,13 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from study import compare, runner
 
-        if compare.is_comparison(args.spec):
-            return compare.run(args.spec, args.set, args.name, args.storage, args.address,
-                               args.data)
         flags = {key: getattr(args, key) for key in
                  ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")}
         overrides = [*args.set, *tracking_overrides(args.tracking)]
+        if compare.is_comparison(args.spec):  # the flags as what they set: [resources] keys
+            resources = [f"resources.{k}={v}" for k, v in flags.items() if v is not None]
+            return compare.run(args.spec, [*overrides, *resources], args.name, args.storage,
+                               args.address, args.data)
         return runner.run(args.spec, overrides, args.name, args.storage, args.address, flags,
                           args.data)
     if args.command == "resume":
@@ -204,36 +230,44 @@ def tracking_overrides(text: str | None) -> list[str]:
     """`--tracking mlflow[=URI]` / `wandb[=PROJECT]` as `--set` overrides of [tracking]."""
     if text is None:
         return []
-    backend, _, where = text.partition("=")
+    backend, equals, where = text.partition("=")
     if backend not in ("mlflow", "wandb"):
         raise BadInput(f"--tracking must be mlflow[=URI] or wandb[=PROJECT], got {text!r}")
     key = "uri" if backend == "mlflow" else "project"
+    if equals and not where.strip():
+        raise BadInput(f"--tracking {text!r} names no {key.upper()}: give one after '=', or "
+                       f"pass --tracking {backend} for the default")
     return [f"tracking.backend={backend}", *([f"tracking.{key}={where!r}"] if where else [])]
 
 
-def data_file(text: str) -> Path:
+def data_file(value: str) -> Path:
     """A --data value: a file path, or `official` for the file `data fetch` downloaded."""
-    if text != "official":
-        return Path(text)
+    if value != "official":
+        return path(value)
     from trainables.data import official_path
 
-    path = official_path()
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"no official dSprites file at {path}: run "
+    official = official_path()
+    if not official.is_file():
+        raise argparse.ArgumentTypeError(f"no official dSprites file at {official}: run "
                                          "`wae-study data fetch` first")
-    return path
+    return official
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return dispatch(args)
-    except (BadInput, DataError) as err:
-        print(f"wae-study: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("wae-study: interrupted", file=sys.stderr)
-        return 130
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error: one line, exit 2
+        return int(done.code or 0)
+    with stopping_as_interrupt():
+        try:
+            code = dispatch(args)
+        except (BadInput, DataError) as err:
+            print(f"wae-study: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("wae-study: interrupted", file=sys.stderr)
+            code = 130
+        return interrupted_code() if code == 130 else code
 
 
 if __name__ == "__main__":

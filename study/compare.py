@@ -39,6 +39,7 @@ from study import spec as specs
 from study import toml_out
 from study.errors import BadInput
 from study.presets import PRESETS
+from study.storage import check_writable
 from study.tables import PbtTable
 from trainables import experiment, typed
 from trainables.config import FAMILIES
@@ -220,8 +221,14 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     if folder.exists():
         raise BadInput(f"{folder} already exists; `wae-study resume {folder}` continues it, "
                        "or pass another --name")
-    runner.check_writable(root)
+    check_writable(root)
     studies = expand(comparison)
+    from study.tracking import check_tracking
+    from trainables.data import check_path
+
+    check_tracking(studies[0].spec["tracking"])  # [tracking] and [train]: one for all studies
+    if studies[0].spec["train"]["data_path"] is not None:
+        check_path(Path(studies[0].spec["train"]["data_path"]))
     runner.start_ray(address, "pbt")
     runner.check_resources(studies[0].spec["resources"])
     dataset = _dataset(studies)

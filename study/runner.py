@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,9 +21,10 @@ from typing import Any
 
 from analysis.box import Box
 from search_spaces.pbt import Scale
+from study import signals
 from study import spec as specs
 from study.errors import BadInput
-from study.storage import Remote, is_uri, open_remote
+from study.storage import Remote, check_writable, is_uri, open_remote
 from trainables import experiment
 from trainables.config import trial_settings
 
@@ -36,17 +38,6 @@ def storage_root(storage: str | None) -> Path | Remote:
     if is_uri(raw):
         return open_remote(raw)
     return Path(raw.removeprefix("file://")).expanduser().resolve()
-
-
-def check_writable(folder: Path) -> None:
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    try:
-        tempfile.TemporaryFile(dir=probe).close()
-    except OSError:
-        raise BadInput(f"storage {folder} is not writable (checked {probe}); "
-                       "choose another --storage") from None
 
 
 @contextmanager
@@ -108,13 +99,38 @@ def start_ray(address: str | None, search: str) -> None:
         # No --address: a private instance. Plain ray.init() would join whatever cluster
         # `ray start` or another process's test cluster last registered on this machine
         # (/tmp/ray/ray_current_cluster), and fail when it goes away. RAY_ADDRESS still wins.
-        ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
-                 include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                 runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+        with own_process_group():
+            ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local",
+                     include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+                     runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+    signals.install()  # over ray.init's SIGTERM handlers
     # Tune's warnings speak of its own API (on Ctrl-C: "Resume experiment with:
     # Tuner.restore(...)", then one FileNotFoundError per trial not yet started); the project
     # says what happened and what to run (`finish`, the progress lines). Errors still show.
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
+
+
+@contextmanager
+def own_process_group() -> Iterator[None]:
+    """The processes started inside (the local Ray's GCS, raylet and agents) go into a process
+    group of their own, the driver back into its group after: a signal to the driver's group
+    (`timeout`'s SIGTERM, a closed terminal's SIGHUP) then reaches the driver alone, which
+    stops the study (Tune saves) and shuts its Ray down, instead of killing the GCS under it.
+    A session leader cannot change groups: its Ray stays in its group."""
+    if os.getsid(0) == os.getpid():
+        yield
+        return
+    home = os.getpgrp()
+    holder = subprocess.Popen(["sleep", "60"], process_group=0)  # leads a new group
+    try:
+        os.setpgid(0, holder.pid)  # the driver joins it; the group outlives its leader
+    finally:
+        holder.kill()
+        holder.wait()
+    try:
+        yield
+    finally:
+        os.setpgid(0, home)
 
 
 AUTH_FAILURE = "InvalidAuthToken"  # what Ray's core logs when the cluster refuses a token
@@ -258,9 +274,9 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     if data_path is not None:
         spec["train"]["data_path"] = str(Path(data_path).expanduser().resolve())
     spec = specs.resolve(spec)
-    from study.tracking import check_installed
+    from study.tracking import check_tracking
 
-    check_installed(spec["tracking"])
+    check_tracking(spec["tracking"])
     name = name or f"{spec['study']['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not specs.NAME_PATTERN.match(name):
         raise BadInput(f"--name '{name}' must be 1-64 letters, digits, '_', '.' or '-', "
@@ -273,6 +289,8 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
         raise BadInput(f"{where} already exists; `wae-study resume {where}` continues it, or "
                        "pass another --name")
     check_writable(experiment_dir.parent if remote else root)
+    if spec["train"]["data_path"] is not None:
+        dsdata.check_path(Path(spec["train"]["data_path"]))
     start_ray(address, spec["study"]["search"])
     check_resources(spec["resources"])
     dataset = dsdata.load(spec["train"].get("data_path"))

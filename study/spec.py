@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -36,6 +37,8 @@ from trainables import experiment, typed
 from trainables.config import FAMILIES, PARAM_OF, TrainConfig
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Text whose empty value means "the default" (their help says which); any other text needs one.
+MAY_BE_EMPTY = ("study.description", "tracking.uri", "tracking.project")
 # Fields the study sets per trial; [train] may not set them.
 PER_TRIAL = ("family", "value", "replicates", "seed", "seeds", "perturbable")
 
@@ -101,7 +104,23 @@ def _check_one_search(raw: dict[str, Any], defaults: dict[str, dict[str, Any]]) 
                        f"or set study.search = '{other}'")
 
 
+def _check_text(spec: dict[str, dict[str, Any]]) -> None:
+    """No blank text, and no empty text where a value is needed (`MAY_BE_EMPTY`): a blank
+    storage URI or data path would otherwise be taken for a folder named ' ' or for '.'."""
+    for table, values in spec.items():
+        for key, value in values.items():
+            if not isinstance(value, str) or value.strip():
+                continue
+            if value:
+                raise BadInput(f"{table}.{key} is blank ({value!r}); give a value, or '' "
+                               "where its help says empty means the default")
+            if f"{table}.{key}" not in MAY_BE_EMPTY:
+                raise BadInput(f"{table}.{key} is empty; give a value (see `wae-study presets "
+                               "--show quick`)")
+
+
 def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
+    _check_text(spec)
     study, grid, adaptive, res = spec["study"], spec["grid"], spec["adaptive"], spec["resources"]
     if not NAME_PATTERN.match(study["name"]):
         raise BadInput(f"study.name '{study['name']}' must be 1-64 letters, digits, '_', '.' "
@@ -148,10 +167,12 @@ def _check_ranges(spec: dict[str, dict[str, Any]]) -> None:
     if floor != "chance" and not 0 <= floor < 1:
         raise BadInput(f"report.disentanglement_floor must be 'chance' or a number in [0, 1), "
                        f"got {floor!r}")
-    if res["cpus_per_trial"] <= 0:
-        raise BadInput("resources.cpus_per_trial must be > 0")
-    if res["gpus_per_trial"] < 0:
-        raise BadInput("resources.gpus_per_trial must be >= 0")
+    if not 0 < res["cpus_per_trial"] < math.inf:
+        raise BadInput(f"resources.cpus_per_trial must be > 0 and finite, got "
+                       f"{res['cpus_per_trial']}")
+    if not 0 <= res["gpus_per_trial"] < math.inf:
+        raise BadInput(f"resources.gpus_per_trial must be >= 0 and finite, got "
+                       f"{res['gpus_per_trial']}")
     if res["max_concurrent"] < 0 or res["max_failures"] < 0:
         raise BadInput("resources.max_concurrent and resources.max_failures must be >= 0")
     _resolve_validation(spec)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,19 @@ from trainables import experiment
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 60.0  # a read or write that stalls this long fails (and is retried)
 REPORT_DIR = "report"
+
+
+def check_writable(folder: Path, what: str = "storage",
+                   fix: str = "choose another --storage") -> None:
+    """BadInput unless `folder` is writable or can be created (its nearest existing parent
+    is writable); creates nothing."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError:
+        raise BadInput(f"{what} {folder} is not writable (checked {probe}); {fix}") from None
 
 
 def is_uri(text: str) -> bool:

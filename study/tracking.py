@@ -12,19 +12,22 @@ step. W&B's files go to the experiment folder's `wandb/` (not the trial folders:
 those before W&B has finished writing); `WANDB_MODE=offline` keeps the runs there, and
 `wandb sync <experiment>/wandb/offline-run-*` uploads them later. Both are optional extras
 (`pip install -e '.[mlflow]'` / `'.[wandb]'`); a missing one is a one-line error naming the
-extra, before Ray starts.
+extra, before Ray starts, as is a URI or project the tracker would refuse (`check_tracking`).
 """
 
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.air.integrations.wandb import WandbLoggerCallback
 
 from study.errors import BadInput
+from study.storage import check_writable
 from trainables.result_line import ResultLine
 
 CURVE = ("loss", "recon", "n_diverged", "value")
@@ -56,6 +59,52 @@ def check_installed(tracking: dict[str, Any]) -> None:
     except ImportError:
         raise BadInput(f"tracking.backend = '{backend}' needs the {backend} package: "
                        f"pip install -e '.[{backend}]' (or choose backend = 'none')") from None
+
+
+def check_tracking(tracking: dict[str, Any]) -> None:
+    """BadInput, before Ray starts and creating nothing, for what the tracker would refuse
+    only once the study runs (a traceback after the experiment folder was made): a missing
+    package, an MLflow URI (`check_mlflow_uri`), a W&B project name W&B's settings refuse."""
+    check_installed(tracking)
+    if tracking["backend"] == "mlflow" and tracking["uri"]:
+        check_mlflow_uri(tracking["uri"])
+    if tracking["backend"] == "wandb" and tracking["project"]:
+        import wandb
+
+        try:
+            wandb.Settings(project=tracking["project"])
+        except wandb.errors.Error as err:
+            raise BadInput(f"tracking.project: {err}; choose another W&B project name") \
+                from None
+
+
+def check_mlflow_uri(uri: str) -> None:
+    """An MLflow tracking URI a store takes, probed without side effects: a scheme MLflow's
+    store registry knows, no file store (MLflow 3 creates none), a sqlite file whose folder
+    can be created, an http(s) server that answers."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    fix = ("use sqlite:///PATH.db or http://HOST:PORT, or leave tracking.uri empty for "
+           "sqlite:///<experiment>/mlflow.db")
+    try:
+        _tracking_store_registry.get_store_builder(uri)
+    except MlflowException:
+        raise BadInput(f"tracking.uri {uri!r}: MLflow has no tracking store for that "
+                       f"scheme; {fix}") from None
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        raise BadInput(f"tracking.uri {uri!r}: MLflow 3 creates no file-based store; {fix}")
+    if parts.scheme == "sqlite" and uri.removeprefix("sqlite://"):  # sqlite:// is in memory
+        database = Path(uri.removeprefix("sqlite:///")).expanduser().resolve()
+        check_writable(database.parent, "tracking.uri's folder", fix)
+    if parts.scheme in ("http", "https"):
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            socket.create_connection((parts.hostname, port), timeout=3).close()
+        except (OSError, ValueError) as err:
+            raise BadInput(f"tracking.uri {uri!r}: no MLflow server answers there ({err}); "
+                           "start it or fix the URI") from None
 
 
 class MLflowRuns(MLflowLoggerCallback):

@@ -112,6 +112,22 @@ def test_the_mlflow_callback_keeps_each_trials_run_where_we_read_it():
         "step", "metrics_to_log", "run_id"], message
 
 
+def test_mlflows_store_registry_tells_a_known_scheme_without_opening_the_store(tmp_path):
+    """study.tracking.check_mlflow_uri asks `_tracking_store_registry.get_store_builder`
+    whether a scheme has a store (MlflowException if not), which must create nothing."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    message = ("mlflow's _tracking_store_registry.get_store_builder changed: "
+               "study/tracking.py relies on it; pyproject.toml's mlflow extra pins "
+               "'mlflow-skinny>=3.0,<4': keep the pin, or adapt check_mlflow_uri")
+    assert callable(_tracking_store_registry.get_store_builder(
+        f"sqlite:///{tmp_path}/mlflow.db")), message
+    assert list(tmp_path.iterdir()) == [], message
+    with pytest.raises(MlflowException):
+        _tracking_store_registry.get_store_builder("foo://x/y")
+
+
 # ---- scikit-learn's fitted histogram trees (metrics/dci.py) ------------------------
 def test_hist_gradient_boosting_trees_expose_their_split_gains():
     """DCI's default importances sum each feature's split gains over the fitted trees:

@@ -150,9 +150,9 @@ def load(path: str | os.PathLike | None = None, cached: bool = True) -> DSprites
     return DSprites(read_packed(path, cached), source=str(path))
 
 
-def read_packed(path: Path, cached: bool = True) -> np.ndarray:
-    """Read a dSprites file into packed bits, validating the grid, ordering and pixel values;
-    with `cached`, from `packed_cache` when the file is unchanged since it was last read."""
+def check_path(path: Path) -> None:
+    """DataError unless `path` exists with a dSprites extension: the checks that need not
+    read the file (`wae-study run` makes them before Ray starts)."""
     if not path.exists():
         raise DataError(
             f"data file not found: {path}; run `wae-study data generate` or pass the path "
@@ -163,6 +163,12 @@ def read_packed(path: Path, cached: bool = True) -> np.ndarray:
             f"unknown data file extension '{path.suffix}' ({path}); expected one of "
             f"{', '.join(SUFFIXES)}"
         )
+
+
+def read_packed(path: Path, cached: bool = True) -> np.ndarray:
+    """Read a dSprites file into packed bits, validating the grid, ordering and pixel values;
+    with `cached`, from `packed_cache` when the file is unchanged since it was last read."""
+    check_path(path)
     kept = _cached(path) if cached else None
     if kept is not None:
         return kept

@@ -1,12 +1,16 @@
 """Loss terms, one value per pack member: every function returns a tensor of shape [K].
 
 Inputs carry a leading member axis (K, B, ...); nothing reduces across it, so one member's
-values never reach another's loss or gradient.
+values never reach another's loss or gradient. Every term computes in fp32 even inside the
+bf16 autocast of `precision = "bf16"` (`in_fp32`), as `TrainConfig.precision` promises.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import ParamSpec
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +21,23 @@ import torch.nn.functional as F
 AUTHORS_SCALES = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0, 2.0)  # C = s·d
 WAE_PAPER_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # C = 2·d·σ²·s, σ² = 1
 
+P = ParamSpec("P")
 
+
+def in_fp32(term: Callable[P, torch.Tensor]) -> Callable[P, torch.Tensor]:
+    """`term` with autocast off on its inputs' device: bf16 autocast would run a loss's
+    matmul (DIP-VAE's covariance) in bf16: 2e-3 to 1e-2 relative error in the penalty. The model
+    hands the terms fp32 (its heads' `.float()`); outside autocast this changes nothing, so
+    fp32 training stays bitwise as it was."""
+    @functools.wraps(term)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> torch.Tensor:
+        device = next(a.device.type for a in args if isinstance(a, torch.Tensor))
+        with torch.autocast(device, enabled=False):
+            return term(*args, **kwargs)
+    return wrapped
+
+
+@in_fp32
 def bernoulli_reconstruction(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Sigmoid cross-entropy summed over pixels, averaged over the batch: (K, B, P) -> [K].
     This sum in nats is the paper's "reconstruction error"."""
@@ -25,6 +45,7 @@ def bernoulli_reconstruction(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return bce.sum(-1).mean(-1)
 
 
+@in_fp32
 def kl_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, e^logvar) ‖ N(0, I)) summed over latents, averaged over the batch -> [K]."""
     return 0.5 * (torch.exp(logvar) - logvar + mean.square() - 1.0).sum(-1).mean(-1)
@@ -41,6 +62,7 @@ def imq_scales(estimator: str, latent_dim: int, device: torch.device | str = "cp
     return torch.tensor(scales, device=device)
 
 
+@in_fp32
 def mmd_imq(q: torch.Tensor, p: torch.Tensor, scales: torch.Tensor, estimator: str) -> torch.Tensor:
     """MMD² between codes q and prior samples p, each (K, n, d), with the inverse-multiquadratic
     kernel k(x, y) = Σ_C C / (C + ‖x − y‖²) -> [K].
@@ -65,6 +87,7 @@ def mmd_imq(q: torch.Tensor, p: torch.Tensor, scales: torch.Tensor, estimator: s
     return within - 2.0 * cross
 
 
+@in_fp32
 def spread_penalty(spread: torch.Tensor, p: float = 1.0) -> torch.Tensor:
     """mean_n Σ_i |spread_i|^p (the seed's eq. 2 with spread = log σ² or log side) -> [K]."""
     magnitude = spread.abs()
@@ -76,6 +99,7 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mean).square() * torch.exp(-logvar))
 
 
+@in_fp32
 def total_correlation(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
                       dataset_size: int) -> torch.Tensor:
     """TC(q(z)) = KL(q(z) ‖ Π_j q(z_j)) by minibatch-weighted sampling (Chen et al. 2018,
@@ -91,6 +115,7 @@ def total_correlation(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
     return (log_qz - log_marginals).mean(-1)
 
 
+@in_fp32
 def dip_covariance_penalty(mean: torch.Tensor, logvar: torch.Tensor, lambda_od: torch.Tensor,
                            lambda_d: torch.Tensor, variant: str) -> torch.Tensor:
     """DIP-VAE's moment matching of Cov[z] to the identity (Kumar et al. 2018, as
@@ -120,6 +145,7 @@ def shuffle_latents(z: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     return z.gather(1, order)
 
 
+@in_fp32
 def density_ratio_tc(real_logits: torch.Tensor) -> torch.Tensor:
     """FactorVAE's total correlation estimate E_q(z)[log D(z) − log(1 − D(z))], the
     discriminator's logit difference (real − shuffled) averaged over the batch: logits
@@ -127,6 +153,7 @@ def density_ratio_tc(real_logits: torch.Tensor) -> torch.Tensor:
     return (real_logits[..., 0] - real_logits[..., 1]).mean(-1)
 
 
+@in_fp32
 def discriminator_loss(real_logits: torch.Tensor, shuffled_logits: torch.Tensor) -> torch.Tensor:
     """The discriminator's cross-entropy, real codes as class 0 and shuffled ones as class 1,
     half each: −½(E log p_real[0] + E log p_shuffled[1]), the softmax probabilities clipped to

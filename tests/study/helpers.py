@@ -98,6 +98,43 @@ def kill_when(proc: subprocess.Popen, experiment: Path, ready, timeout: float = 
     proc.wait()
 
 
+def descendants(pid: int) -> set[tuple[int, str, str]]:
+    """The processes below `pid` (its children, theirs, ...: the Ray a study started), each
+    as (pid, start time, command line), the start time telling a reused number apart."""
+    parents, seen = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # ended meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+        seen[int(stat.parent.name)] = (fields[19], command.strip())
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return {(child, *seen[child]) for child in found}
+
+
+def still_running(processes: set[tuple[int, str, str]], wait: float = 20) -> list[str]:
+    """The command lines of `processes` (from `descendants`) still running after up to `wait`
+    seconds (zombies count as ended)."""
+    deadline = time.monotonic() + wait
+    while True:
+        running = []
+        for pid, started, command in processes:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[19] == started and fields[0] != "Z":
+                running.append(command)
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.5)
+
+
 def assert_each_trial_trained_once(experiment: Path, steps: int) -> None:
     """Every trial finished, and none restarted from scratch (one step-0 evaluation each)."""
     for trial in trial_dirs(experiment):

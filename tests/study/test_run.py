@@ -1,7 +1,8 @@
 """Studies end to end through the real command line: a grid study, SIGKILL + resume of an
-adaptive study (no trial lost, none retrained from scratch, Optuna consistent), Ctrl-C.
-Elsewhere: a grid study's SIGKILL + resume on object storage (test_s3.py), with a truncated
-checkpoint (test_faults.py), PBT's (test_pbt.py), a real two-node cluster (test_cluster.py)."""
+adaptive study (no trial lost, none retrained from scratch, Optuna consistent), Ctrl-C,
+SIGTERM and SIGHUP. Elsewhere: a grid study's SIGKILL + resume on object storage
+(test_s3.py), with a truncated checkpoint (test_faults.py), PBT's (test_pbt.py), a real
+two-node cluster (test_cluster.py)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from tests.study.helpers import (
     checkpointed_unfinished,
     checkpoints,
     cli,
+    descendants,
     finish,
     finished,
     kill_when,
     one_finished_one_checkpointed,
     result_lines,
+    still_running,
     tensorboard_scalars,
     trial_dirs,
     wait_for,
@@ -128,6 +131,39 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
     assert f"wae-study resume {experiment}" in err
     # only the project's lines: not Tune's own resume hint nor its warnings about trials
     assert "Tuner.restore" not in err and "FileNotFoundError" not in err, err
+
+
+@pytest.mark.parametrize(("stop", "code", "prefix"), [
+    (signal.SIGTERM, 143, ()),
+    (signal.SIGHUP, 129, ()),
+    (signal.SIGTERM, 143, ("timeout", "3600")),  # `timeout` signals its whole process group
+], ids=["sigterm", "sighup", "sigterm-to-the-group"])
+def test_sigterm_and_sighup_stop_as_ctrl_c_does_and_the_study_resumes(dsprites_path, tmp_path,
+                                                                      stop, code, prefix):
+    """A scheduler's SIGTERM (a closed terminal's SIGHUP), to the driver or, as `timeout`
+    sends it, to the driver's process group: the state saved, the resume line, exit 128 + the
+    signal, no C++ dump, every process of the study's own Ray ended; resume then trains every
+    trial once."""
+    steps = 300
+    experiment = tmp_path / "t"
+    proc = cli("run", "quick", "--storage", str(tmp_path), "--name", "t", "--max-concurrent",
+               "1", "--set", f"train.steps={steps}", "--set", "train.report_every=25",
+               "--set", "train.checkpoint_every=50", "--set", "study.families=['beta_vae']",
+               *TINY, prefix=prefix)
+    wait_for(proc, lambda: experiment.exists() and any(checkpointed_unfinished(d, steps)
+                                                       for d in trial_dirs(experiment)))
+    ray_processes = descendants(proc.pid)
+    assert any("raylet" in command for _, _, command in ray_processes), ray_processes
+    proc.send_signal(stop)
+    returncode, out, err = finish(proc, timeout=120)
+    assert returncode == code, err
+    assert f"continue with `wae-study resume {experiment}`" in err
+    assert "Aborted" not in err and "received at time" not in err and "Traceback" not in err, err
+    assert still_running(ray_processes) == []
+    returncode, out, err = finish(cli("resume", str(experiment)))
+    assert returncode == 0, err
+    assert_no_trial_errored(experiment)
+    assert_each_trial_trained_once(experiment, steps)
 
 
 def assert_tracked_in_mlflow(experiment, n_trials: int) -> None:

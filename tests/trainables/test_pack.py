@@ -23,6 +23,9 @@ def packed() -> np.ndarray:
 
 
 TRAIN = np.arange(0, 3000, 2)
+LOSS_TERMS = ("bernoulli_reconstruction", "kl_standard_normal", "mmd_imq", "spread_penalty",
+              "total_correlation", "dip_covariance_penalty", "density_ratio_tc",
+              "discriminator_loss")  # the trainables.losses terms PackTrainer calls
 
 
 def tiny(**overrides) -> TrainConfig:
@@ -178,9 +181,7 @@ def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, fam
     from trainables import pack as pack_module
 
     seen = {}
-    for name in ("bernoulli_reconstruction", "kl_standard_normal", "mmd_imq", "spread_penalty",
-                 "total_correlation", "dip_covariance_penalty", "density_ratio_tc",
-                 "discriminator_loss"):
+    for name in LOSS_TERMS:
         real = getattr(pack_module, name)
 
         def spy(*tensors, _real=real, _name=name, **kwargs):
@@ -199,6 +200,46 @@ def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, fam
                                      and discriminator.shape == (2,))
     trainer.train_step()
     assert {t.dtype for t in member_state(trainer, 0)} == {torch.float32}
+
+
+class FloatDtypes(torch.overrides.TorchFunctionMode):
+    """The dtypes of every floating tensor the torch calls inside return (autocast acts
+    below this mode, so a matmul it runs in bf16 shows here as bf16)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[torch.dtype] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, tuple) else (out,):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.seen.add(t.dtype)
+        return out
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bf16_computes_every_loss_term_inside_in_fp32(packed, family, monkeypatch):
+    """precision = 'bf16' (TrainConfig's help): not only the loss terms' inputs and results
+    but every operation inside them (DIP-VAE's covariance matmul, the MMD's kernel sums, the
+    total correlation's log-sum-exps, FactorVAE's discriminator loss) runs in fp32."""
+    from trainables import pack as pack_module
+
+    inside: dict[str, set[torch.dtype]] = {}
+    for name in LOSS_TERMS:
+        real = getattr(pack_module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            with FloatDtypes() as mode:
+                out = _real(*args, **kwargs)
+            inside[_name] = mode.seen
+            return out
+
+        monkeypatch.setattr(pack_module, name, spy)
+    trainer = PackTrainer(tiny(family=family, replicates=2, precision="bf16"), packed, TRAIN)
+    with trainer.autocast():
+        trainer.member_losses(trainer.draw_batch())
+    assert inside and all(dtypes == {torch.float32} for dtypes in inside.values()), inside
 
 
 def test_each_vae_familys_objective_is_disentanglement_libs(packed):
