@@ -30,6 +30,8 @@ def test_an_experiment_written_by_an_earlier_version_resumes_and_reports(dsprite
     experiment = tmp_path / "moved"
     shutil.copytree(FIXTURE, experiment)
     assert sum(finished(d, STEPS) for d in trial_dirs(experiment)) == 1  # as it was kept
+    code, out, err = finish(cli("status", str(experiment)))
+    assert code == 0 and "1 finished, 1 paused" in out, out + err
     code, out, err = finish(cli("resume", str(experiment)))
     assert code == 0, err
     assert_no_trial_errored(experiment)
