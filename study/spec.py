@@ -68,7 +68,6 @@ def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
                            f"known tables: {', '.join(defaults)}")
         if not isinstance(raw[table], dict):
             raise BadInput(f"{table} must be a table ([{table}]), got {raw[table]!r}")
-    _check_one_search(raw, defaults)
     for table, table_defaults in defaults.items():
         given = raw.get(table, {})
         for key in given:
@@ -94,7 +93,8 @@ def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _check_one_search(raw: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> None:
     """PBT is a scheduler that runs without a searcher: a spec that sets both [adaptive] (the
     Optuna searcher) and [pbt] values away from their defaults asks for a combination Ray
-    cannot run."""
+    cannot run. Checked on a new spec only (`load`): a study.toml holds every table, the
+    other search's with the legacy values an upgrade gave it."""
     search = raw.get("study", {}).get("search") if isinstance(raw.get("study"), dict) else None
     other = {"pbt": "adaptive", "adaptive": "pbt"}.get(search)
     given = raw.get(other) if other else None
@@ -273,15 +273,13 @@ def experiment_spec(experiment_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
-    """A study.toml written before a key existed, given the value that reproduces how it ran
-    then: a search that lacks `select_on` selected on the test measures (and so had no
-    validation images)."""
-    study = raw.get("study") if isinstance(raw.get("study"), dict) else {}
-    table = raw.get(study.get("search"))
-    if study.get("search") in ("adaptive", "pbt") and isinstance(table, dict) \
-            and "select_on" not in table:
-        table["select_on"] = "test"
-    return raw
+    """A study.toml as this version reads one an earlier version wrote (`typed.upgrade`,
+    table by table): a key added since takes its legacy value, which reproduces how the study
+    ran then (e.g. a search without `select_on` selected on the test measures), and a key
+    removed since is dropped with a warning."""
+    tables = {**TABLES, "train": TrainConfig}
+    return {**raw, **{name: typed.upgrade(cls, raw.get(name, {})) for name, cls in tables.items()
+                      if isinstance(raw.get(name, {}), dict)}}
 
 
 def data_path_for(experiment_dir: Path, data_path: Path | None) -> str | Path | None:
@@ -331,6 +329,7 @@ def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str,
         if not isinstance(raw[table], dict):
             raise BadInput(f"--set {text}: {table} is not a table")
         raw[table][key] = value
+    _check_one_search(raw, DEFAULTS)
     return resolve(raw)
 
 

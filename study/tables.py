@@ -70,7 +70,7 @@ class SearchTable(ParamBounds):
         "measures (train.validation_fraction of the held-out images, votes from "
         "train.validation_seed), disjoint from the test measures the report states | test: "
         "the test measures themselves (the selection before validation existed: biased in "
-        "the search's favour)", default="validation")
+        "the search's favour)", default="validation", legacy="test")
 
 
 @dataclass

@@ -81,7 +81,7 @@ def pack_from_payload(
     payload: dict, device: str | torch.device = "cpu"
 ) -> tuple[PackModel, TrainConfig]:
     """The pack and its config from a loaded `pack.pt` payload, frozen (no gradients)."""
-    cfg = TrainConfig.from_dict(payload["config"])
+    cfg = TrainConfig.from_saved(payload["config"])
     model = PackModel.from_config(cfg, device)
     model.load_state_dict(payload["trainer"]["model"])
     model.requires_grad_(False)

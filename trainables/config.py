@@ -72,11 +72,14 @@ RUN_FIELDS = frozenset({
 
 
 def trial_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """A Tune trial's config as TrainConfig fields. Every search puts them under "trial" (the
-    grid's and PBT's points, the Optuna searcher's suggestions merged into the [train]
-    settings); adaptive experiments written before that hold them at the top level."""
+    """A Tune trial's config as TrainConfig fields ({} for none), read as this version reads
+    an earlier one's (`typed.upgrade`): Tune hands a resumed trial the config it saved, and
+    params.json keeps it. Every search puts them under "trial" (the grid's and PBT's points,
+    the Optuna searcher's suggestions merged into the [train] settings); adaptive experiments
+    written before that hold them at the top level."""
     nested = config.get("trial")
-    return nested if isinstance(nested, dict) else config
+    settings = nested if isinstance(nested, dict) else config
+    return typed.upgrade(TrainConfig, settings) if settings else {}
 
 
 _help = typed.setting
@@ -273,6 +276,12 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Validate and build; unknown keys and wrong types raise ValueError naming the fix."""
         return typed.build(cls, d)
+
+    @classmethod
+    def from_saved(cls, d: dict[str, Any]) -> TrainConfig:
+        """`from_dict` of a config an earlier version may have written (a checkpoint's): the
+        fields added since take their legacy values, those removed since are ignored."""
+        return cls.from_dict(typed.upgrade(cls, d))
 
     @classmethod
     def field_help(cls) -> dict[str, str]:

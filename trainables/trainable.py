@@ -241,13 +241,16 @@ def pick_device(spec: str) -> torch.device:
 
 def _check_resumable(cfg: TrainConfig, saved: dict, cloned: bool = False) -> None:
     """A checkpoint continues only the same trajectory; run-only fields may change, `value`
-    when PBT may perturb it, and the members' seeds when PBT cloned another trial."""
+    when PBT may perturb it, and the members' seeds when PBT cloned another trial. Both
+    configs are compared as TrainConfig reads them, so a checkpoint written before a field
+    existed (`TrainConfig.from_saved`: its legacy value or default) continues."""
+    then = TrainConfig.from_saved(saved).to_dict()
     current = cfg.to_dict()
     free = RUN_FIELDS | ({"value"} if cfg.perturbable else set()) | \
         ({"seeds", "seed"} if cloned else set())
-    changed = sorted(k for k in current if k not in free and saved.get(k) != current[k])
+    changed = sorted(k for k in current if k not in free and then[k] != current[k])
     if changed:
         raise checkpoint.CheckpointError(
             f"checkpoint was written with different {', '.join(changed)} "
-            f"({[saved.get(k) for k in changed]} vs {[current[k] for k in changed]}): resume "
+            f"({[then[k] for k in changed]} vs {[current[k] for k in changed]}): resume "
             "with the original trial config or start the trial afresh")

@@ -1,23 +1,52 @@
 """Typed settings: dataclasses whose fields carry their help text and whose values are
 coerced from plain data (TOML, JSON, a Tune config) by one rule, so a run's config
 (`trainables.config.TrainConfig`) and a study's tables (`study.spec`) are checked alike and
-their errors read alike: one line naming the field, what it takes and what it is for."""
+their errors read alike: one line naming the field, what it takes and what it is for.
+
+Files written by an earlier version (a checkpoint's or a trial's config, study.toml) are read
+through `upgrade`: a field added since takes its `legacy` value (`setting`), so an
+experiment resumes and reports as it ran."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import numbers
 import os
 import types
 import typing
+import warnings
 from dataclasses import field
 from typing import Any, Literal, get_args, get_origin
 
 
-def setting(help: str, **kwargs: Any) -> Any:
-    """A dataclass field with its help text (shown by the CLI, the README and study.toml)."""
-    return field(metadata={"help": help}, **kwargs)
+def setting(help: str, *, legacy: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A dataclass field with its help text (shown by the CLI, the README and study.toml).
+
+    The upgrade rule, so that an experiment written before a field existed resumes and
+    reports as it ran: a new field's default reproduces the behaviour before it existed, or
+    the field declares `legacy`, the value it takes when a config or spec written before it
+    existed is read back (`upgrade`); a new study gets the default."""
+    metadata = {"help": help} if legacy is dataclasses.MISSING else {"help": help,
+                                                                      "legacy": legacy}
+    return field(metadata=metadata, **kwargs)
+
+
+def upgrade(cls: type, saved: dict[str, Any]) -> dict[str, Any]:
+    """`saved`, the fields of `cls` as an earlier version wrote them (a checkpoint's or a
+    trial's config, a table of study.toml), as this version reads them: a field it lacks takes
+    its `legacy` value where it declares one (else its default, when built), and a key that
+    is no field any more is dropped, with a warning naming it, rather than refusing the file."""
+    fields = dataclasses.fields(cls)
+    dropped = sorted(set(saved) - {f.name for f in fields})
+    if dropped:
+        warnings.warn(f"ignored {cls.__name__} setting(s) {', '.join(dropped)} of a file "
+                      "written by an earlier version: this version no longer has them",
+                      stacklevel=2)
+    legacy = {f.name: copy.deepcopy(f.metadata["legacy"]) for f in fields
+              if "legacy" in f.metadata and f.name not in saved}
+    return {**{k: v for k, v in saved.items() if k not in dropped}, **legacy}
 
 
 def field_help(cls: type) -> dict[str, str]:

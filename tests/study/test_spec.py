@@ -111,6 +111,22 @@ def test_spec_files_are_read_and_bad_toml_refused(tmp_path):
 
 
 
+def test_a_study_toml_written_earlier_reads_as_it_ran_without_keys_removed_since(tmp_path):
+    """An adaptive study's study.toml from before select_on existed (neither search table has
+    it), with a [train] key this version no longer has: it resolves selecting on the test
+    measures (select_on's legacy value) with no validation images, the removed key dropped
+    with a warning; a new study selects on validation."""
+    text = spec.dumps(spec.load("quick-adaptive"))
+    earlier = "\n".join(line for line in text.splitlines()
+                        if not line.startswith(("select_on", "validation_fraction")))
+    (tmp_path / "study.toml").write_text(earlier.replace("[train]\n", "[train]\nretired = 3\n"))
+    with pytest.warns(UserWarning, match="TrainConfig setting.s. retired"):
+        resolved = spec.experiment_spec(tmp_path)
+    assert (resolved["adaptive"]["select_on"], resolved["pbt"]["select_on"]) == ("test", "test")
+    assert resolved["train"]["validation_fraction"] == 0.0 and "retired" not in resolved["train"]
+    assert spec.load("quick-adaptive")["adaptive"]["select_on"] == "validation"
+
+
 def test_every_key_of_every_table_has_its_help_in_study_toml():
     text = spec.dumps(spec.load("quick"))
     for name, table in TABLES.items():

@@ -160,6 +160,14 @@ def test_lock_held_or_not(tmp_path):
         pass  # released: it can be taken again
 
 
+def test_a_trials_config_written_earlier_reads_without_settings_removed_since(tmp_path):
+    trial = tmp_path / "t"
+    trial.mkdir()
+    experiment.write_params(trial, "abcde_00000", {"trial": {"steps": STEPS, "retired": 1}})
+    with pytest.warns(UserWarning, match="TrainConfig setting.s. retired"):
+        assert experiment.read_trial(trial).config == {"steps": STEPS}
+
+
 def test_a_trials_id_comes_from_its_params_then_its_reports_then_an_old_folder_name(tmp_path):
     trial = tmp_path / "any_name"
     trial.mkdir()

@@ -149,17 +149,55 @@ def test_final_checkpoint_weights_only_unless_asked_and_a_restore_from_it(monkey
     assert again.reports[0]["diverged_at"] == [-1, -1]
 
 
+def assert_ends_bitwise_equal(straight: FakeTune, resumed: FakeTune) -> None:
+    """Both runs' final weights and last losses are identical."""
+    end_a = torch.load(straight.saved[-1] / checkpoint.FILE, weights_only=True)["trainer"]
+    end_b = torch.load(resumed.saved[-1] / checkpoint.FILE, weights_only=True)["trainer"]
+    for name, tensor in end_a["model"].items():
+        assert torch.equal(tensor, end_b["model"][name]), name
+    assert straight.reports[-1]["member_loss"] == resumed.reports[-1]["member_loss"]
+
+
 def test_resumed_trial_ends_bitwise_equal_to_a_straight_one(monkeypatch, packed, tmp_path):
     config = {**TINY, "family": "beta_vae", "value": 4.0, "eval_at_start": False}
     straight = run_fake(monkeypatch, config, packed, tmp_path / "a")
     resumed = run_fake(monkeypatch, config, packed, tmp_path / "b",
                        resume_from=straight.saved[0])
     assert [r["step"] for r in resumed.reports] == [6]
-    end_a = torch.load(straight.saved[-1] / checkpoint.FILE, weights_only=True)["trainer"]
-    end_b = torch.load(resumed.saved[-1] / checkpoint.FILE, weights_only=True)["trainer"]
-    for name, tensor in end_a["model"].items():
-        assert torch.equal(tensor, end_b["model"][name]), name
-    assert straight.reports[-1]["member_loss"] == resumed.reports[-1]["member_loss"]
+    assert_ends_bitwise_equal(straight, resumed)
+
+
+def as_written_earlier(saved: Path, into: Path) -> Path:
+    """A copy of checkpoint `saved` as a version before `test_fraction` existed, and that had
+    a setting this version no longer has, would have written it."""
+    payload = checkpoint.load(saved)
+    config = {k: v for k, v in payload["config"].items() if k != "test_fraction"}
+    checkpoint.save(into, {**payload, "config": {**config, "retired_knob": 3}})
+    return into
+
+
+def test_a_checkpoint_written_before_a_field_existed_resumes_bitwise(monkeypatch, packed,
+                                                                     tmp_path):
+    config = {**TINY, "family": "beta_vae", "value": 4.0, "eval_at_start": False}
+    straight = run_fake(monkeypatch, config, packed, tmp_path / "a")
+    earlier = as_written_earlier(straight.saved[0], tmp_path / "earlier")
+    with pytest.warns(UserWarning, match="retired_knob"):  # said in the trial's output
+        resumed = run_fake(monkeypatch, config, packed, tmp_path / "b", resume_from=earlier)
+    assert [r["step"] for r in resumed.reports] == [6]
+    assert_ends_bitwise_equal(straight, resumed)
+    with pytest.warns(UserWarning, match="retired_knob"):
+        assert checkpoint.load_pack(earlier)[1].test_fraction == 0.1
+
+
+def test_a_checkpoint_written_before_a_field_existed_refuses_a_changed_one(monkeypatch, packed,
+                                                                          tmp_path):
+    config = {**TINY, "steps": 4, "eval_at_start": False}
+    first = run_fake(monkeypatch, config, packed, tmp_path / "a")
+    earlier = as_written_earlier(first.saved[0], tmp_path / "earlier")
+    with pytest.warns(UserWarning, match="retired_knob"), pytest.raises(
+            checkpoint.CheckpointError, match=r"different lambda_mmd \(\[400.0\] vs \[100.0\]\)"):
+        run_fake(monkeypatch, {**config, "lambda_mmd": 100.0}, packed, tmp_path / "b",
+                 resume_from=earlier)
 
 
 def test_resume_refuses_a_checkpoint_of_another_trajectory(monkeypatch, packed, tmp_path):
