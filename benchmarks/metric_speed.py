@@ -1,6 +1,6 @@
 """Time the metric suite for one paper-size model; prints one JSON line per measurement.
 
-    .venv/bin/python benchmarks/metrics.py [--data PATH] [--metrics ...] [--device cpu|cuda]
+    .venv/bin/python benchmarks/metric_speed.py [--data PATH] [--metrics ...] [--device cpu|cuda]
         [--per-metric]
 
 The model is the project's own (`PackModel`, one member, paper size: 4096 -> 1200 ReLU -> 1200
