@@ -15,6 +15,7 @@ Choices the paper leaves open, fixed here:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,31 @@ PAPER: dict[str, dict[str, Any]] = {
     "wae_uniform": {"best_5var": 0.988, "best_5var_recon_test": "94.0 ± 5.8",
                     "recon_train_98": "40.8 ± 1.5"},
 }
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One family's headline numbers (`headline`), typed so that the report and summary.json
+    read fields, not string keys: a renamed statistic fails where it is read. None: not
+    measured (no scored model, or none above the 4-var threshold); the paper_* fields are
+    None for a family the paper did not train."""
+
+    family: str
+    best_5var: float | None = None  # the highest 5-var model score
+    best_5var_value: float | None = None  # its hyperparameter value
+    best_5var_model_recon_test: float | None = None  # that model's own test recon
+    best_5var_trial_id: str | None = None
+    best_5var_replicate: int | None = None
+    best_5var_value_recon_test_mean: float | None = None  # its value's kept 5-var rows
+    best_5var_value_recon_test_std: float | None = None
+    recon_train_98_value: float | None = None  # the value of lowest mean train recon > 98 %
+    recon_train_98_mean: float | None = None
+    recon_train_98_std: float | None = None
+    recon_train_98_n_models: int | None = None
+    recon_train_98_lowest_model: float | None = None  # the single lowest such model
+    paper_best_5var: float | None = None
+    paper_best_5var_recon_test: str | None = None
+    paper_recon_train_98: str | None = None
 
 
 def kept_rows(results: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -86,7 +112,7 @@ def models(results: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def headline(results: pd.DataFrame) -> pd.DataFrame:
+def headline(results: pd.DataFrame) -> list[Headline]:
     """The paper's two headline statistics per family, beside the paper's numbers.
 
     - best 5-var: the model with the highest 5-var score (mean over its calculations),
@@ -101,26 +127,22 @@ def headline(results: pd.DataFrame) -> pd.DataFrame:
     out = []
     for family in families_in(table):
         mine = table[table["family"] == family]
-        row: dict[str, Any] = {"family": family}
+        row: dict[str, Any] = {f"paper_{k}": v for k, v in PAPER.get(family, {}).items()}
         best = _best_5var(mine)
         if best is not None:
             key = (family, best["value"])
             row.update(
-                best_5var_value=best["value"],
-                best_5var=best["disentanglement_5var"],
-                best_5var_model_recon_test=best["recon_test"],
-                best_5var_trial_id=best["trial_id"],
-                best_5var_replicate=best["replicate"],
-                best_5var_value_recon_test_mean=agg5.at[key, "recon_test_mean"],
-                best_5var_value_recon_test_std=agg5.at[key, "recon_test_std"],
+                best_5var_value=float(best["value"]),
+                best_5var=float(best["disentanglement_5var"]),
+                best_5var_model_recon_test=float(best["recon_test"]),
+                best_5var_trial_id=str(best["trial_id"]),
+                best_5var_replicate=int(best["replicate"]),
+                best_5var_value_recon_test_mean=float(agg5.at[key, "recon_test_mean"]),
+                best_5var_value_recon_test_std=float(agg5.at[key, "recon_test_std"]),
             )
-        low = _lowest_recon_98(mine)
-        if low is not None:
-            row.update(low)
-        for key, val in PAPER.get(family, {}).items():
-            row[f"paper_{key}"] = val
-        out.append(row)
-    return pd.DataFrame(out)
+        row.update(_lowest_recon_98(mine))
+        out.append(Headline(family=family, **row))
+    return out
 
 
 def picks(results: pd.DataFrame) -> list[dict[str, Any]]:
@@ -153,18 +175,18 @@ def _qualifying(table: pd.DataFrame) -> pd.DataFrame:
     return table[keep]
 
 
-def _lowest_recon_98(table: pd.DataFrame) -> dict[str, Any] | None:
+def _lowest_recon_98(table: pd.DataFrame) -> dict[str, Any]:
     qualifying = _qualifying(table)
     if qualifying.empty:
-        return None
+        return {}
     per_value = qualifying.groupby("value")["recon_train"].agg(["mean", "std", "size"])
     value = per_value["mean"].idxmin()
     return {
-        "recon_train_98_value": value,
-        "recon_train_98_mean": per_value.at[value, "mean"],
-        "recon_train_98_std": per_value.at[value, "std"],
+        "recon_train_98_value": float(value),
+        "recon_train_98_mean": float(per_value.at[value, "mean"]),
+        "recon_train_98_std": float(per_value.at[value, "std"]),
         "recon_train_98_n_models": int(per_value.at[value, "size"]),
-        "recon_train_98_lowest_model": qualifying["recon_train"].min(),
+        "recon_train_98_lowest_model": float(qualifying["recon_train"].min()),
     }
 
 
@@ -185,7 +207,7 @@ def _pick(model: pd.Series, rule: str) -> dict[str, Any]:
     }
 
 
-def mean_std(mean: float, std: float, digits: int = 1) -> str:
+def mean_std(mean: float | None, std: float | None, digits: int = 1) -> str:
     """``"94.0 ± 5.8"``; the ``±`` part is dropped when the std is undefined."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"

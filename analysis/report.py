@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, search_progress
-from analysis.aggregate import PAPER, THRESHOLD_4VAR, mean_std
+from analysis.aggregate import THRESHOLD_4VAR, Headline, mean_std
 from analysis.box import Box
 from analysis.comparison import Comparison, compare
 from analysis.document import (
@@ -268,7 +268,7 @@ def _digits(column: str) -> int:
     return 1 if column.startswith("recon") else 3
 
 
-def _headline_blocks(heads: pd.DataFrame, recon_measure: str = RECON_SAMPLE) -> list[Block]:
+def _headline_blocks(heads: list[Headline], recon_measure: str = RECON_SAMPLE) -> list[Block]:
     measure = Paragraph(
         f"Reconstruction errors here decode the {recon_measure} of each test or training "
         "image (Bernoulli cross-entropy summed over pixels, nats)"
@@ -289,29 +289,23 @@ def _headline_blocks(heads: pd.DataFrame, recon_measure: str = RECON_SAMPLE) -> 
         "qualifying models), then the single lowest model. The paper's 'WAE' numbers are "
         "shown beside both WAE families (its Figure 2 uses the Gaussian WAE)."
     )
-    if heads.empty:
+    if not heads:
         return [Paragraph(NO_RESULTS), measure, reading]
-    rows = []
-    for _, h in heads.iterrows():
-        paper = PAPER.get(h["family"], {})
-        rows.append({
-            "family": h["family"],
-            "best 5-var": _fmt(h.get("best_5var")),
-            "paper 5-var": _fmt(paper.get("best_5var")),
-            "value": _g(h.get("best_5var_value")),
-            "its test recon": _fmt(h.get("best_5var_model_recon_test"), 1),
-            "value's test recon": mean_std(
-                h.get("best_5var_value_recon_test_mean"), h.get("best_5var_value_recon_test_std")
-            ),
-            "paper test recon": paper.get("best_5var_recon_test", "–"),
-            "lowest train recon, > 98 % 4-var": mean_std(
-                h.get("recon_train_98_mean"), h.get("recon_train_98_std")
-            ),
-            "at value (n)": f"{_g(h.get('recon_train_98_value'))} "
-            f"({_g(h.get('recon_train_98_n_models'))})",
-            "lowest model": _fmt(h.get("recon_train_98_lowest_model"), 1),
-            "paper train recon": paper.get("recon_train_98", "–"),
-        })
+    rows = [{
+        "family": h.family,
+        "best 5-var": _fmt(h.best_5var),
+        "paper 5-var": _fmt(h.paper_best_5var),
+        "value": _g(h.best_5var_value),
+        "its test recon": _fmt(h.best_5var_model_recon_test, 1),
+        "value's test recon": mean_std(h.best_5var_value_recon_test_mean,
+                                       h.best_5var_value_recon_test_std),
+        "paper test recon": _fmt(h.paper_best_5var_recon_test),
+        "lowest train recon, > 98 % 4-var": mean_std(h.recon_train_98_mean,
+                                                     h.recon_train_98_std),
+        "at value (n)": f"{_g(h.recon_train_98_value)} ({_g(h.recon_train_98_n_models)})",
+        "lowest model": _fmt(h.recon_train_98_lowest_model, 1),
+        "paper train recon": _fmt(h.paper_recon_train_98),
+    } for h in heads]
     return [Table(pd.DataFrame(rows)), measure, reading]
 
 

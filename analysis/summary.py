@@ -10,14 +10,14 @@ caveat, provenance) without drawing or writing anything, so it can be tested on 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis import inference
-from analysis.aggregate import PAPER, aggregate, headline
+from analysis.aggregate import PAPER, Headline, aggregate, headline
 from analysis.box import Box
 from analysis.caveats import training_caveat
 from analysis.pareto import compare, domination_shares, hypervolume_table, pareto_rows
@@ -215,7 +215,7 @@ class Analysis:
     box: Box  # the hypervolume's box, from the spec
     tasks: dict[str, TaskAnalysis]
     n_tests: int  # the tests Holm's correction runs over
-    heads: pd.DataFrame  # the headline numbers beside the paper's
+    heads: list[Headline]  # the headline numbers beside the paper's
     answers: dict[str, str]  # per task, the one-sentence verdict
     answer_lines: dict[str, str]  # per task, the verdict in one line (`answer_line`)
     caveat: str | None  # the first line when the models are not the seed's
@@ -310,7 +310,7 @@ def summary_data(study: StudyResults, found: Analysis) -> dict[str, Any]:
         "answer_lines": found.answer_lines,
         "answer": found.answers,
         "counts": counts(study),
-        "headline": found.heads.to_dict(orient="records"),
+        "headline": [asdict(h) for h in found.heads],
         "paper": PAPER,
         "hypervolume": {
             "box": {"recon_reference": box.recon_reference,

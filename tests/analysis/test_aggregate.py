@@ -77,16 +77,16 @@ def test_headline_readings():
         # value 2: one qualifying model, higher recon
         + model_rows("wae_gaussian", 2.0, 0, [0.999] * 3, [0.97] * 3, 150.0, 100.0, "v")
     )
-    h = headline(results(rows)).iloc[0]
-    assert h["best_5var"] == pytest.approx(0.9733333)
-    assert (h["best_5var_value"], h["best_5var_replicate"]) == (1.0, 1)
-    assert h["best_5var_model_recon_test"] == pytest.approx(97.0)
-    assert h["recon_train_98_value"] == 1.0
-    assert h["recon_train_98_mean"] == pytest.approx(42.0)
-    assert h["recon_train_98_std"] == pytest.approx(math.sqrt(8))
-    assert h["recon_train_98_n_models"] == 2
-    assert h["recon_train_98_lowest_model"] == pytest.approx(40.0)
-    assert h["paper_best_5var"] == pytest.approx(0.988)
+    h = headline(results(rows))[0]
+    assert h.best_5var == pytest.approx(0.9733333)
+    assert (h.best_5var_value, h.best_5var_replicate) == (1.0, 1)
+    assert h.best_5var_model_recon_test == pytest.approx(97.0)
+    assert h.recon_train_98_value == 1.0
+    assert h.recon_train_98_mean == pytest.approx(42.0)
+    assert h.recon_train_98_std == pytest.approx(math.sqrt(8))
+    assert h.recon_train_98_n_models == 2
+    assert h.recon_train_98_lowest_model == pytest.approx(40.0)
+    assert h.paper_best_5var == pytest.approx(0.988)
     chosen = picks(results(rows))
     assert [(p["value"], p["replicate"]) for p in chosen] == [(1.0, 0), (1.0, 1)]
     assert "98 %" in chosen[0]["label"] and "best 5-var" in chosen[1]["label"]
@@ -95,7 +95,7 @@ def test_headline_readings():
 def test_models_and_headline_on_empty_results():
     empty = results([{"family": "beta_vae", "value": 1.0, "replicate": 0,
                       "disentanglement_4var": 0.5, "recon_test": 1.0}]).iloc[:0]
-    assert models(empty).empty and headline(empty).empty and picks(empty) == []
+    assert models(empty).empty and headline(empty) == [] and picks(empty) == []
     assert aggregate(empty, "4var").empty
 
 

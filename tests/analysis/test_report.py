@@ -283,3 +283,27 @@ def test_missing_checkpoints_then_a_failed_rewrite_leaves_the_old_report(tmp_pat
         write_report(exp)
     assert (out / "index.html").read_bytes() == before
     assert [p.name for p in exp.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_headline_table_shows_every_headline_field():
+    """The report reads Headline's fields by name: each measured number lands in its cell, and
+    a family without models above the 4-var threshold shows '–' there, not a stale value."""
+    from analysis.aggregate import Headline
+    from analysis.document import Table
+    from analysis.report import _headline_blocks
+
+    full = Headline(family="wae_gaussian", best_5var=0.912, best_5var_value=2.0,
+                    best_5var_model_recon_test=81.25, best_5var_trial_id="t",
+                    best_5var_replicate=1, best_5var_value_recon_test_mean=83.5,
+                    best_5var_value_recon_test_std=4.25, recon_train_98_value=4.0,
+                    recon_train_98_mean=40.5, recon_train_98_std=1.5,
+                    recon_train_98_n_models=3, recon_train_98_lowest_model=39.75,
+                    paper_best_5var=0.988, paper_best_5var_recon_test="94.0 ± 5.8",
+                    paper_recon_train_98="40.8 ± 1.5")
+    bare = Headline(family="factor_vae", best_5var=0.5, best_5var_value=10.0)
+    table = next(b for b in _headline_blocks([full, bare]) if isinstance(b, Table)).frame
+    assert table.iloc[0].tolist() == ["wae_gaussian", "0.912", "0.988", "2", "81.2",
+                                      "83.5 ± 4.2", "94.0 ± 5.8", "40.5 ± 1.5", "4 (3)", "39.8",
+                                      "40.8 ± 1.5"]
+    assert table.iloc[1].tolist() == ["factor_vae", "0.500", "–", "10", "–", "–", "–", "–",
+                                      "– (–)", "–", "–"]
