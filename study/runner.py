@@ -204,14 +204,12 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
     from ray import tune
 
     from study import tracking
+    from study.callbacks.console import ProgressLines
+    from study.callbacks.mirror import MirrorUploads
+    from study.callbacks.pruning import PruneFinished
+    from study.callbacks.record import ResultFiles
+    from study.callbacks.tensorboard_curves import TensorBoardScalars
     from study.estimates import trial_dirname
-    from study.progress import (
-        MirrorUploads,
-        ProgressLines,
-        PruneFinished,
-        ResultFiles,
-        TensorBoardScalars,
-    )
 
     resources = spec["resources"]
     search = spec["study"]["search"]

@@ -98,6 +98,53 @@ def test_optunas_non_domination_rank_numbers_the_fronts_from_zero():
     assert rank(losses).tolist() == [2, 0, 1, 0, 1], message
 
 
+# ---- Ray's Trial, as the driver's callbacks read it (study/callbacks/) -----------------------
+# Ray documents the Callback hooks but not the Trial object they receive: every attribute the
+# callbacks read is listed here and checked on the installed Ray.
+CALLBACKS = Path(__file__).resolve().parents[1] / "study" / "callbacks"
+TRIAL_READS = {"config", "last_result", "local_experiment_path", "local_path", "path",
+               "status", "storage", "trial_id"}
+STORAGE_READS = {"storage_filesystem", "trial_fs_path"}  # trial.storage's StorageContext
+
+
+def _defines(cls: type, name: str) -> bool:
+    """A property or class attribute of `cls`, or an attribute its __init__ assigns."""
+    return (inspect.getattr_static(cls, name, None) is not None
+            or f"self.{name} = " in inspect.getsource(cls.__init__)
+            or f"self.{name}, " in inspect.getsource(cls.__init__))
+
+
+def test_the_callbacks_read_only_the_trial_attributes_listed_here():
+    """A new read of Ray's Trial in study/callbacks must join TRIAL_READS (and so be checked
+    below) before it lands."""
+    reads = [m.groups() for path in CALLBACKS.glob("*.py")
+             for m in re.finditer(r"\b(?:trial|t|trials\[0\])\.(\w+)(?:\.(\w+))?",
+                                  path.read_text())]
+    trial = {attr for attr, _ in reads}
+    storage = {inner for attr, inner in reads if attr == "storage" and inner}
+    assert trial <= TRIAL_READS, f"study/callbacks reads Trial.{sorted(trial - TRIAL_READS)}"
+    assert storage <= STORAGE_READS, f"study/callbacks reads StorageContext." \
+        f"{sorted(storage - STORAGE_READS)}"
+
+
+@pytest.mark.parametrize("name", sorted(TRIAL_READS))
+def test_ray_trials_keep_the_attributes_the_callbacks_read(name):
+    from ray.tune.experiment import Trial
+
+    assert _defines(Trial, name), broken(f"ray.tune.experiment.Trial.{name}",
+                                         "study/callbacks", "ray[tune]")
+    assert Trial.RUNNING == "RUNNING", broken("Trial.RUNNING", "study/callbacks/console.py",
+                                              "ray[tune]")
+
+
+@pytest.mark.parametrize("name", sorted(STORAGE_READS))
+def test_ray_storage_contexts_keep_the_attributes_the_callbacks_read(name):
+    from ray.train._internal.storage import StorageContext
+
+    assert _defines(StorageContext, name), broken(f"StorageContext.{name}",
+                                                  "study/callbacks", "ray[tune]")
+
+
 # ---- Ray's MLflow callback (study/tracking.py) ----------------------------------------------
 def test_the_mlflow_callback_keeps_each_trials_run_where_we_read_it():
     """MLflowRuns logs to `_trial_runs[trial]` through `mlflow_util.log_metrics`."""

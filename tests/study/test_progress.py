@@ -25,7 +25,7 @@ def test_estimated_wall_time_of_the_paper_preset_on_a_laptop():
 def test_a_trial_started_again_continues_rather_than_starts(capsys):
     from types import SimpleNamespace
 
-    from study.progress import ProgressLines
+    from study.callbacks.console import ProgressLines
 
     lines = ProgressLines(2, {"eval_at_start": True})
     trial = SimpleNamespace(trial_id="t", config={"family": "wae_gaussian", "value": 2.0},
