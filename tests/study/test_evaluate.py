@@ -25,16 +25,14 @@ TINY = {"replicates": 2, "steps": 4, "batch_size": 8, "latent_dim": 3, "encoder_
         "decoder_width": 8, "metrics": [], "recon_eval_images": 16, "device": "cpu",
         "higgins_votes": 50}
 
-pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
-
-
 
 @pytest.fixture(scope="module")
 def dataset(random_packed) -> dsdata.DSprites:
     return dsdata.DSprites(random_packed)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# the real CLI, Ray and a study; one torch thread
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def write_trial(exp: Path, index: int, family: str, dataset, *, done: int, diverged=(-1, -1),

@@ -103,6 +103,7 @@ def test_unreachable_or_missing_files_say_so(server, tmp_path, url, message):
                     progress=False)
 
 
+@pytest.mark.slow  # reads, serves and verifies the whole generated file
 def test_data_fetch_verifies_the_file_and_refuses_a_wrong_one(dsprites_path, tmp_path,
                                                             monkeypatch, capsys):
     """The command end to end, serving the generated file (the official layout) as a mirror
