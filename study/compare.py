@@ -99,14 +99,7 @@ def is_comparison(source: str) -> bool:
 def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """A comparison preset or TOML file with `--set` overrides, resolved: [compare] checked,
     and every study it expands to validated as `run` validates a spec."""
-    raw = copy.deepcopy(PRESETS[source].spec) if source in PRESETS else specs.parse_toml(
-        Path(source).read_text(), Path(source))
-    for text in overrides or []:
-        table, key, value = specs.parse_override(text)
-        if not isinstance(raw.setdefault(table, {}), dict):
-            raise BadInput(f"--set {text}: {table} is not a table")
-        raw[table][key] = value
-    return resolve(raw)
+    return resolve(specs.read_source(source, overrides))
 
 
 def resolve(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -311,7 +304,8 @@ def report(folder: Path) -> Any:
     from analysis.search_comparison import write
 
     folder = Path(folder)
-    return write(folder, read(folder), expand(read(folder)), read_times(folder))
+    comparison = read(folder)
+    return write(folder, comparison, expand(comparison), read_times(folder))
 
 
 def print_answer(outcome: Any) -> None:

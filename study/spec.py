@@ -312,6 +312,14 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
 
 def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """A preset name or a TOML file, plus `--set` overrides, resolved and validated."""
+    raw = read_source(source, overrides)
+    _check_one_search(raw, DEFAULTS)
+    return resolve(raw)
+
+
+def read_source(source: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The raw tables of a preset or TOML file with `--set` overrides applied, unresolved
+    (a study's `load` and a comparison's read their sources alike)."""
     if source in PRESETS:
         raw = copy.deepcopy(PRESETS[source].spec)
     else:
@@ -329,8 +337,7 @@ def load(source: str, overrides: list[str] | None = None) -> dict[str, dict[str,
         if not isinstance(raw[table], dict):
             raise BadInput(f"--set {text}: {table} is not a table")
         raw[table][key] = value
-    _check_one_search(raw, DEFAULTS)
-    return resolve(raw)
+    return raw
 
 
 def dumps(spec: dict[str, dict[str, Any]]) -> str:
