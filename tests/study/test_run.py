@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -112,15 +113,21 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
     assert progress["hypervolume"].is_monotonic_increasing
 
 
-def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
-    steps = 20_000  # far more than the checks below take: the study is still running
-    experiment = tmp_path / "i"
-    proc = cli("run", "quick", "--storage", str(tmp_path), "--name", "i", "--max-concurrent",
-               "1", "--set", f"train.steps={steps}", "--set", "train.report_every=25",
-               "--set", "train.checkpoint_every=50", "--set", "study.families=['beta_vae']",
-               *TINY)
+def start_checkpointed(experiment: Path, steps: int, prefix: tuple[str, ...] = ()):
+    """A one-family quick study of `steps` steps, one trial at a time, started in the
+    background and returned once a trial has checkpointed before its last step."""
+    proc = cli("run", "quick", "--storage", str(experiment.parent), "--name", experiment.name,
+               "--max-concurrent", "1", "--set", f"train.steps={steps}", "--set",
+               "train.report_every=25", "--set", "train.checkpoint_every=50", "--set",
+               "study.families=['beta_vae']", *TINY, prefix=prefix)
     wait_for(proc, lambda: experiment.exists() and any(checkpointed_unfinished(d, steps)
                                                        for d in trial_dirs(experiment)))
+    return proc, experiment
+
+
+def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
+    # far more steps than the checks below take: the study is still running
+    proc, experiment = start_checkpointed(tmp_path / "i", 20_000)
     code, out, err = finish(cli("resume", str(experiment)), timeout=60)
     assert code == 2 and "in use" in err, err
     code, out, err = finish(cli("status", str(experiment)), timeout=60)
@@ -145,13 +152,7 @@ def test_sigterm_and_sighup_stop_as_ctrl_c_does_and_the_study_resumes(dsprites_p
     signal, no C++ dump, every process of the study's own Ray ended; resume then trains every
     trial once."""
     steps = 300
-    experiment = tmp_path / "t"
-    proc = cli("run", "quick", "--storage", str(tmp_path), "--name", "t", "--max-concurrent",
-               "1", "--set", f"train.steps={steps}", "--set", "train.report_every=25",
-               "--set", "train.checkpoint_every=50", "--set", "study.families=['beta_vae']",
-               *TINY, prefix=prefix)
-    wait_for(proc, lambda: experiment.exists() and any(checkpointed_unfinished(d, steps)
-                                                       for d in trial_dirs(experiment)))
+    proc, experiment = start_checkpointed(tmp_path / "t", steps, prefix=prefix)
     ray_processes = descendants(proc.pid)
     assert any("raylet" in command for _, _, command in ray_processes), ray_processes
     proc.send_signal(stop)
