@@ -33,10 +33,10 @@ class StudyTable:
     name: str = setting("the experiment folder's name, before its time stamp", default="study")
     description: str = setting("what the study is for, shown in its report", default="")
     search: Search = setting("grid | adaptive | pbt", default="grid")
-    families: list[str] = setting("the families a grid study trains: by default the seed's "
-                                  "beta_vae, wae_gaussian, wae_uniform; also beta_tcvae, "
-                                  "dip_vae_i, dip_vae_ii, annealed_vae, factor_vae",
-                                  default_factory=lambda: list(SEED_FAMILIES))
+    families: list[str] = setting(
+        f"the families a grid study trains: by default the seed's {', '.join(SEED_FAMILIES)}; "
+        f"also {', '.join(f for f in FAMILIES if f not in SEED_FAMILIES)}",
+        default_factory=lambda: list(SEED_FAMILIES))
     replicates: int = setting("models per trial, trained together as one pack", default=10)
     seed: int = setting("the study's seed: every model's seed derives from it "
                         "(search_spaces.seeds)", default=0)
