@@ -51,7 +51,7 @@ class Family:
     rule on the config); an instance fills in the facts."""
 
     name: str  # the config's `family`
-    summary: str  # its objective in a few words, for `--help` and the README
+    summary: str  # its objective in a few words, for the `family` setting's help
     param: str  # the name of the swept `TrainConfig.value`
     symbol: str  # how reports, figures and progress lines write the parameter
     colour: str  # a matplotlib colour, the same in every figure
