@@ -30,8 +30,9 @@ PARAM_SYMBOL: dict[str, str] = {family.param: family.symbol
 # these betas at `discriminator_lr`, one step per VAE step.
 DISCRIMINATOR_BETAS = (0.5, 0.9)
 
-# The choices of the string fields, as types: the dataclass checks values against them, and
-# the tuples of names are read off them (each list of names is written once).
+# The choices of the string fields, as types: the dataclass checks values against them.
+# Family's are the registry's names; the other tuples of names are read off their types
+# (each list of names is written once).
 Family = Literal[FAMILIES]
 MmdEstimator = Literal["authors", "wae_paper"]
 UniformBox = Literal["corner", "centred"]
