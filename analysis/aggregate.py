@@ -22,23 +22,17 @@ import numpy as np
 import pandas as pd
 
 from analysis.results import families_in, metric_columns, usable
+from trainables.families import FAMILIES
 
 THRESHOLD_4VAR = 0.98  # "models scoring > 98 % on the 4-variable task"
 GROUP = ["family", "param", "value"]
 MODEL = ["trial_id", "family", "param", "value", "replicate", "seed"]
 
-# The seed paper's headline numbers (Rubenstein et al. 2018, §3): best 5-var disentanglement
-# and its test reconstruction, and among models > 98 % on 4-var the lowest training
-# reconstruction (nats, one posterior sample decoded). The paper's "WAE" figures are placed
-# beside both WAE families (its Figure 2 shows the Gaussian WAE).
+# The seed paper's headline numbers (Rubenstein et al. 2018, §3), by family (`Family.paper`):
+# best 5-var disentanglement and its test reconstruction, and among models > 98 % on 4-var the
+# lowest training reconstruction (nats, one posterior sample decoded).
 PAPER: dict[str, dict[str, Any]] = {
-    "beta_vae": {"best_5var": 0.854, "best_5var_recon_test": "156.1 ± 5.7",
-                 "recon_train_98": "114.8 ± 5.2"},
-    "wae_gaussian": {"best_5var": 0.988, "best_5var_recon_test": "94.0 ± 5.8",
-                     "recon_train_98": "40.8 ± 1.5"},
-    "wae_uniform": {"best_5var": 0.988, "best_5var_recon_test": "94.0 ± 5.8",
-                    "recon_train_98": "40.8 ± 1.5"},
-}
+    name: dict(family.paper) for name, family in FAMILIES.items() if family.paper}
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,15 @@ from matplotlib.figure import Figure
 from analysis.aggregate import aggregate, kept_rows
 from analysis.results import TASK_TITLE, families_in, usable
 from trainables.config import PARAM_SYMBOL
+from trainables.families import FAMILIES
 
-COLOURS = {"beta_vae": "tab:red", "wae_gaussian": "tab:blue", "wae_uniform": "tab:green",
-           "beta_tcvae": "tab:orange", "dip_vae_i": "tab:purple", "dip_vae_ii": "tab:brown",
-           "annealed_vae": "tab:pink", "factor_vae": "tab:olive"}
 DPI = 110
 PANELS_PER_ROW = 4
 
 
 def colour(family: str) -> str:
     """A fixed colour per family, the same in every figure."""
-    return COLOURS.get(family, "tab:gray")
+    return FAMILIES[family].colour if family in FAMILIES else "tab:gray"
 
 
 def placeholder(path: Path, message: str) -> Path:

@@ -43,7 +43,7 @@ from torch.optim.adam import adam
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainables.allocator import reuse_freed_memory  # noqa: E402
-from trainables.config import TrainConfig  # noqa: E402
+from trainables.config import SEED_FAMILIES, TrainConfig  # noqa: E402
 from trainables.data import unpack_rows  # noqa: E402
 from trainables.models import layer_shapes  # noqa: E402
 from trainables.pack import ADAM_BETAS, ADAM_EPS, PackTrainer  # noqa: E402
@@ -269,7 +269,7 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="fp32,tf32,bf16 (default fp32,bf16 "
                         "on CPU, fp32,tf32,bf16 on CUDA)")
     parser.add_argument("--family", default="beta_vae",
-                        choices=["beta_vae", "wae_gaussian", "wae_uniform"])
+                        choices=SEED_FAMILIES)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--report-every", type=int, default=None,

@@ -8,12 +8,13 @@ itself and `[grid]` maps family names to value lists (`search_spaces.grids`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, make_dataclass
+from typing import Any, Literal
 
 from analysis import box
 from search_spaces.seeds import SEED_DESIGNS
-from trainables.config import SEED_FAMILIES, WAE_FAMILIES
+from trainables.config import PARAM_OF, PARAM_SYMBOL, SEED_FAMILIES, WAE_FAMILIES
+from trainables.families import FAMILIES
 from trainables.objectives import PBT_OBJECTIVES, SELECT_ON
 from trainables.typed import setting
 
@@ -32,10 +33,10 @@ class StudyTable:
     name: str = setting("the experiment folder's name, before its time stamp", default="study")
     description: str = setting("what the study is for, shown in its report", default="")
     search: Search = setting("grid | adaptive | pbt", default="grid")
-    families: list[str] = setting("the families a grid study trains: by default the seed's "
-                                  "beta_vae, wae_gaussian, wae_uniform; also beta_tcvae, "
-                                  "dip_vae_i, dip_vae_ii, annealed_vae, factor_vae",
-                                  default_factory=lambda: list(SEED_FAMILIES))
+    families: list[str] = setting(
+        f"the families a grid study trains: by default the seed's {', '.join(SEED_FAMILIES)}; "
+        f"also {', '.join(f for f in FAMILIES if f not in SEED_FAMILIES)}",
+        default_factory=lambda: list(SEED_FAMILIES))
     replicates: int = setting("models per trial, trained together as one pack", default=10)
     seed: int = setting("the study's seed: every model's seed derives from it "
                         "(search_spaces.seeds)", default=0)
@@ -44,21 +45,24 @@ class StudyTable:
                                 "numbers)", default="independent")
 
 
-@dataclass
-class ParamBounds:
-    """[<param>_min, <param>_max] of each family's parameter (`PARAM_OF`), the range the
-    adaptive search and PBT explore (`search_spaces.grids.param_bounds`)."""
+def _bound_fields() -> list[tuple[str, type, Any]]:
+    """`<param>_min`, `<param>_max` of each family's parameter, defaults from the registry
+    (`Family.bounds`; families sharing a parameter share its bounds)."""
+    fields = []
+    for param, symbol in PARAM_SYMBOL.items():
+        names = " and ".join(name for name, p in PARAM_OF.items() if p == param)
+        low, high = next(f.bounds for f in FAMILIES.values() if f.param == param)
+        fields += [(f"{param}_min", float, setting(f"the lowest {symbol} ({names})",
+                                                     default=low)),
+                   (f"{param}_max", float, setting(f"the highest {symbol} ({names})",
+                                                     default=high))]
+    return fields
 
-    lambda1_min: float = setting("the WAEs' lowest λ1", default=0.0)
-    lambda1_max: float = setting("the WAEs' highest λ1", default=12.0)
-    beta_min: float = setting("the lowest β (beta_vae, beta_tcvae)", default=1.0)
-    beta_max: float = setting("the highest β (beta_vae, beta_tcvae)", default=100.0)
-    lambda_od_min: float = setting("the DIP-VAEs' lowest λ_od", default=1.0)
-    lambda_od_max: float = setting("the DIP-VAEs' highest λ_od", default=50.0)
-    c_max_min: float = setting("annealed_vae's lowest final capacity (nats)", default=5.0)
-    c_max_max: float = setting("annealed_vae's highest final capacity (nats)", default=100.0)
-    gamma_min: float = setting("factor_vae's lowest γ", default=10.0)
-    gamma_max: float = setting("factor_vae's highest γ", default=100.0)
+
+# [<param>_min, <param>_max] of each family's parameter (`PARAM_OF`), the range the adaptive
+# search and PBT explore (`search_spaces.grids.param_bounds`): one pair per parameter, so a
+# family with a new parameter brings its keys.
+ParamBounds = make_dataclass("ParamBounds", _bound_fields())
 
 
 @dataclass

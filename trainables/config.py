@@ -14,12 +14,26 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from trainables import typed
+from trainables import families, typed
 
-# The choices of the string fields, as types: the dataclass checks values against them, and
-# the tuples below are read off them (each list of names is written once).
-Family = Literal["beta_vae", "wae_gaussian", "wae_uniform", "beta_tcvae", "dip_vae_i",
-                 "dip_vae_ii", "annealed_vae", "factor_vae"]
+# The families, read off their registry (`trainables.families`, one module per objective).
+FAMILIES: tuple[str, ...] = tuple(families.FAMILIES)
+SEED_FAMILIES: tuple[str, ...] = tuple(  # the seed paper's: a study's default
+    name for name, family in families.FAMILIES.items() if family.paper)
+WAE_FAMILIES: tuple[str, ...] = tuple(
+    name for name, family in families.FAMILIES.items() if family.wae)
+# The hyperparameter each family is swept over, and how reports and progress lines write it.
+PARAM_OF: dict[str, str] = {name: family.param for name, family in families.FAMILIES.items()}
+PARAM_SYMBOL: dict[str, str] = {family.param: family.symbol
+                                for family in families.FAMILIES.values()}
+# FactorVAE's discriminator optimiser (Kim & Mnih 2018, disentanglement_lib): Adam with
+# these betas at `discriminator_lr`, one step per VAE step.
+DISCRIMINATOR_BETAS = (0.5, 0.9)
+
+# The choices of the string fields, as types: the dataclass checks values against them.
+# Family's are the registry's names; the other tuples of names are read off their types
+# (each list of names is written once).
+Family = Literal[FAMILIES]
 MmdEstimator = Literal["authors", "wae_paper"]
 UniformBox = Literal["corner", "centred"]
 UniformCode = Literal["mu", "centre"]
@@ -27,32 +41,6 @@ Precision = Literal["fp32", "tf32", "bf16", "auto"]
 HigginsProtocol = Literal["authors", "heldout"]
 Metric = Literal["higgins", "mig", "factorvae", "dci", "sap"]
 
-FAMILIES: tuple[str, ...] = get_args(Family)
-SEED_FAMILIES: tuple[str, ...] = FAMILIES[:3]  # the seed paper's: a study's default
-WAE_FAMILIES: tuple[str, ...] = ("wae_gaussian", "wae_uniform")
-# Gaussian encoders, N(0, I) prior and a KL term: the β-VAE and the field's later objectives
-# (Locatello et al. 2019's study, google-research/disentanglement_lib).
-VAE_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in WAE_FAMILIES)
-# The hyperparameter each family is swept over: β for the β-VAE and β-TCVAE (the weight of
-# the total correlation), λ1 (the seed's eq. 2) for the WAEs, λ_od for the DIP-VAEs, the
-# final capacity C for the AnnealedVAE, γ (the weight of the discriminator's total
-# correlation estimate) for the FactorVAE.
-PARAM_OF: dict[str, str] = {"beta_vae": "beta", "wae_gaussian": "lambda1",
-                            "wae_uniform": "lambda1", "beta_tcvae": "beta",
-                            "dip_vae_i": "lambda_od", "dip_vae_ii": "lambda_od",
-                            "annealed_vae": "c_max", "factor_vae": "gamma"}
-# How the report and the progress lines write each parameter.
-PARAM_SYMBOL: dict[str, str] = {"beta": "β", "lambda1": "λ1", "lambda_od": "λ_od",
-                                "c_max": "C_max", "gamma": "γ"}
-# DIP-VAE's diagonal weight λ_d as a multiple of λ_od (disentanglement_lib's study).
-DIP_DIAGONAL = {"dip_vae_i": 10.0, "dip_vae_ii": 1.0}
-# FactorVAE's discriminator optimiser (Kim & Mnih 2018, disentanglement_lib): Adam with
-# these betas at `discriminator_lr`, one step per VAE step.
-DISCRIMINATOR_BETAS = (0.5, 0.9)
-# FactorVAE's shuffled batch permutes each latent across the batch on its own: a shuffled
-# code copies one real code whole with probability B^(1−d) (all d latents drawn from the
-# same row), i.e. a real sample labelled "shuffled". A batch must keep that below 1 %.
-MAX_SHUFFLE_COPIES = 0.01
 METRIC_NAMES: tuple[str, ...] = get_args(Metric)  # what `metrics` / `evaluate --metrics` take
 EXTRA_METRICS: tuple[str, ...] = METRIC_NAMES[1:]
 
@@ -89,17 +77,12 @@ _help = typed.setting
 class TrainConfig:
     """One trial: a pack of `replicates` models of one family at one value of its parameter."""
 
-    family: Family = _help(
-        "model family: beta_vae (β·KL), wae_gaussian (Gaussian encoder, N(0,I) prior, MMD), "
-        "wae_uniform (box encoder, U[-1,1]^d prior, MMD), and as disentanglement_lib: "
-        "beta_tcvae (KL + (β−1)·total correlation), dip_vae_i / dip_vae_ii (KL + the "
-        "covariance penalty of Cov[μ] / Cov[z]), annealed_vae (γ·|KL − C|, C raised to c_max), "
-        "factor_vae (KL + γ·the total correlation its discriminator estimates)",
+    family: Family = _help("model family: " + "; ".join(
+        f"{name} ({family.summary})" for name, family in families.FAMILIES.items()),
         default="beta_vae")
-    value: float = _help(
-        "the family's hyperparameter (`param`): β for beta_vae and beta_tcvae, λ1 (weight of "
-        "the |log σ²|^p penalty) for the WAEs, λ_od for the DIP-VAEs (λ_d = 10·λ_od for I, "
-        "λ_od for II), c_max (nats) for annealed_vae, γ for factor_vae", default=1.0)
+    value: float = _help("the family's hyperparameter (`param`): " + "; ".join(
+        f"{param} ({symbol}) for {' and '.join(n for n, p in PARAM_OF.items() if p == param)}"
+        for param, symbol in PARAM_SYMBOL.items()), default=1.0)
     replicates: int = _help("K, models trained together as one pack (one per seed)", default=1)
     seed: int = _help(
         "base seed when `seeds` is null: member r trains with seed + r", default=0)
@@ -318,8 +301,7 @@ class TrainConfig:
         if not (self.discriminator_lr > 0 and math.isfinite(self.discriminator_lr)):
             raise ValueError(f"discriminator_lr must be positive and finite, got "
                              f"{self.discriminator_lr}: use 1e-4 (disentanglement_lib)")
-        if self.family == "factor_vae":
-            self._validate_shuffle()
+        families.FAMILIES[self.family].check(self)
         if self.capacity_steps is not None:
             _at_least("capacity_steps", self.capacity_steps, 1)
         _at_least("report_every", self.report_every, 1)
@@ -345,16 +327,6 @@ class TrainConfig:
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
         self._validate_schedule()
-
-    def _validate_shuffle(self) -> None:
-        b, d = self.batch_size, self.latent_dim
-        if d < 2 or b ** (1 - d) > MAX_SHUFFLE_COPIES:
-            low = math.ceil(MAX_SHUFFLE_COPIES ** (1 / (1 - d))) if d >= 2 else None
-            fix = f"use batch_size >= {low} or more latents" if low else "use latent_dim >= 2"
-            raise ValueError(
-                f"factor_vae's shuffled codes would copy a real code whole too often: batch "
-                f"{b}, latent_dim {d} gives B^(1-d) = {b ** (1 - d):.3g} > "
-                f"{MAX_SHUFFLE_COPIES:g}: {fix}")
 
     def _validate_schedule(self) -> None:
         if isinstance(self.lr_schedule, str):

@@ -26,7 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainables import factors
-from trainables.config import WAE_FAMILIES, TrainConfig
+from trainables.config import TrainConfig
+from trainables.families import FAMILIES
 from trainables.seeding import hashed_seed
 
 PIXELS = factors.IMAGE_SIZE**2  # the encoder's input, the decoder's output
@@ -91,7 +92,13 @@ class PackModel(nn.Module):
 
     @property
     def is_wae(self) -> bool:
-        return self.family in WAE_FAMILIES
+        """An MMD objective (`Family.wae`): μ through tanh, the spread clipped."""
+        return FAMILIES[self.family].wae
+
+    @property
+    def uniform(self) -> bool:
+        """A box posterior and a uniform prior (`Family.uniform`) instead of Gaussians."""
+        return FAMILIES[self.family].uniform
 
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return stacked_linear(self, name, x)
@@ -146,7 +153,7 @@ class PackModel(nn.Module):
               device: torch.device | str = "cpu") -> torch.Tensor:
         """Noise for `sample_posterior` (and the WAE's prior samples): U(0, 1) for the uniform
         WAE's box, N(0, 1) otherwise."""
-        draw = torch.rand if self.family == "wae_uniform" else torch.randn
+        draw = torch.rand if self.uniform else torch.randn
         return draw(*shape, generator=generator, device=device)
 
     def sample_posterior(
@@ -155,7 +162,7 @@ class PackModel(nn.Module):
         """One code per input: Gaussian z = μ + e^{s/2}·ε (noise ~ N(0,1)); uniform box
         z = μ + e^s·u (noise ~ U(0,1); 'centred' shifts it to U(-1/2, 1/2)); s clipped."""
         spread = self.clipped(spread)
-        if self.family == "wae_uniform":
+        if self.uniform:
             u = noise - 0.5 if self.uniform_box == "centred" else noise
             return mean + torch.exp(spread) * u
         return mean + torch.exp(0.5 * spread) * noise
@@ -163,7 +170,7 @@ class PackModel(nn.Module):
     def posterior_mean(self, mean: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
         """The mean of q(z|x), which `recon_*_mean` decodes (for the authors' corner box,
         the box centre μ + e^s/2)."""
-        if self.family == "wae_uniform" and self.uniform_box == "corner":
+        if self.uniform and self.uniform_box == "corner":
             return mean + 0.5 * torch.exp(self.clipped(spread))
         return mean
 

@@ -28,21 +28,10 @@ import numpy as np
 import torch
 from torch.optim.adam import adam  # the functional Adam (torch.optim.adam.__all__)
 
-from trainables.config import DIP_DIAGONAL, DISCRIMINATOR_BETAS, WAE_FAMILIES, TrainConfig
+from trainables.config import DISCRIMINATOR_BETAS, TrainConfig
 from trainables.data import unpack_rows
-from trainables.losses import (
-    annealed_capacity,
-    bernoulli_reconstruction,
-    density_ratio_tc,
-    dip_covariance_penalty,
-    discriminator_loss,
-    imq_scales,
-    kl_standard_normal,
-    mmd_imq,
-    shuffle_latents,
-    spread_penalty,
-    total_correlation,
-)
+from trainables.families import FAMILIES, Forward, Losses
+from trainables.losses import bernoulli_reconstruction, imq_scales
 from trainables.models import (
     PIXELS,
     TRAIN_STREAM,
@@ -72,15 +61,6 @@ class Batch(NamedTuple):
     noise: torch.Tensor  # posterior noise (K, B, d)
     prior: torch.Tensor | None  # prior samples (K, B, d): the WAEs'
     order: torch.Tensor | None  # each latent's batch permutation (K, B, d): FactorVAE's
-
-
-class Losses(NamedTuple):
-    """Each member's losses, [K]: what the VAE minimises, its reconstruction term, and what
-    its discriminator minimises (FactorVAE's; else None)."""
-
-    total: torch.Tensor
-    recon: torch.Tensor
-    discriminator: torch.Tensor | None = None
 
 
 class MemberAdam:
@@ -141,13 +121,14 @@ class PackTrainer:
             raise ValueError("PackTrainer needs a concrete precision: resolve 'auto' with "
                              "trainables.precision.choose_precision first")
         self.cfg = cfg
+        self.family = FAMILIES[cfg.family]
         self.device = torch.device(device)
         k = cfg.replicates
         self.model = PackModel.from_config(cfg, self.device)
         self.params = list(self.model.parameters())
         self.optimizer = MemberAdam(self.params)
         self.discriminator = (PackDiscriminator.from_config(cfg, self.device)
-                              if cfg.family == "factor_vae" else None)
+                              if self.family.discriminator else None)
         self.discriminator_params = (list(self.discriminator.parameters())
                                      if self.discriminator else [])
         self.discriminator_optimizer = (MemberAdam(self.discriminator_params,
@@ -207,9 +188,8 @@ class PackTrainer:
     def draw_batch(self) -> Batch:
         """Each member's images, posterior noise, prior samples (the WAEs') and latent
         permutations (FactorVAE's), every member from its own generator."""
-        cfg, d, b = self.cfg, self.cfg.latent_dim, self.cfg.batch_size
-        wae = cfg.family in WAE_FAMILIES
-        width = 2 * d if wae else d
+        family, d, b = self.family, self.cfg.latent_dim, self.cfg.batch_size
+        width = 2 * d if family.wae else d
         picks, noises, orders = [], [], []
         for gen in self.generators:
             picks.append(torch.randint(len(self.train_indices), (b,), generator=gen,
@@ -221,48 +201,21 @@ class PackTrainer:
         x = unpack_rows(rows.view(-1, rows.shape[-1])).view(len(picks), b, PIXELS)
         noise = torch.stack(noises)
         order = torch.stack(orders) if orders else None
-        if not wae:
+        if not family.wae:
             return Batch(x, noise, None, order)
         prior = noise[..., d:]
-        if cfg.family == "wae_uniform":
+        if family.uniform:
             prior = 2.0 * prior - 1.0  # U(0,1) -> U(-1,1)
         return Batch(x, noise[..., :d], prior, order)
 
     def member_losses(self, batch: Batch) -> Losses:
-        """Every member's losses from one forward pass, each [K]."""
-        cfg, model = self.cfg, self.model
+        """Every member's losses from one forward pass, each [K]: the reconstruction here,
+        the rest as the family writes it (`Family.losses`)."""
+        model = self.model
         mean, spread = model.encode(batch.x)
         z = model.sample_posterior(mean, spread, batch.noise)
         recon = bernoulli_reconstruction(model.decode(z), batch.x)
-        if cfg.family in WAE_FAMILIES:
-            mmd = mmd_imq(z, batch.prior, self.scales, cfg.mmd_estimator)
-            penalty = spread_penalty(spread, cfg.penalty_p)
-            return Losses(recon + cfg.lambda_mmd * mmd + self.value * penalty, recon)
-        if self.discriminator is not None:
-            real = self.discriminator(z)
-            shuffled = self.discriminator(shuffle_latents(z.detach(), batch.order))
-            total = (recon + kl_standard_normal(mean, spread)
-                     + self.value * density_ratio_tc(real))
-            return Losses(total, recon, discriminator_loss(real, shuffled))
-        return Losses(recon + self.vae_regularizer(z, mean, spread), recon)
-
-    def vae_regularizer(self, z: torch.Tensor, mean: torch.Tensor,
-                        logvar: torch.Tensor) -> torch.Tensor:
-        """What a VAE family without a discriminator adds to the reconstruction, as
-        disentanglement_lib's study (`value` is the family's `param`), each [K]."""
-        cfg, value = self.cfg, self.value
-        kl = kl_standard_normal(mean, logvar)
-        if cfg.family == "beta_vae":
-            return value * kl
-        if cfg.family == "beta_tcvae":
-            return kl + (value - 1.0) * total_correlation(z, mean, logvar, self.dataset_size)
-        if cfg.family in DIP_DIAGONAL:
-            return kl + dip_covariance_penalty(mean, logvar, value, DIP_DIAGONAL[cfg.family] *
-                                               value, cfg.family.removeprefix("dip_vae_"))
-        if cfg.family == "annealed_vae":
-            capacity = annealed_capacity(value, self.step, cfg.annealing_steps)
-            return cfg.annealed_gamma * (kl - capacity).abs()
-        raise ValueError(f"no loss for family {cfg.family!r}")
+        return self.family.losses(self, Forward(batch, mean, spread, z, recon))
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the matmuls (fp32 master weights), else nothing."""

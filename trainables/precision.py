@@ -26,6 +26,7 @@ import torch
 
 from trainables.config import TrainConfig
 from trainables.experiment import write_atomic
+from trainables.families import FAMILIES
 from trainables.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_name, native_bf16
 from trainables.pack import PackTrainer
 
@@ -115,7 +116,7 @@ def probed_rates(cfg: TrainConfig, probe: Probe, native: list[str],
                       cfg.batch_size, cfg.latent_dim, cfg.encoder_width, cfg.decoder_width,
                       min(cfg.replicates, PROBE_MEMBERS),
                       *([cfg.discriminator_width, cfg.discriminator_layers]
-                        if cfg.family == "factor_vae" else [])])
+                        if FAMILIES[cfg.family].discriminator else [])])
     cache = cache_dir / CACHE_FILE
     with open(cache_dir / f"{CACHE_FILE}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

@@ -10,6 +10,7 @@ import torch
 
 from trainables import checkpoint
 from trainables.config import FAMILIES, TrainConfig
+from trainables.families import Forward
 from trainables.pack import PackTrainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,7 +26,7 @@ def packed() -> np.ndarray:
 TRAIN = np.arange(0, 3000, 2)
 LOSS_TERMS = ("bernoulli_reconstruction", "kl_standard_normal", "mmd_imq", "spread_penalty",
               "total_correlation", "dip_covariance_penalty", "density_ratio_tc",
-              "discriminator_loss")  # the trainables.losses terms PackTrainer calls
+              "discriminator_loss")  # the trainables.losses terms a pack's step calls
 
 
 def tiny(**overrides) -> TrainConfig:
@@ -172,23 +173,34 @@ def test_uniform_box_options(packed):
     assert centred.posterior_mean(mean, spread).tolist() == [[[0.0, 0.0]]]
 
 
+def spy_on_loss_terms(monkeypatch, spy_of) -> None:
+    """Every `LOSS_TERMS` function replaced by `spy_of(name, real)`: where the pack imported
+    it, and in `trainables.losses`, which a family's loss reads when it runs."""
+    from trainables import losses
+    from trainables import pack as pack_module
+
+    for name in LOSS_TERMS:
+        spy = spy_of(name, getattr(losses, name))
+        for module in (losses, pack_module):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, spy)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_bf16_runs_the_matmuls_only_the_losses_and_weights_stay_fp32(packed, family,
                                                                     monkeypatch):
     """precision = 'bf16': the loss terms (pixel sums, the MMD's kernel sums, KL, penalty,
     total correlation, DIP's covariance, FactorVAE's logits) see fp32 inputs, the returned
     losses are fp32, and the master weights and Adam moments stay fp32 after a step."""
-    from trainables import pack as pack_module
-
     seen = {}
-    for name in LOSS_TERMS:
-        real = getattr(pack_module, name)
 
-        def spy(*tensors, _real=real, _name=name, **kwargs):
-            seen[_name] = {t.dtype for t in tensors if isinstance(t, torch.Tensor)}
-            return _real(*tensors, **kwargs)
+    def spy_of(name, real):
+        def spy(*tensors, **kwargs):
+            seen[name] = {t.dtype for t in tensors if isinstance(t, torch.Tensor)}
+            return real(*tensors, **kwargs)
+        return spy
 
-        monkeypatch.setattr(pack_module, name, spy)
+    spy_on_loss_terms(monkeypatch, spy_of)
     trainer = PackTrainer(tiny(family=family, replicates=2, precision="bf16"), packed, TRAIN)
     batch = trainer.draw_batch()
     with trainer.autocast():
@@ -223,19 +235,17 @@ def test_bf16_computes_every_loss_term_inside_in_fp32(packed, family, monkeypatc
     """precision = 'bf16' (TrainConfig's help): not only the loss terms' inputs and results
     but every operation inside them (DIP-VAE's covariance matmul, the MMD's kernel sums, the
     total correlation's log-sum-exps, FactorVAE's discriminator loss) runs in fp32."""
-    from trainables import pack as pack_module
-
     inside: dict[str, set[torch.dtype]] = {}
-    for name in LOSS_TERMS:
-        real = getattr(pack_module, name)
 
-        def spy(*args, _real=real, _name=name, **kwargs):
+    def spy_of(name, real):
+        def spy(*args, **kwargs):
             with FloatDtypes() as mode:
-                out = _real(*args, **kwargs)
-            inside[_name] = mode.seen
+                out = real(*args, **kwargs)
+            inside[name] = mode.seen
             return out
+        return spy
 
-        monkeypatch.setattr(pack_module, name, spy)
+    spy_on_loss_terms(monkeypatch, spy_of)
     trainer = PackTrainer(tiny(family=family, replicates=2, precision="bf16"), packed, TRAIN)
     with trainer.autocast():
         trainer.member_losses(trainer.draw_batch())
@@ -256,7 +266,8 @@ def test_each_vae_familys_objective_is_disentanglement_libs(packed):
         trainer = PackTrainer(tiny(family=family, value=value, replicates=2, **overrides),
                               packed, TRAIN)
         trainer.step = step
-        return trainer.vae_regularizer(z, mean, logvar)
+        nothing = torch.zeros(2)  # the reconstruction: the total is then the rest alone
+        return trainer.family.losses(trainer, Forward(None, mean, logvar, z, nothing)).total
 
     torch.testing.assert_close(regularizer("beta_vae", 4.0), 4.0 * kl)
     tc = losses.total_correlation(z, mean, logvar, len(TRAIN))
