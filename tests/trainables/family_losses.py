@@ -10,6 +10,7 @@ rewrites the fixture; run it only when a family's numbers are meant to change.
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,15 @@ CASES: tuple[tuple[str, dict], ...] = (
     ("wae_uniform", {"uniform_box": "centred"}), ("beta_tcvae", {}), ("dip_vae_i", {}),
     ("dip_vae_ii", {}), ("annealed_vae", {}), ("factor_vae", {}),
 )
+
+
+def cpu() -> str:
+    """The CPU's model and torch's kernel choice for it: what the recorded bits depend on."""
+    models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text(
+        errors="replace").splitlines() if line.startswith("model name")] \
+        if Path("/proc/cpuinfo").is_file() else []
+    return f"{models[0] if models else platform.processor()}, " \
+        f"{torch.backends.cpu.get_cpu_capability()}"
 
 
 def case_name(family: str, extra: dict) -> str:
@@ -75,5 +85,7 @@ def _record(family: str, extra: dict) -> dict[str, list[str]]:
 
 if __name__ == "__main__":
     cases = {case_name(family, extra): record(family, extra) for family, extra in CASES}
-    FIXTURE.write_text(json.dumps({"torch": torch.__version__, "cases": cases}, indent=1) + "\n")
+    FIXTURE.write_text(json.dumps({"torch": torch.__version__,
+                                   "cpu": cpu(),
+                                   "cases": cases}, indent=1) + "\n")
     print(f"wrote {FIXTURE}")
