@@ -3,6 +3,7 @@ folders it writes, and kill points for the fault and resume tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -92,9 +93,15 @@ def wait_for(proc: subprocess.Popen, ready: Callable[[], object], timeout: float
 
 
 def kill_when(proc: subprocess.Popen, experiment: Path, ready, timeout: float = 300) -> None:
-    """SIGKILL the driver's whole process group once `ready(trial_dirs)` holds."""
+    """SIGKILL the whole job once `ready(trial_dirs)` holds, as a scheduler's hard kill (its
+    cgroup) does: the driver's process group and the local Ray it started, which runs in a
+    group of its own (`study.runner.own_process_group`)."""
     wait_for(proc, lambda: experiment.exists() and ready(trial_dirs(experiment)), timeout)
+    ray = descendants(proc.pid)
     os.killpg(proc.pid, signal.SIGKILL)
+    for pid, _, _ in ray:  # SIGKILLed within microseconds of listing: no pid reused by then
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait()
 
 

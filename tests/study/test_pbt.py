@@ -16,6 +16,7 @@ from tests.study.helpers import (
     assert_each_trial_trained_once,
     assert_no_report_lost,
     assert_no_trial_errored,
+    checkpoints,
     cli,
     finish,
     kill_when,
@@ -136,7 +137,9 @@ def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_pa
     # between the first clone's line and the kill; enough must be left to clone after it
     steps = 600
     proc = cli(*quick_pbt(tmp_path, "k", steps))
-    kill_when(proc, experiment, lambda dirs: clones(dirs))  # killed at its first clone
+    # killed at its first clone, once every started trial has a checkpoint: one killed before
+    # its first would rightly train again from step 0
+    kill_when(proc, experiment, lambda dirs: clones(dirs) and all(checkpoints(d) for d in dirs))
     before = set(clones(trial_dirs(experiment)))
     code, out, err = finish(cli("resume", str(experiment)))
     assert code == 0, err
