@@ -26,6 +26,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
@@ -116,6 +117,25 @@ class PBTScheduler(PopulationBasedTraining):
         if self._trial_state[trial].last_perturbation_time != before:
             self._write_state(tune_controller, trial)
         return decision
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        """Ray's choice; in synchronous mode, when no trial runs and every waiting one stands
+        at or past the step where the population meets, the meeting moves to the perturbation
+        step after the earliest of them. After a resume, a trial restored from its own
+        checkpoint at a meeting step trains on past it (it never reports that step); the trial
+        that clones it there takes its step too, Ray's next meeting is where both stand, and
+        no trial was left to run (the study hung)."""
+        chosen = super().choose_trial_to_run(tune_controller)
+        if chosen is not None or not self._synch:
+            return chosen
+        trials = tune_controller.get_trials()
+        waiting = [t for t in trials if t.status in (Trial.PENDING, Trial.PAUSED)]
+        if not waiting or any(t.status == Trial.RUNNING for t in trials):
+            return None  # done, or a running trial has yet to reach the meeting
+        earliest = min(self._trial_state[t].last_train_time for t in waiting)
+        interval = int(self._pbt["perturbation_interval"])
+        self._next_perturbation_sync = earliest - earliest % interval + interval
+        return super().choose_trial_to_run(tune_controller)
 
     def _note_progress(self, state: Any, step: int, interval: int) -> None:
         """Record the last perturbation step the trial has reached, reported or not. A trial

@@ -98,13 +98,22 @@ class FakeTrial:
         self.trial_id, self.experiment_tag = trial_id, trial_id
         self.config = {"trial": {"family": family, "value": value, "seeds": seeds}}
         self.local_experiment_path, self.evaluated_params = str(folder), {}
+        self.local_dir, self.last_result = str(folder), {}  # Ray's policy log on a clone
         keep = SimpleNamespace(num_to_keep=4)
         self.run_metadata = SimpleNamespace(
             checkpoint_manager=SimpleNamespace(checkpoint_config=keep))
         self.status = "RUNNING"
+        # a paused top trial's checkpoint, as Ray's `_checkpoint_or_exploit` reads it
+        self.temporary_state, self.checkpoint = SimpleNamespace(saving_to=None), None
 
     def is_finished(self) -> bool:
         return False
+
+    def set_experiment_tag(self, tag: str) -> None:  # what Ray's `_exploit` calls
+        self.experiment_tag = tag
+
+    def set_config(self, config: dict) -> None:
+        self.config = config
 
 
 def scheduler_with(trials, steps=100, synch=False, scale=RAW, **table):
@@ -234,6 +243,39 @@ def test_a_synchronous_population_meets_again_after_a_trial_restored_past_the_me
     scheduler.on_trial_result(controller, ahead, {**result, "step": 40})
     ahead.status = "TERMINATED"
     assert scheduler.choose_trial_to_run(controller) is behind
+
+
+def test_a_synchronous_population_goes_on_when_every_waiting_trial_stands_past_the_meeting(
+        tmp_path):
+    """After a resume, a trial restored from its own checkpoint at the meeting step (20)
+    trains on to the next perturbation step (30) and waits there. The other reaches 20, the
+    population meets, and it clones the first, taking its step: both stand at 30, which Ray
+    makes the next meeting. Nothing runs, and Ray alone chooses no trial (the study hung)."""
+    ahead, behind = trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path)
+                              for i in range(2)]
+    (tmp_path / STATE_FILE).write_text(json.dumps({  # saved when both met at step 10
+        "trials": {t.trial_id: {"last_perturbation_time": 10, "last_train_time": 10,
+                                "last_score": 0.1} for t in trials},
+        "rng": list(random.Random(0).getstate()), "next_sync": 20}))
+    scheduler = scheduler_with(trials, steps=40, synch=True)
+    controller = SimpleNamespace(
+        search_alg=None, get_trials=lambda: trials,
+        get_live_trials=lambda: [t for t in trials if t.status != "TERMINATED"],
+        _schedule_trial_save=lambda trial, result: None,
+        pause_trial=lambda trial, should_checkpoint: None)
+    scheduler.on_trial_result(controller, ahead, {"step": 25, "disentanglement_5var": 0.9,
+                                                  "recon_test": 10.0})  # restored at 20
+    assert scheduler.on_trial_result(controller, ahead, {
+        "step": 30, "disentanglement_5var": 0.9, "recon_test": 10.0}) == "PAUSE"
+    ahead.status, ahead.checkpoint = "PAUSED", SimpleNamespace(step=30)  # saved on pausing
+    assert scheduler.choose_trial_to_run(controller) is None  # `behind` runs to the meeting
+    scheduler.on_trial_result(controller, behind, {"step": 20, "disentanglement_5var": 0.1,
+                                                   "recon_test": 100.0})
+    behind.status = "PAUSED"
+    cloned = behind.run_metadata.checkpoint_manager._latest_checkpoint_result.checkpoint
+    assert cloned.step == 30 and scheduler._trial_state[behind].last_train_time == 30
+    assert scheduler.choose_trial_to_run(controller) in trials
+    assert scheduler._next_perturbation_sync == 40
 
 
 # ---- exploit = "pareto": non-dominated fronts in MO-PBT's spread order ---------------------

@@ -158,7 +158,8 @@ def assert_no_report_lost(experiment: Path, steps: int, every: int) -> None:
     after 100 up to 150 are the donor's history, not its own."""
     for trial in trial_dirs(experiment):
         lines = result_lines(trial)
-        skipped = {step for before, line in zip(lines, lines[1:]) if line.get("cloned_from")
+        skipped = {step for before, line in zip(lines, lines[1:], strict=False)
+                   if line.get("cloned_from")
                    for step in range(before["step"] + 1, line["cloned_at"] + 1)}
         missing = set(range(0, steps + 1, every)) - {r["step"] for r in lines} - skipped
         assert not missing, f"{trial.name}: no report at steps {sorted(missing)}"
