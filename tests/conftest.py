@@ -3,6 +3,7 @@ random stand-in of the same size."""
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,14 @@ def dsprites_path() -> Path:
     from trainables import data
 
     path = data.default_path()
-    if not path.exists():
-        from trainables import render
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # parallel test workers (pytest-xdist) on a fresh machine: one renders, the others wait
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            from trainables import render
 
-        render.write_hdf5(path)
+            render.write_hdf5(path)
     return path
 
 

@@ -29,6 +29,12 @@ def test_the_first_stop_signal_acts_as_sigint_and_names_the_exit_code():
 
 
 def test_outside_tune_a_stop_signal_raises_keyboard_interrupt():
-    with stopping_as_interrupt(), pytest.raises(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGHUP)
+    """With Python's own SIGINT handler, as outside Tune (a Tune run earlier in this process
+    may have left its handler in place)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with stopping_as_interrupt(), pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGHUP)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert interrupted_code() == 129
