@@ -19,9 +19,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 run: $(STAMP)
 	$(VENV)/bin/wae-study run quick
 
+# The suite in parallel workers (pytest-xdist), one test file per worker at a time: two on a
+# 2-core machine, at most four (each study test starts Ray and its trials). `TEST_WORKERS=0`: serial.
+TEST_WORKERS ?= auto --maxprocesses 4
+
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The edit loop: unit tests only (no Ray, no end-to-end studies, nothing slow); under 2 minutes.
 test-fast: $(STAMP)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,20 @@ TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
         "--set", "train.higgins_classifier_steps=100", "--set", "study.replicates=2"]
 
 
-def cli(*args: str, prefix: list[str] | tuple = (), **kwargs) -> subprocess.Popen:
-    """`wae-study ARGS` in a subprocess (`prefix`: e.g. `ip netns exec NS` to run it there)."""
+@dataclass(frozen=True)
+class RayHead:
+    """A running Ray head that commands can join (the `ray_head` fixture)."""
+
+    env: dict[str, str]  # what a driver joins it with: RAY_ADDRESS and its token
+    node_id: str  # its node, as trials report it (`node_id` in result.json)
+
+
+def cli(*args: str, prefix: list[str] | tuple = (), joining: RayHead | None = None,
+        **kwargs) -> subprocess.Popen:
+    """`wae-study ARGS` in a subprocess (`prefix`: e.g. `ip netns exec NS` to run it there;
+    `joining`: a running Ray head to join instead of starting one, the `ray_head` fixture)."""
+    if joining:
+        kwargs["env"] = {**kwargs.get("env", os.environ), **joining.env}
     return subprocess.Popen([*prefix, sys.executable, "-m", "study.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, **kwargs)

@@ -104,7 +104,7 @@ def test_the_answer_says_when_the_seeds_cannot_reach_a_verdict():
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_a_comparison_runs_end_to_end_and_resume_keeps_its_finished_studies(tmp_path):
+def test_a_comparison_runs_end_to_end_and_resume_keeps_its_finished_studies(tmp_path, ray_head):
     from tests.study.helpers import TINY, cli, finish
 
     small = [*TINY, "--set", "compare.search_seeds=2", "--set", "compare.trials=2",
@@ -113,7 +113,7 @@ def test_a_comparison_runs_end_to_end_and_resume_keeps_its_finished_studies(tmp_
              "--set", "train.eval_every=20", "--set", "train.checkpoint_every=20",
              "--set", "pbt.perturbation_interval=20", "--set", "adaptive.startup_trials=1"]
     code, out, err = finish(cli("run", PRESET, "--storage", str(tmp_path), "--name", "c",
-                                *small), timeout=600)
+                                *small, joining=ray_head), timeout=600)
     assert code == 0, err[-3000:]
     folder = tmp_path / "c"
     assert {p.name for p in folder.iterdir()} >= {"grid-s0", "optuna-s0", "grid-s1",
@@ -125,6 +125,6 @@ def test_a_comparison_runs_end_to_end_and_resume_keeps_its_finished_studies(tmp_
     assert len(studies) == 4 and studies["hv_5var"].between(0, 1).all()
     assert (studies["finished"] == 2).all()
     times = compare.read_times(folder)
-    code, out, err = finish(cli("resume", str(folder)), timeout=300)
+    code, out, err = finish(cli("resume", str(folder), joining=ray_head), timeout=300)
     assert code == 0, err[-3000:]
     assert compare.read_times(folder) == times  # every study had finished: none ran again

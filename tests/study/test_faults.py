@@ -123,7 +123,7 @@ def test_removed_node_trial_finishes_on_the_other_node(dsprites_path, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def killed_in_report(dsprites_path, tmp_path_factory) -> tuple[Path, int, str]:
+def killed_in_report(dsprites_path, tmp_path_factory, ray_head) -> tuple[Path, int, str]:
     """A one-trial study (β=1) SIGKILLed while writing its report, then resumed: (folder, rc,
     err). Its training ran uninterrupted: the reference for the determinism check."""
     storage = tmp_path_factory.mktemp("report-kill")
@@ -131,7 +131,7 @@ def killed_in_report(dsprites_path, tmp_path_factory) -> tuple[Path, int, str]:
     proc = cli(*study_args(storage, "r", "[1]"))
     kill_when(proc, experiment, lambda dirs: any(experiment.glob(".report.tmp-*")))
     assert not (experiment / "report").exists()
-    code, out, err = finish(cli("resume", str(experiment)))
+    code, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     return experiment, code, err
 
 
@@ -151,7 +151,7 @@ def test_driver_killed_during_report_resumes_to_a_complete_report(killed_in_repo
 
 
 def test_driver_killed_mid_training_with_truncated_checkpoint_resumes_bitwise(
-        killed_in_report, tmp_path):
+        killed_in_report, tmp_path, ray_head):
     """Two trials one at a time, killed before any finished (the second not started); the
     first's newest checkpoint (the one Tune recorded as its latest) is then truncated: resume
     falls back to the previous checkpoint, trains every trial once, and the interrupted
@@ -180,7 +180,7 @@ def test_driver_killed_mid_training_with_truncated_checkpoint_resumes_bitwise(
     pack = newest / "pack.pt"
     pack.write_bytes(pack.read_bytes()[: pack.stat().st_size // 2])
 
-    code, out, err = finish(cli("resume", str(experiment)))
+    code, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     assert code == 0, err
     assert len(trial_dirs(experiment)) == 2
     assert_no_trial_errored(experiment)
@@ -209,7 +209,7 @@ def saved_last_step(experiment: Path, trial: Path) -> int:
 
 
 def test_driver_killed_after_a_trial_finished_and_was_pruned_resumes_without_retraining(
-        dsprites_path, tmp_path):
+        dsprites_path, tmp_path, ray_head):
     """Tune saves its experiment state every so often, so the state on disk can lag a trial's
     last report: it may still name a checkpoint that the trial's pruning at its end passed
     over. Killed then, the resume must neither fail that trial nor train it again.
@@ -232,7 +232,7 @@ def test_driver_killed_after_a_trial_finished_and_was_pruned_resumes_without_ret
                and checkpoint.load(checkpoints(d)[0])["step"] == STEPS]
     assert saved_last_step(experiment, done) < STEPS, "Tune's saved state did not lag"
     before = len(result_lines(done))
-    code, out, err = finish(cli("resume", str(experiment)))
+    code, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     assert code == 0, err
     assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, STEPS)

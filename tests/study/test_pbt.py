@@ -35,7 +35,7 @@ def clones(trial_dirs_: list) -> list[tuple[str, int, int]]:
 
 
 def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprites_path,
-                                                                          tmp_path):
+                                                                          tmp_path, ray_head):
     args = ["run", "quick-pbt", "--storage", str(tmp_path), "--name", "p",
             # synchronous: both trials meet at every perturbation step, so the bottom one
             # clones the top one there whatever the timing on a busy machine
@@ -55,7 +55,7 @@ def test_sigkilled_pbt_study_resumes_with_its_history_and_scheduler_state(dsprit
     saved = json.loads((experiment / "pbt_state.json").read_text())["trials"]
     assert saved and all(s["last_perturbation_time"] % INTERVAL == 0 for s in saved.values())
 
-    code, out, err = finish(cli("resume", str(experiment)))
+    code, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     assert code == 0, err
     assert len(trial_dirs(experiment)) == 2
     assert_no_trial_errored(experiment)
@@ -118,8 +118,8 @@ EXPLOIT_LEGEND = {"scalar": "#2: second by the objective",
 
 
 @pytest.mark.parametrize("exploit", list(EXPLOIT))
-def test_quick_pbt_clones_and_changes_values(dsprites_path, tmp_path, exploit):
-    code, out, err = finish(cli(*quick_pbt(tmp_path, "q"), *EXPLOIT[exploit]))
+def test_quick_pbt_clones_and_changes_values(dsprites_path, tmp_path, ray_head, exploit):
+    code, out, err = finish(cli(*quick_pbt(tmp_path, "q"), *EXPLOIT[exploit], joining=ray_head))
     assert code == 0, err
     assert_no_trial_errored(tmp_path / "q")
     assert_no_report_lost(tmp_path / "q", 300, 25)  # trials paused and cloned lose no line
@@ -131,7 +131,7 @@ def test_quick_pbt_clones_and_changes_values(dsprites_path, tmp_path, exploit):
     assert EXPLOIT_LEGEND[exploit] in (tmp_path / "q" / "report" / "report.md").read_text()
 
 
-def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_path):
+def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_path, ray_head):
     experiment = tmp_path / "k"
     # 12 segments: a tiny trial runs a segment in well under a second, and seconds can pass
     # between the first clone's line and the kill; enough must be left to clone after it
@@ -141,7 +141,7 @@ def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_pa
     # its first would rightly train again from step 0
     kill_when(proc, experiment, lambda dirs: clones(dirs) and all(checkpoints(d) for d in dirs))
     before = set(clones(trial_dirs(experiment)))
-    code, out, err = finish(cli("resume", str(experiment)))
+    code, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     assert code == 0, err
     assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, steps)

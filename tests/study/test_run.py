@@ -44,7 +44,7 @@ NEW_FAMILIES = {"beta_tcvae": 4, "dip_vae_i": 2, "dip_vae_ii": 2, "annealed_vae"
                 "factor_vae": 10}  # one value each, beside the quick grid's two families
 
 
-def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
+def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path, ray_head):
     families = ["beta_vae", "wae_uniform", *NEW_FAMILIES]
     code, out, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "g",
                                 "--set", "train.steps=40", "--set", "train.report_every=20",
@@ -53,7 +53,7 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
                                 *(arg for family, value in NEW_FAMILIES.items()
                                   for arg in ("--set", f"grid.{family}=[{value}]")),
                                 "--set", "train.discriminator_width=16",
-                                "--tracking", "mlflow", *TINY))
+                                "--tracking", "mlflow", *TINY, joining=ray_head))
     assert code == 0, err
     experiment = tmp_path / "g"
     assert_tracked_in_mlflow(experiment, 4 + len(NEW_FAMILIES))
@@ -68,6 +68,8 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     params = results.groupby("family")["param"].unique().map(list).to_dict()
     assert params == {family: [PARAM_OF[family]] for family in families}
     assert (results["step"] == 40).all()
+    assert {line["node_id"] for trial in trial_dirs(experiment)
+            for line in result_lines(trial)} == {ray_head.node_id}  # it joined the head
     for trial in trial_dirs(experiment):  # a finished trial keeps its final weights only
         kept = [p.name for p in checkpoints(trial)]  # others: emptied, a note naming this one
         assert len(kept) == 1, kept
@@ -85,7 +87,7 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path):
     assert f"{4 + len(NEW_FAMILIES)} finished" in out and "best 5-var so far" in out
 
 
-def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, tmp_path):
+def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, tmp_path, ray_head):
     steps = 150
     args = ["run", "quick-adaptive", "--storage", str(tmp_path), "--name", "a",
             "--max-concurrent", "1", "--set", "adaptive.trials=3",
@@ -94,7 +96,7 @@ def test_sigkilled_adaptive_study_resumes_with_optuna_consistent(dsprites_path, 
     experiment = tmp_path / "a"
     proc = cli(*args)
     kill_when(proc, experiment, one_finished_one_checkpointed(steps))
-    code, out, err = finish(cli("resume", str(experiment)))
+    code, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     assert code == 0, err
     finished_trials = [d for d in trial_dirs(experiment) if finished(d, steps)]
     assert len(finished_trials) == 3
@@ -146,7 +148,8 @@ def test_ctrl_c_exits_130_and_a_busy_folder_is_refused(dsprites_path, tmp_path):
     (signal.SIGTERM, 143, ("timeout", "3600")),  # `timeout` signals its whole process group
 ], ids=["sigterm", "sighup", "sigterm-to-the-group"])
 def test_sigterm_and_sighup_stop_as_ctrl_c_does_and_the_study_resumes(dsprites_path, tmp_path,
-                                                                      stop, code, prefix):
+                                                                      ray_head, stop, code,
+                                                                      prefix):
     """A scheduler's SIGTERM (a closed terminal's SIGHUP), to the driver or, as `timeout`
     sends it, to the driver's process group: the state saved, the resume line, exit 128 + the
     signal, no C++ dump, every process of the study's own Ray ended; resume then trains every
@@ -161,7 +164,7 @@ def test_sigterm_and_sighup_stop_as_ctrl_c_does_and_the_study_resumes(dsprites_p
     assert f"continue with `wae-study resume {experiment}`" in err
     assert "Aborted" not in err and "received at time" not in err and "Traceback" not in err, err
     assert still_running(ray_processes) == []
-    returncode, out, err = finish(cli("resume", str(experiment)))
+    returncode, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     assert returncode == 0, err
     assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, steps)

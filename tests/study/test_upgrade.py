@@ -26,13 +26,13 @@ pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
 
 
 def test_an_experiment_written_by_an_earlier_version_resumes_and_reports(dsprites_path,
-                                                                          tmp_path):
+                                                                          tmp_path, ray_head):
     experiment = tmp_path / "moved"
     shutil.copytree(FIXTURE, experiment)
     assert sum(finished(d, STEPS) for d in trial_dirs(experiment)) == 1  # as it was kept
     code, out, err = finish(cli("status", str(experiment)))
     assert code == 0 and "1 finished, 1 paused" in out, out + err
-    code, out, err = finish(cli("resume", str(experiment)))
+    code, out, err = finish(cli("resume", str(experiment), joining=ray_head))
     assert code == 0, err
     assert_no_trial_errored(experiment)
     assert_each_trial_trained_once(experiment, STEPS)  # the unfinished one continued

@@ -1,0 +1,61 @@
+"""The Ray head that study tests share: a command run with `cli(..., joining=ray_head)` joins
+it through RAY_ADDRESS (`study.runner.start_ray`) instead of starting and stopping a Ray of
+its own, which costs seconds per command. What is about processes dying (a SIGKILLed driver
+and its Ray, a killed worker, a lost node, the signals, a study's own Ray refusing a GPU)
+keeps its own Ray; the resume after it, a plain run, joins the head."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.study.helpers import RayHead
+
+RAY = str(Path(sys.executable).with_name("ray"))
+JOIN = ("import ray\nray.init(address={address!r}, logging_level='ERROR')\n"
+        "print(ray.get_runtime_context().get_node_id())")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """`ray start --head` on loopback with this machine's CPUs (as a study's own Ray has) and
+    a token of its own."""
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths
+    address = f"127.0.0.1:{free_port()}"
+    env = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    head = subprocess.Popen(
+        [RAY, "start", "--head", f"--port={address.split(':')[1]}",
+         "--node-ip-address=127.0.0.1", f"--num-cpus={os.cpu_count()}", "--num-gpus=0",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
+         "--block"],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        joined = subprocess.run([sys.executable, "-c", JOIN.format(address=address)],
+                                env={**os.environ, **env}, capture_output=True, text=True,
+                                timeout=120)
+        assert joined.returncode == 0, joined.stderr[-2000:]
+        yield RayHead(env, joined.stdout.split()[-1])
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # Ray's orderly stop takes seconds: not needed
+        head.wait()
+        subprocess.run(["pkill", "-9", "-f", temp], capture_output=True)  # outside the group
+        shutil.rmtree(temp, ignore_errors=True)
+
