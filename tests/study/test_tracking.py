@@ -46,17 +46,16 @@ def test_a_missing_or_unknown_tracker_exits_2_before_anything_is_written(
 
 
 @pytest.mark.integration
-def test_a_study_tracked_by_wandb_offline_writes_one_run_per_trial(dsprites_path, tmp_path,
-                                                                     ray_head):
+def test_a_study_tracked_by_wandb_offline_writes_one_run_per_trial(dsprites_path, tmp_path):
     """A real study with `--tracking wandb` in W&B's offline mode: each trial's run file, read
     back record by record, names the trial and its group, holds its settings as config and
-    the curve and evaluations at the training step."""
+    the curve and evaluations at the training step. Its own Ray: Ray runs the W&B logger as
+    an actor, which sees the environment of the Ray it runs in (WANDB_MODE), not the driver's."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     code, _, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "w",
                               "--set", "train.steps=40", "--set", "train.report_every=20",
                               "--set", "study.families=['beta_vae']",
-                              "--tracking", "wandb=wae-tests", *TINY, env=env,
-                              joining=ray_head))
+                              "--tracking", "wandb=wae-tests", *TINY, env=env))
     assert code == 0, err
     experiment = tmp_path / "w"
     trials = trial_dirs(experiment)
