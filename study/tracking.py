@@ -18,6 +18,7 @@ extra, before Ray starts, as is a URI or project the tracker would refuse (`chec
 from __future__ import annotations
 
 import math
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,10 @@ def callbacks(tracking: dict[str, Any], experiment_dir: Path) -> list[Any]:
         uri = tracking["uri"] or f"sqlite:///{(experiment_dir / MLFLOW_DB).resolve()}"
         return [MLflowRuns(tracking_uri=uri, experiment_name=name)]
     if backend == "wandb":
+        # Ray hands its logging actor WANDB_API_KEY from here but not WANDB_MODE: on a Ray the
+        # driver joined (`--address`, RAY_ADDRESS), the actor has that Ray's environment, and
+        # a study run offline logged online
+        mode = {"mode": os.environ["WANDB_MODE"]} if os.environ.get("WANDB_MODE") else {}
         return [WandbRuns(project=tracking["project"] or name, group=name,
-                          dir=str(experiment_dir.resolve()))]
+                          dir=str(experiment_dir.resolve()), **mode)]
     return []

@@ -2,7 +2,9 @@
 it through RAY_ADDRESS (`study.runner.start_ray`) instead of starting and stopping a Ray of
 its own, which costs seconds per command. What is about processes dying (a SIGKILLed driver
 and its Ray, a killed worker, a lost node, the signals, a study's own Ray refusing a GPU)
-keeps its own Ray; the resume after it, a plain run, joins the head."""
+keeps its own Ray; the resume after it, a plain run, joins the head. So does a test whose
+trials need the driver's environment (S3 credentials): a worker of the head has the head's
+environment."""
 
 from __future__ import annotations
 

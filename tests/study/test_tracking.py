@@ -46,16 +46,18 @@ def test_a_missing_or_unknown_tracker_exits_2_before_anything_is_written(
 
 
 @pytest.mark.integration
-def test_a_study_tracked_by_wandb_offline_writes_one_run_per_trial(dsprites_path, tmp_path):
+def test_a_study_tracked_by_wandb_offline_writes_one_run_per_trial(dsprites_path, tmp_path,
+                                                                     ray_head):
     """A real study with `--tracking wandb` in W&B's offline mode: each trial's run file, read
     back record by record, names the trial and its group, holds its settings as config and
-    the curve and evaluations at the training step. Its own Ray: Ray runs the W&B logger as
-    an actor, which sees the environment of the Ray it runs in (WANDB_MODE), not the driver's."""
+    the curve and evaluations at the training step. On a Ray the driver joined: Ray's W&B
+    logging actor has that Ray's environment, and WANDB_MODE must reach it from the driver."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     code, _, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "w",
                               "--set", "train.steps=40", "--set", "train.report_every=20",
                               "--set", "study.families=['beta_vae']",
-                              "--tracking", "wandb=wae-tests", *TINY, env=env))
+                              "--tracking", "wandb=wae-tests", *TINY, env=env,
+                              joining=ray_head))
     assert code == 0, err
     experiment = tmp_path / "w"
     trials = trial_dirs(experiment)
