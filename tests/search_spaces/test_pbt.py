@@ -218,23 +218,31 @@ def test_perturbations_only_at_multiples_of_the_interval(tmp_path):
     assert scheduler._trial_state[trials[0]].last_perturbation_time == 20
 
 
-def test_a_synchronous_population_meets_again_after_a_trial_restored_past_the_meeting(tmp_path):
-    """After a resume, a trial restored from its own checkpoint at the meeting step reports
-    from the step after it. Ray alone never learns that it got there: the other trial, which
-    does report the meeting step, is paused to wait for it, and once the first trial has
-    finished no trial is left to run (the study hung)."""
+def resumed_pair(tmp_path, met_at: int):
+    """Two synchronous trials resumed from the state saved when both met at `met_at` (the
+    next meeting one interval on), and a controller that reads them: (ahead, behind,
+    scheduler, controller)."""
     ahead, behind = trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path)
                               for i in range(2)]
-    (tmp_path / STATE_FILE).write_text(json.dumps({  # saved when both met at step 20
-        "trials": {t.trial_id: {"last_perturbation_time": 20, "last_train_time": 20,
+    (tmp_path / STATE_FILE).write_text(json.dumps({
+        "trials": {t.trial_id: {"last_perturbation_time": met_at, "last_train_time": met_at,
                                 "last_score": 0.1} for t in trials},
-        "rng": list(random.Random(0).getstate()), "next_sync": 30}))
+        "rng": list(random.Random(0).getstate()), "next_sync": met_at + 10}))
     scheduler = scheduler_with(trials, steps=40, synch=True)
     controller = SimpleNamespace(
         search_alg=None, get_trials=lambda: trials,
         get_live_trials=lambda: [t for t in trials if t.status != "TERMINATED"],
         _schedule_trial_save=lambda trial, result: None,
         pause_trial=lambda trial, should_checkpoint: None)
+    return ahead, behind, scheduler, controller
+
+
+def test_a_synchronous_population_meets_again_after_a_trial_restored_past_the_meeting(tmp_path):
+    """After a resume, a trial restored from its own checkpoint at the meeting step reports
+    from the step after it. Ray alone never learns that it got there: the other trial, which
+    does report the meeting step, is paused to wait for it, and once the first trial has
+    finished no trial is left to run (the study hung)."""
+    ahead, behind, scheduler, controller = resumed_pair(tmp_path, met_at=20)
     result = {"disentanglement_5var": 0.5, "recon_test": 100.0}
     scheduler.on_trial_result(controller, ahead, {**result, "step": 35})  # restored at 30
     assert scheduler._trial_state[ahead].last_score is None  # not scored at 30: not ranked
@@ -251,18 +259,7 @@ def test_a_synchronous_population_goes_on_when_every_waiting_trial_stands_past_t
     trains on to the next perturbation step (30) and waits there. The other reaches 20, the
     population meets, and it clones the first, taking its step: both stand at 30, which Ray
     makes the next meeting. Nothing runs, and Ray alone chooses no trial (the study hung)."""
-    ahead, behind = trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path)
-                              for i in range(2)]
-    (tmp_path / STATE_FILE).write_text(json.dumps({  # saved when both met at step 10
-        "trials": {t.trial_id: {"last_perturbation_time": 10, "last_train_time": 10,
-                                "last_score": 0.1} for t in trials},
-        "rng": list(random.Random(0).getstate()), "next_sync": 20}))
-    scheduler = scheduler_with(trials, steps=40, synch=True)
-    controller = SimpleNamespace(
-        search_alg=None, get_trials=lambda: trials,
-        get_live_trials=lambda: [t for t in trials if t.status != "TERMINATED"],
-        _schedule_trial_save=lambda trial, result: None,
-        pause_trial=lambda trial, should_checkpoint: None)
+    ahead, behind, scheduler, controller = resumed_pair(tmp_path, met_at=10)
     scheduler.on_trial_result(controller, ahead, {"step": 25, "disentanglement_5var": 0.9,
                                                   "recon_test": 10.0})  # restored at 20
     assert scheduler.on_trial_result(controller, ahead, {
@@ -274,7 +271,7 @@ def test_a_synchronous_population_goes_on_when_every_waiting_trial_stands_past_t
     behind.status = "PAUSED"
     cloned = behind.run_metadata.checkpoint_manager._latest_checkpoint_result.checkpoint
     assert cloned.step == 30 and scheduler._trial_state[behind].last_train_time == 30
-    assert scheduler.choose_trial_to_run(controller) in trials
+    assert scheduler.choose_trial_to_run(controller) in (ahead, behind)
     assert scheduler._next_perturbation_sync == 40
 
 
