@@ -116,7 +116,9 @@ def own_process_group() -> Iterator[None]:
     group of their own, the driver back into its group after: a signal to the driver's group
     (`timeout`'s SIGTERM, a closed terminal's SIGHUP) then reaches the driver alone, which
     stops the study (Tune saves) and shuts its Ray down, instead of killing the GCS under it.
-    A session leader cannot change groups: its Ray stays in its group."""
+    A session leader cannot change groups: its Ray stays in its group. Where the driver's
+    group is gone when it comes back (it was its last member, the leader having exited, as
+    after `bash -c 'wae-study run ... &'`), it leads a group of its own."""
     if os.getsid(0) == os.getpid():
         yield
         return
@@ -130,7 +132,10 @@ def own_process_group() -> Iterator[None]:
     try:
         yield
     finally:
-        os.setpgid(0, home)
+        try:
+            os.setpgid(0, home)
+        except PermissionError:  # no group `home` left in the session to go back to
+            os.setpgid(0, 0)
 
 
 AUTH_FAILURE = "InvalidAuthToken"  # what Ray's core logs when the cluster refuses a token
