@@ -13,8 +13,9 @@ the perturbations; which top trial a bottom one clones is Ray's random choice, a
 
 Ray offers no public hook for ranking within families, keeping a clone's seeds or restoring
 the scheduler's bookkeeping: `_quantiles`, `_checkpoint_or_exploit`, `_get_new_config` and
-`_save_trial_state` are overridden and `_trial_state` / `_next_perturbation_sync` read and
-written, under the pinned Ray minor; tests/test_dependency_contracts.py fails naming the pin
+`_save_trial_state` are overridden (and the public `choose_trial_to_run`, which keeps a
+resumed synchronous population moving) and `_trial_state` / `_next_perturbation_sync` read
+and written, under the pinned Ray minor; tests/test_dependency_contracts.py fails naming the pin
 when one of them changes.
 """
 
