@@ -10,16 +10,6 @@ from pathlib import Path
 import pytest
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Modules with end-to-end studies or slow tests (marked `integration`, `slow`) first,
-    each module's tests in their order: parallel workers start the longest files first and
-    the short unit modules fill in at the end, instead of one worker finishing a study file
-    alone."""
-    long = {item.module.__name__ for item in items
-            if item.get_closest_marker("integration") or item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in long)  # stable
-
-
 @pytest.fixture(scope="session", autouse=True)
 def share_of_the_cores():
     """Under pytest-xdist (`make test`) the workers share the machine's cores: each worker's
