@@ -23,15 +23,12 @@ def share_of_the_cores():
     import torch
 
     share = max(1, (os.cpu_count() or 1) // workers)
-    threads, before = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    threads = torch.get_num_threads()
     torch.set_num_threads(share)
-    os.environ["OMP_NUM_THREADS"] = str(share)
-    yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", str(share))
+        yield
     torch.set_num_threads(threads)
-    if before is None:
-        os.environ.pop("OMP_NUM_THREADS")
-    else:
-        os.environ["OMP_NUM_THREADS"] = before
 
 
 @pytest.fixture(scope="session")

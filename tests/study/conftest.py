@@ -12,26 +12,17 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.study.helpers import RayHead
+from tests.study.helpers import RAY, RayHead, free_port
 
-RAY = str(Path(sys.executable).with_name("ray"))
 JOIN = ("import ray\nray.init(address={address!r}, logging_level='ERROR')\n"
         "print(ray.get_runtime_context().get_node_id())")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,11 @@ folders it writes, and kill points for the fault and resume tests."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -22,6 +24,16 @@ TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
         "--set", "train.latent_dim=4", "--set", "train.batch_size=16",
         "--set", "train.recon_eval_images=100", "--set", "train.higgins_votes=100",
         "--set", "train.higgins_classifier_steps=100", "--set", "study.replicates=2"]
+
+
+RAY = str(Path(sys.executable).with_name("ray"))  # the `ray` command of this environment
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -171,8 +183,7 @@ def assert_no_report_lost(experiment: Path, steps: int, every: int) -> None:
     after 100 up to 150 are the donor's history, not its own."""
     for trial in trial_dirs(experiment):
         lines = result_lines(trial)
-        skipped = {step for before, line in zip(lines, lines[1:], strict=False)
-                   if line.get("cloned_from")
+        skipped = {step for before, line in itertools.pairwise(lines) if line.get("cloned_from")
                    for step in range(before["step"] + 1, line["cloned_at"] + 1)}
         missing = set(range(0, steps + 1, every)) - {r["step"] for r in lines} - skipped
         assert not missing, f"{trial.name}: no report at steps {sorted(missing)}"

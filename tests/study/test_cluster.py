@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from tests.study.helpers import (
+    RAY,
     TINY,
     assert_each_trial_trained_once,
     cli,
@@ -36,7 +37,6 @@ from tests.study.helpers import (
 
 pytestmark = pytest.mark.integration  # the real CLI, Ray and a study
 
-RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP, WORKER_IP, PORT = "10.211.0.1", "10.211.0.2", 6379
 
 

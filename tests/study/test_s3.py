@@ -28,6 +28,7 @@ from tests.study.helpers import (
     checkpoints,
     cli,
     finish,
+    free_port,
     one_finished_one_checkpointed,
     tensorboard_scalars,
     trial_dirs,
@@ -48,9 +49,7 @@ class S3:
 @contextmanager
 def moto_server(**server_env: str) -> Iterator[int]:
     """A moto S3 server on a free local port (yields the port); stopped at the end."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                                str(port)], env={**os.environ, **server_env},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
