@@ -35,15 +35,25 @@ Key = tuple[Hashable, ...]
 Encode = Callable[[np.ndarray], Any]
 CHUNK_SIZE = 16_384  # images per `encode` call: 64 MB of uint8 pixels, large enough to batch
 
-TASK_FACTORS: dict[str, tuple[int, ...]] = {
-    "5var": (1, 2, 3, 4, 5),  # shape, scale, orientation, posX, posY
-    "4var": (2, 3, 4, 5),  # shape excluded, as Higgins et al.'s 99.23 %
-}
-
-
-def varying_factors(data: Any) -> tuple[int, ...]:
-    """Indices of the factors with more than one value (dSprites: shape..posY)."""
+def latent_factors(data: Any) -> tuple[int, ...]:
+    """Indices of the ground-truth factors a metric scores: the dataset's `latent_factors`
+    (its nuisance factors left out); for a data object that does not say, every factor with
+    more than one value (dSprites: shape..posY)."""
+    declared = getattr(data, "latent_factors", None)
+    if declared is not None:
+        return tuple(declared)
     return tuple(i for i, size in enumerate(data.factor_sizes) if size > 1)
+
+
+def higgins_tasks(data: Any) -> dict[str, tuple[int, ...]]:
+    """The Higgins tasks of a dataset, name -> the factors voted on: its `tasks` (dSprites:
+    `5var` and `4var`, `trainables.datasets`); for a data object that does not say, one task
+    over every latent factor, named for their count (dSprites' grid: `5var`)."""
+    declared = getattr(data, "tasks", None)
+    if declared is not None:
+        return dict(declared)
+    factors = latent_factors(data)
+    return {f"{len(factors)}var": factors}
 
 
 def rng_for(seed: int, key: Key) -> np.random.Generator:

@@ -34,8 +34,8 @@ from metrics.codes import (
     Plan,
     Sampler,
     derived_seed,
+    latent_factors,
     run_plan,
-    varying_factors,
 )
 
 MODELS = ("hist", "gbt")
@@ -53,7 +53,7 @@ def plan_dci(sampler: Sampler, *, num_train: int = 10_000, num_test: int = 5_000
     """Share the ("points", "train"/"test") samples; score each member's codes of them."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    factors = list(varying_factors(sampler.data))
+    factors = list(latent_factors(sampler.data))
     train_key = sampler.points("train", num_train)
     test_key = sampler.points("test", num_test)
     y_train = sampler.get(train_key).classes[:, factors]

@@ -26,8 +26,8 @@ from metrics.codes import (
     Key,
     Plan,
     Sampler,
+    latent_factors,
     run_plan,
-    varying_factors,
 )
 
 
@@ -42,7 +42,7 @@ def plan_factorvae(sampler: Sampler, *, batch_size: int = 64, num_train: int = 1
                    num_eval: int = 5_000, num_variance_estimate: int = 10_000,
                    prune_threshold: float = 0.05) -> Plan:
     """Draw the variance sample and the train/eval votes; score each member."""
-    factors = varying_factors(sampler.data)
+    factors = latent_factors(sampler.data)
     var_key = sampler.points("train", num_variance_estimate)
 
     def votes(part: str, n: int) -> tuple[Key, np.ndarray]:

@@ -37,7 +37,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from metrics.codes import (
-    TASK_FACTORS,
     CodeTable,
     Draw,
     Encode,
@@ -45,6 +44,7 @@ from metrics.codes import (
     Plan,
     Sampler,
     derived_seed,
+    higgins_tasks,
     run_plan,
 )
 
@@ -75,13 +75,14 @@ def plan_higgins(sampler: Sampler, *, task: str = "5var", protocol: str = "autho
                  device: str | torch.device = "cpu", plateau_steps: int | None = None,
                  plateau_tol: float = 1e-3) -> Plan:
     """Draw the votes (shared by every member scored later) and return the scoring plan."""
-    if task not in TASK_FACTORS:
-        raise ValueError(f"task must be one of {sorted(TASK_FACTORS)}, got {task!r}")
+    tasks = higgins_tasks(sampler.data)
+    if task not in tasks:
+        raise ValueError(f"task must be one of {sorted(tasks)} for this dataset, got {task!r}")
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     defaults = PROTOCOLS[protocol]
     pairs = pairs or defaults["pairs"]
-    factors = TASK_FACTORS[task]
+    factors = tasks[task]
     base = {"task": task, "protocol": protocol}
 
     def draw_votes(part: str, n: int) -> tuple[Key, np.ndarray]:

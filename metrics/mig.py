@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import mutual_info_score
 
-from metrics.codes import CodeTable, Encode, Plan, Sampler, run_plan, varying_factors
+from metrics.codes import CodeTable, Encode, Plan, Sampler, latent_factors, run_plan
 
 
 def mig(encode: Encode, data: Any, *, seed: int = 0, **options: Any) -> dict:
@@ -25,7 +25,7 @@ def mig(encode: Encode, data: Any, *, seed: int = 0, **options: Any) -> dict:
 def plan_mig(sampler: Sampler, *, num_train: int = 10_000, num_bins: int = 20) -> Plan:
     """Share the ("points", "train") sample; score each member's codes of it."""
     key = sampler.points("train", num_train)
-    ys = sampler.get(key).classes[:, list(varying_factors(sampler.data))]
+    ys = sampler.get(key).classes[:, list(latent_factors(sampler.data))]
 
     def score(table: CodeTable) -> list[dict]:
         return [mig_score(table.get(key, m), ys, num_bins) for m in range(table.members)]

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from metrics.codes import CodeTable, Encode, Plan, Sampler, run_plan, varying_factors
+from metrics.codes import CodeTable, Encode, Plan, Sampler, latent_factors, run_plan
 
 
 def sap(encode: Encode, data: Any, *, seed: int = 0, **options: Any) -> dict:
@@ -31,7 +31,7 @@ def sap(encode: Encode, data: Any, *, seed: int = 0, **options: Any) -> dict:
 
 def plan_sap(sampler: Sampler, *, num_train: int = 10_000, num_test: int = 5_000) -> Plan:
     """Share the ("points", "train"/"test") samples; score each member's codes of them."""
-    factors = list(varying_factors(sampler.data))
+    factors = list(latent_factors(sampler.data))
     train_key = sampler.points("train", num_train)
     test_key = sampler.points("test", num_test)
     y_train = sampler.get(train_key).classes[:, factors]

@@ -246,7 +246,8 @@ def resume(folder: Path, address: str | None = None) -> int:
 def _dataset(studies: list[Study]) -> Any:
     from trainables import data as dsdata
 
-    return dsdata.load(studies[0].spec["train"].get("data_path"))
+    spec = studies[0].spec
+    return dsdata.load(spec["train"].get("data_path"), dataset=specs.dataset_of(spec))
 
 
 def finished(study: Study, folder: Path) -> bool:

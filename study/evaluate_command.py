@@ -39,7 +39,8 @@ def evaluate(experiment_dir: Path, metrics_text: str, data_path: Path | None,
     names = parse_metrics(metrics_text)
     if classifier_steps < 1:
         raise BadInput(f"--classifier-steps must be >= 1, got {classifier_steps}")
-    dataset = dsdata.load(specs.data_path_for(experiment_dir, data_path))
+    path, dataset_name = specs.data_for(experiment_dir, data_path)
+    dataset = dsdata.load(path, dataset=dataset_name)
     print_report(evaluate_experiment(experiment_dir, names, dataset, classifier_steps).parent)
     return 0
 

@@ -12,10 +12,11 @@ def report(experiment_dir: Path, out: Path | None, data_path: Path | None,
     from analysis.report import write_report
     from trainables import data as dsdata
 
-    data_path = specs.data_path_for(experiment_dir, data_path)
+    data_path, dataset_name = specs.data_for(experiment_dir, data_path)
     if compare_with is not None:
         specs.experiment_spec(compare_with)  # BadInput unless an experiment folder
-    dataset = dsdata.load(data_path) if data_path or dsdata.default_path().exists() else None
+    dataset = (dsdata.load(data_path, dataset=dataset_name)
+               if data_path or dsdata.default_path().exists() else None)
     folder = write_report(experiment_dir, out_dir=out, data=dataset, compare_with=compare_with)
     print_report(folder)
     return 0

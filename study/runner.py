@@ -296,7 +296,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
         dsdata.check_path(Path(spec["train"]["data_path"]))
     start_ray(address, spec["study"]["search"])
     check_resources(spec["resources"])
-    dataset = dsdata.load(spec["train"].get("data_path"))
+    dataset = dsdata.load(spec["train"].get("data_path"), dataset=specs.dataset_of(spec))
     if remote:
         shutil.rmtree(experiment_dir, ignore_errors=True)  # the mirror of a deleted experiment
     return start_study(spec, experiment_dir, dataset, remote)
@@ -333,7 +333,7 @@ def resume(experiment_dir: Path, address: str | None = None,
     with exclusive(experiment_dir):
         start_ray(address, spec["study"]["search"])
         check_resources(spec["resources"])
-        dataset = dsdata.load(spec["train"].get("data_path"))
+        dataset = dsdata.load(spec["train"].get("data_path"), dataset=specs.dataset_of(spec))
         return continue_study(spec, experiment_dir, dataset, remote)
 
 

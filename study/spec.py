@@ -282,11 +282,19 @@ def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
                       if isinstance(raw.get(name, {}), dict)}}
 
 
-def data_path_for(experiment_dir: Path, data_path: Path | None) -> str | Path | None:
-    """The dataset of an experiment: `data_path` if given, else its study.toml's
-    `train.data_path` (None: the default file); BadInput when the folder is no experiment."""
+def data_for(experiment_dir: Path, data_path: Path | None) -> tuple[str | Path | None, str]:
+    """The data of an experiment: (`data_path` if given, else its study.toml's
+    `train.data_path` (None: the default file), the dataset it trains on); BadInput when the
+    folder is no experiment."""
     spec = experiment_spec(experiment_dir)
-    return data_path if data_path is not None else spec["train"].get("data_path")
+    return (data_path if data_path is not None else spec["train"].get("data_path"),
+            dataset_of(spec))
+
+
+def dataset_of(spec: dict[str, dict[str, Any]]) -> str:
+    """The dataset a study trains on (`train.dataset`; dSprites in a study.toml written before
+    the setting existed)."""
+    return spec["train"].get("dataset", "dsprites")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

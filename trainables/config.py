@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from trainables import families, typed
+from trainables import datasets, families, typed
 
 # The families, read off their registry (`trainables.families`, one module per objective).
 FAMILIES: tuple[str, ...] = tuple(families.FAMILIES)
@@ -40,6 +40,8 @@ UniformCode = Literal["mu", "centre"]
 Precision = Literal["fp32", "tf32", "bf16", "auto"]
 HigginsProtocol = Literal["authors", "heldout"]
 Metric = Literal["higgins", "mig", "factorvae", "dci", "sap"]
+DatasetName = Literal[tuple(datasets.DATASETS)]
+Architecture = Literal["fc", "conv"]
 
 METRIC_NAMES: tuple[str, ...] = get_args(Metric)  # what `metrics` / `evaluate --metrics` take
 EXTRA_METRICS: tuple[str, ...] = METRIC_NAMES[1:]
@@ -101,6 +103,15 @@ class TrainConfig:
         "Adam learning rates: 'authors' (1e-3, 7e-4 @15k, 3e-4 @30k, 1e-4 @45k of 60k steps, "
         "boundaries scaled by steps/60000) or a list of [first_step, lr] pairs starting at 0",
         default="authors")
+    dataset: DatasetName = _help("the images trained on and scored: " + "; ".join(
+        f"{name} ({dataset.summary})" for name, dataset in datasets.DATASETS.items())
+        + "; the default is the behaviour before this field existed", default="dsprites")
+    architecture: Architecture = _help(
+        "'fc': the paper's fully connected encoder and decoder (widths below); 'conv': "
+        "disentanglement_lib's conv_encoder / deconv_decoder as its code has them (4 strided "
+        "convolutions 32, 32, 64, 64, the last two 2x2 kernels where the paper's table says "
+        "4x4, then dense 256; the decoder its mirror); the default is the behaviour before "
+        "this field existed", default="fc")
     latent_dim: int = _help("d, latent dimensions (the paper: 16)", default=16)
     encoder_width: int = _help("units in each of the 2 ReLU encoder layers", default=1200)
     decoder_width: int = _help("units in each of the 3 tanh decoder layers", default=1200)
@@ -201,7 +212,8 @@ class TrainConfig:
         "seed of the validation measures' Higgins votes and image samples, kept apart from "
         "`eval_seed` (the test measures')", default=1)
     data_path: str | None = _help(
-        "dSprites file when the trial loads its own data; null = the default generated file",
+        "the dataset's file when the trial loads its own data (the dSprites variants read the "
+        "dSprites file); null = its default file (dSprites: the generated one)",
         default=None)
     device: str = _help(
         "'auto' (the GPU Ray assigned, else CPU), 'cpu', 'cuda' or 'cuda:N'", default="auto")

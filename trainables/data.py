@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trainables import factors, fetch, render
+from trainables.datasets import DATASETS, DSPRITES, Dataset, indexed_uniform
 from trainables.experiment import replacing, write_atomic
 
 if TYPE_CHECKING:
@@ -53,31 +54,57 @@ class Split:
 
 
 class DSprites:
-    """The dSprites images in packed-bit form, indexed in the official order."""
+    """The dSprites images in packed-bit form, indexed in the official order, as one of the
+    datasets built on them (`trainables.datasets`: dsprites, its variants) sees them."""
 
     factor_names: tuple[str, ...] = factors.FACTOR_NAMES
     factor_sizes: tuple[int, ...] = factors.FACTOR_SIZES
 
-    def __init__(self, packed: np.ndarray, source: str = "") -> None:
+    def __init__(self, packed: np.ndarray, source: str = "",
+                 dataset: Dataset = DSPRITES) -> None:
         if packed.shape != (factors.N_IMAGES, PACKED_BYTES) or packed.dtype != np.uint8:
             raise DataError(
                 f"packed dSprites must be uint8 {(factors.N_IMAGES, PACKED_BYTES)}, got "
                 f"{packed.dtype} {packed.shape}: build it with trainables.data.load()"
             )
+        if dataset.base != "dsprites":
+            raise DataError(f"dataset {dataset.name} is not built on dSprites' images")
         self.packed = packed
         self.source = source
+        self.dataset = dataset
+
+    @property
+    def latent_factors(self) -> tuple[int, ...]:
+        """The ground-truth factors the metrics score (a dataset's nuisance ones left out)."""
+        return self.dataset.latent_factors
+
+    @property
+    def tasks(self) -> dict[str, tuple[int, ...]]:
+        """The Higgins tasks: name -> the factors voted on."""
+        return dict(self.dataset.tasks)
 
     @property
     def n(self) -> int:
         return int(self.packed.shape[0])
 
     def images(self, indices: np.ndarray) -> np.ndarray:
-        """uint8 images (n, 64, 64) with values {0, 1} for flat indices."""
-        rows = self.packed[np.asarray(indices, dtype=np.int64)]
-        return np.unpackbits(rows, axis=-1).reshape(-1, factors.IMAGE_SIZE, factors.IMAGE_SIZE)
+        """The images a model is shown for flat indices: dSprites' own (and a variant's that
+        shows them as stored) as uint8 (n, 64, 64) with values {0, 1}; another variant's as
+        float32 (n, 64, 64, channels) in [0, 1], their colour or noise fixed per image
+        (`datasets.indexed_uniform`)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        bits = np.unpackbits(self.packed[indices], axis=-1)
+        if self.dataset.as_stored:
+            return bits.reshape(-1, factors.IMAGE_SIZE, factors.IMAGE_SIZE)
+        import torch  # here: the data layer is read by commands that never train (no torch)
+
+        index = torch.from_numpy(indices)
+        seen = self.dataset.observe(torch.from_numpy(bits).float(),
+                                    lambda count: indexed_uniform(index, count))
+        return seen.numpy().reshape(-1, *self.dataset.image_shape)
 
     def images_for(self, classes: np.ndarray) -> np.ndarray:
-        """uint8 images (n, 64, 64) for rows of factor classes (n, 6)."""
+        """`images` for rows of factor classes (n, 6)."""
         return self.images(self.index_of(classes))
 
     def sample_classes(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -139,15 +166,19 @@ def official_path() -> Path:
     return cache_dir() / fetch.FILE_NAME
 
 
-def load(path: str | os.PathLike | None = None, cached: bool = True) -> DSprites:
-    """Load and validate dSprites; `None` means the default generated file (rendered if missing).
+def load(path: str | os.PathLike | None = None, cached: bool = True,
+         dataset: str = DSPRITES.name) -> DSprites:
+    """Load and validate `dataset` (a name in `trainables.datasets.DATASETS`) from the dSprites
+    file at `path`; `None` means the default generated file (rendered if missing).
     `cached=False` reads and validates the file itself even when its bits are kept."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     if path is None:
         path = default_path()
         if not path.exists():
             render.write_hdf5(path)
     path = Path(path)
-    return DSprites(read_packed(path, cached), source=str(path))
+    return DSprites(read_packed(path, cached), source=str(path), dataset=DATASETS[dataset])
 
 
 def check_path(path: Path) -> None:

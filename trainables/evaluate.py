@@ -20,7 +20,7 @@ import metrics
 from trainables.columns import ROW_KEYS, SCORES, VALIDATION, VALIDATION_SCORES
 from trainables.config import TrainConfig
 from trainables.data import DSprites, Split
-from trainables.models import PIXELS, PackModel
+from trainables.models import PackModel
 
 CHUNK = 2048  # images per forward pass while evaluating
 RECON_DECODES = {"": "sample", "_mean": "mean"}  # column suffix -> what the decoder gets
@@ -144,8 +144,9 @@ def _device(model: PackModel) -> torch.device:
 
 
 def _pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 pixels (n, 4096) on the device (the model's input layer takes them as they are)."""
-    return torch.as_tensor(np.asarray(images).reshape(len(images), PIXELS), device=device)
+    """Flat pixels (n, H*W*C) on the device: dSprites' as uint8 (the model's input layer
+    takes them as they are), a variant's as float."""
+    return torch.as_tensor(np.asarray(images).reshape(len(images), -1), device=device)
 
 
 def pack_encoder(model: PackModel, members: list[int], uniform_code: str = "mu"):

@@ -3,6 +3,7 @@
 The step, top to bottom (`PackTrainer.train_step`):
   1. each member draws its own batch indices and noise from its own generator,
   2. the rows are gathered from the device copy of the packed dataset and unpacked there,
+     then shown as the dataset shows them (`Dataset.observe`: a colour, a noisy background),
   3. one batched forward pass gives every member's loss, shape [K],
   4. backward on their sum: d(sum)/d(member k) is member k's gradient alone,
   5. a member whose loss is not finite is frozen for good and its step recorded,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -30,10 +32,10 @@ from torch.optim.adam import adam  # the functional Adam (torch.optim.adam.__all
 
 from trainables.config import DISCRIMINATOR_BETAS, TrainConfig
 from trainables.data import unpack_rows
+from trainables.datasets import DATASETS
 from trainables.families import FAMILIES, Forward, Losses
 from trainables.losses import bernoulli_reconstruction, imq_scales
 from trainables.models import (
-    PIXELS,
     TRAIN_STREAM,
     PackDiscriminator,
     PackModel,
@@ -57,7 +59,7 @@ def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
 class Batch(NamedTuple):
     """One step's draws, every member from its own generator, each with a leading K axis."""
 
-    x: torch.Tensor  # images (K, B, 4096)
+    x: torch.Tensor  # images (K, B, pixels)
     noise: torch.Tensor  # posterior noise (K, B, d)
     prior: torch.Tensor | None  # prior samples (K, B, d): the WAEs'
     order: torch.Tensor | None  # each latent's batch permutation (K, B, d): FactorVAE's
@@ -122,6 +124,7 @@ class PackTrainer:
                              "trainables.precision.choose_precision first")
         self.cfg = cfg
         self.family = FAMILIES[cfg.family]
+        self.dataset = DATASETS[cfg.dataset]
         self.device = torch.device(device)
         k = cfg.replicates
         self.model = PackModel.from_config(cfg, self.device)
@@ -187,7 +190,8 @@ class PackTrainer:
 
     def draw_batch(self) -> Batch:
         """Each member's images, posterior noise, prior samples (the WAEs') and latent
-        permutations (FactorVAE's), every member from its own generator."""
+        permutations (FactorVAE's), every member from its own generator; a dataset's colour
+        or noise (`Dataset.observe`) comes last from it (dSprites draws none)."""
         family, d, b = self.family, self.cfg.latent_dim, self.cfg.batch_size
         width = 2 * d if family.wae else d
         picks, noises, orders = [], [], []
@@ -198,7 +202,8 @@ class PackTrainer:
             if self.discriminator is not None:  # each column's own permutation of the batch
                 orders.append(torch.rand(b, d, generator=gen, device=self.device).argsort(0))
         rows = self.packed[self.train_indices[torch.stack(picks)]]  # (K, B, 512) uint8
-        x = unpack_rows(rows.view(-1, rows.shape[-1])).view(len(picks), b, PIXELS)
+        x = torch.stack([self.dataset.observe(unpack_rows(member_rows), partial(
+            self._uniform, gen)) for member_rows, gen in zip(rows, self.generators, strict=True)])
         noise = torch.stack(noises)
         order = torch.stack(orders) if orders else None
         if not family.wae:
@@ -207,6 +212,10 @@ class PackTrainer:
         if family.uniform:
             prior = 2.0 * prior - 1.0  # U(0,1) -> U(-1,1)
         return Batch(x, noise[..., :d], prior, order)
+
+    def _uniform(self, generator: torch.Generator, count: int) -> torch.Tensor:
+        """(B, count) uniforms from one member's generator, for `Dataset.observe`."""
+        return torch.rand(self.cfg.batch_size, count, generator=generator, device=self.device)
 
     def member_losses(self, batch: Batch) -> Losses:
         """Every member's losses from one forward pass, each [K]: the reconstruction here,

@@ -34,6 +34,7 @@ from trainables import checkpoint, data, experiment
 from trainables.allocator import reuse_freed_memory
 from trainables.columns import SCORES, VALIDATION_SCORES
 from trainables.config import RUN_FIELDS, TrainConfig, trial_settings
+from trainables.datasets import DATASETS
 from trainables.evaluate import evaluate_pack, summarize
 from trainables.hardware import device_name
 from trainables.pack import PackTrainer
@@ -54,7 +55,8 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     device = pick_device(cfg.device)
     if device.type == "cpu":
         reuse_freed_memory()  # this process is the trial's own: no page faults per step
-    dataset = data.DSprites(packed) if packed is not None else data.load(cfg.data_path)
+    dataset = (data.DSprites(packed, dataset=DATASETS[cfg.dataset]) if packed is not None
+               else data.load(cfg.data_path, dataset=cfg.dataset))
     split = dataset.split(cfg.split_seed, cfg.test_fraction, cfg.validation_fraction or 0.0)
     context = tune.get_context()
     trial_id = context.get_trial_id()

@@ -18,6 +18,7 @@ import metrics
 from metrics.codes import Sampler, single_threaded
 from metrics.dci import completeness, disentanglement
 from metrics.higgins import fit_softmax_adagrad, sample_votes
+from trainables.datasets import DSPRITES
 
 DSPRITES_SIZES = (1, 3, 6, 40, 32, 32)
 SMALL_SIZES = (1, 3, 6, 10, 8, 8)  # every factor fits MIG's 20 bins exactly
@@ -27,7 +28,8 @@ TINY_SIZES = (1, 2, 3, 4, 3, 3)  # few classes: cheap gradient boosting
 class FakeDSprites:
     """The metrics' data interface over a factor grid, with images that carry their classes."""
 
-    factor_names = ("color", "shape", "scale", "orientation", "posX", "posY")
+    factor_names = DSPRITES.factor_names
+    tasks = DSPRITES.tasks
 
     def __init__(self, sizes: tuple[int, ...] = DSPRITES_SIZES) -> None:
         self.factor_sizes = tuple(sizes)
