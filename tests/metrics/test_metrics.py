@@ -25,11 +25,9 @@ SMALL_SIZES = (1, 3, 6, 10, 8, 8)  # every factor fits MIG's 20 bins exactly
 TINY_SIZES = (1, 2, 3, 4, 3, 3)  # few classes: cheap gradient boosting
 
 
-class FakeDSprites:
-    """The metrics' data interface over a factor grid, with images that carry their classes."""
-
-    factor_names = DSPRITES.factor_names
-    tasks = DSPRITES.tasks
+class Grid:
+    """The contract's minimum data interface over a factor grid (no latent factors or tasks
+    declared), with images that carry their classes."""
 
     def __init__(self, sizes: tuple[int, ...] = DSPRITES_SIZES) -> None:
         self.factor_sizes = tuple(sizes)
@@ -51,6 +49,13 @@ class FakeDSprites:
 
     def images_for(self, classes: np.ndarray) -> np.ndarray:
         return self.images(self.index_of(classes))
+
+
+class FakeDSprites(Grid):
+    """dSprites' description (its factor names and Higgins tasks) over a factor grid."""
+
+    factor_names = DSPRITES.factor_names
+    tasks = DSPRITES.tasks
 
 
 def read_classes(images: np.ndarray) -> np.ndarray:
@@ -362,3 +367,63 @@ def test_pack_scores_equal_single_model_scores():
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="unknown metrics"):
         metrics.prepare(DATA, ["beta"])
+
+
+# --- a second dataset: the metrics over another dataset's factors ---------------------------
+
+
+class FakeGrid(Grid):
+    """A dataset's description over a small grid: which factors are latent (the rest are
+    nuisances) and its Higgins tasks, as `trainables.datasets.Dataset` declares them."""
+
+    def __init__(self, sizes: tuple[int, ...], latent: tuple[int, ...],
+                 tasks: dict[str, tuple[int, ...]]) -> None:
+        super().__init__(sizes)
+        self.factor_names = tuple(f"f{i}" for i in range(len(sizes)))
+        self.latent_factors, self.tasks = latent, tasks
+
+
+class LatentTruth(Truth):
+    """Codes = the latent factors' classes only (a nuisance factor is not encoded)."""
+
+    def __init__(self, data: FakeGrid) -> None:
+        super().__init__(data)
+        self.latent = list(data.latent_factors)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        classes = read_classes(images)[:, self.latent]
+        return classes / (self.sizes[self.latent] - 1)
+
+
+SIX = FakeGrid((4, 4, 4, 3, 2, 5), tuple(range(6)), {"6var": tuple(range(6))})  # shapes3d-like
+NOSHAPE = FakeGrid(SMALL_SIZES, (2, 3, 4, 5), {"4var": (2, 3, 4, 5)})  # dsprites_noshape's
+
+
+@pytest.mark.parametrize(("data", "task"), [(SIX, "6var"), (NOSHAPE, "4var")])
+def test_metrics_score_a_second_dataset_on_its_own_factors(data, task):
+    """Perfect codes of the latent factors score ~1 on every metric, though a nuisance factor
+    (NOSHAPE's shape) is not encoded; a constant code scores chance (1 / its task's factors)."""
+    truth = metrics.evaluate(LatentTruth(data), data, ["higgins_5var", "mig", "dci"],
+                             options={"higgins_5var": {"task": task, "protocol": "heldout",
+                                                       **FAST_HIGGINS["heldout"]},
+                                      "dci": FAST["dci"]})
+    assert truth["higgins_5var"]["score"] >= 0.99
+    assert truth["mig"]["score"] >= 0.95
+    assert truth["dci"]["disentanglement"] >= 0.9
+    chance = metrics.higgins(constant, data, task=task, **FAST_HIGGINS["authors"])["score"]
+    assert abs(chance - 1 / len(data.tasks[task])) < 0.05
+
+
+def test_a_dataset_without_the_task_refuses_it():
+    with pytest.raises(ValueError, match="task must be one of \\['6var'\\]"):
+        metrics.higgins(constant, SIX, task="5var")
+
+
+def test_a_data_object_that_declares_no_tasks_has_one_over_its_varying_factors():
+    """The contract's minimum (factor sizes, no `tasks`): one task named for its count."""
+    plain = Grid(SMALL_SIZES)
+    result = metrics.higgins(Truth(plain), plain, task="5var", protocol="heldout",
+                             **FAST_HIGGINS["heldout"])
+    assert result["score"] >= 0.99
+    with pytest.raises(ValueError, match="task must be one of \\['5var'\\]"):
+        metrics.higgins(Truth(plain), plain, task="4var")
