@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis.box import Box
 from analysis.pareto import hypervolume_table, pareto_rows
-from analysis.results import TASKS, StudyResults
+from analysis.results import StudyResults
 
 
 @dataclass
@@ -33,13 +33,14 @@ def labelled(study: StudyResults) -> pd.DataFrame:
 
 
 def compare(this: StudyResults, other: StudyResults) -> Comparison:
-    """Both studies' fronts per family (and over all) and their hypervolumes, in one box."""
+    """Both studies' fronts per family (and over all) and their hypervolumes, in one box, on
+    each of this study's tasks."""
     if other.name == this.name:
         other = StudyResults(**{**other.__dict__, "name": f"{other.name} (compared)"})
     rows = pd.concat([labelled(this), labelled(other)], ignore_index=True)
     box = Box.from_spec(this.spec)
     hypervolumes, fronts = {}, {}
-    for task in TASKS:
+    for task in this.tasks:
         table, _ = hypervolume_table(rows, task, box)
         hypervolumes[task] = table[table["front"] != "all"].reset_index(drop=True)
         fronts[task] = pareto_rows(rows, task).query("front != 'all'")

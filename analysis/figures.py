@@ -19,7 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analysis.aggregate import aggregate, kept_rows
-from analysis.results import TASK_TITLE, families_in, usable
+from analysis.results import families_in, usable
+from trainables.columns import task_short, task_title
 from trainables.config import PARAM_SYMBOL
 from trainables.families import FAMILIES
 
@@ -82,8 +83,8 @@ def figure1(
                 where="post", color=c, linewidth=1.2, alpha=0.8,
             )
     ax.set_xlabel("test reconstruction error (nats per image)")
-    ax.set_ylabel(f"disentanglement ({TASK_TITLE.get(task, task)})")
-    ax.set_title(f"Figure 1 ({TASK_TITLE.get(task, task)}): up and left is better")
+    ax.set_ylabel(f"disentanglement ({task_title(task)})")
+    ax.set_title(f"Figure 1 ({task_title(task)}): up and left is better")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
@@ -243,21 +244,22 @@ def compared_fronts(fronts: pd.DataFrame, task: str, reference: float, path: Pat
                 linestyle=("-", "--", ":")[studies.index(study) % 3])
         ax.plot(front["recon_test"], front[score], ".", color=colour(family))
     ax.set_xlabel("test reconstruction error (nats per image)")
-    ax.set_ylabel(f"disentanglement ({TASK_TITLE.get(task, task)})")
+    ax.set_ylabel(f"disentanglement ({task_title(task)})")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
 
-def hypervolume_progress(progress: pd.DataFrame, xlabel: str, path: Path) -> Path:
-    """The 5-variable front's normalised hypervolume as the search advanced."""
+def hypervolume_progress(progress: pd.DataFrame, xlabel: str, task: str, path: Path) -> Path:
+    """The normalised hypervolume of the front on `task` (the study's primary task) as the
+    search advanced."""
     if progress.empty:
         return placeholder(path, "No evaluations yet: no search progress to show.")
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
     ax.plot(progress["x"], progress["hypervolume_norm"], "o-", color="tab:blue")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("hypervolume (norm), 5-var task")
+    ax.set_ylabel(f"hypervolume (norm), {task_short(task)} task")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -15,6 +15,7 @@ from analysis import figures, models
 from analysis.aggregate import picks
 from analysis.document import Block, Image, Paragraph
 from analysis.results import StudyResults
+from trainables.columns import task_short
 from trainables.experiment import read_params
 
 FIGURE_SEED = 0  # which test images Figure 2 and the traversals show
@@ -27,7 +28,7 @@ def model_figures(
 ) -> list[Block]:
     """Figure 2 and the traversals; every failure becomes a note and a placeholder."""
     path = folder / "figure2_reconstructions.png"
-    chosen = picks(study.results)
+    chosen = picks(study.results, study.primary_task)
     reason = None
     if data is None:
         reason = "no dataset was given to the report"
@@ -81,7 +82,7 @@ def _draw_model_figures(
         figures.figure2(originals, rows, folder / "figure2_reconstructions.png"),
         "Figure 2: (a) test images; then reconstructions (encoder mean, decoded) by the models "
         "the paper's rules pick, per family: the lowest training recon among models > 98 % "
-        "on 4-var, and the best 5-var model.",
+        f"on 4-var, and the best {task_short(study.primary_task)} model.",
     )]
     for family, entries in panels.items():
         path = figures.traversal_figure(

@@ -44,9 +44,10 @@ def load_codec(trial_dir: Path, replicate: int) -> Codec:
 
 
 def pack_codec(model: Any, member: int, n_members: int, uniform_code: str = "mu") -> Codec:
-    """Wrap a PackModel: ``encode`` gives member ``member``'s codes as the metrics read them
-    (`trainables.evaluate.pack_encoder`, the study's `uniform_code`), ``decode`` feeds codes
-    to every member's decoder (``decode (K, B, d) → logits``) and keeps ``member``'s output."""
+    """Wrap a pack (`trainables.models`): ``encode`` gives member ``member``'s codes as the
+    metrics read them (`trainables.evaluate.pack_encoder`, the study's `uniform_code`),
+    ``decode`` feeds codes to every member's decoder (``decode (K, B, d) → logits``) and keeps
+    ``member``'s output."""
     import torch
 
     from trainables.evaluate import pack_encoder

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, search_progress
-from analysis.aggregate import THRESHOLD_4VAR, Headline, mean_std
+from analysis.aggregate import BEST_TASK, THRESHOLD_4VAR, THRESHOLD_TASK, Headline, mean_std
 from analysis.box import Box
 from analysis.comparison import Comparison, compare
 from analysis.document import (
@@ -38,7 +38,7 @@ from analysis.document import (
 )
 from analysis.model_figures import model_figures
 from analysis.provenance import footer_lines
-from analysis.results import RECON_SAMPLE, TASK_TITLE, StudyResults, load_results, metric_columns
+from analysis.results import RECON_SAMPLE, StudyResults, load_results, metric_columns
 from analysis.summary import (
     NO_RESULTS,
     Analysis,
@@ -50,6 +50,7 @@ from analysis.summary import (
     summary_data,
 )
 from trainables import experiment
+from trainables.columns import task_title
 
 
 def write_report(
@@ -116,12 +117,13 @@ def _build(study: StudyResults, folder: Path, data: Any,
         *(Paragraph(text, strong=True) for text in found.answers.values()),
         Paragraph(_status(counts(study))),
         Heading("Headline numbers beside the paper"),
-        *_headline_blocks(found.heads, study.recon_measure),
+        *_headline_blocks(found.heads, study.tasks, study.recon_measure),
         Heading("Pareto fronts and hypervolumes"),
         *_front_blocks(found),
         *figure_blocks,
         *_search_blocks(study, found.box, folder),
-        *(_comparison_blocks(compare(study, other), folder) if other else []),
+        *(_comparison_blocks(compare(study, other), folder, study.primary_task)
+          if other else []),
         Heading("Aggregated results (the paper's rule)"),
         *_aggregate_blocks(found.tasks),
         Heading("Untrained baseline (step 0)"),
@@ -154,12 +156,12 @@ def _search_blocks(study: StudyResults, box: Box, folder: Path) -> list[Block]:
     search = study.spec.get("study", {}).get("search")
     if search not in ("adaptive", "pbt"):
         return []
-    where = (f"Hypervolume of the 5-variable front, normalised, in the study's box "
-             f"({box.describe()}).")
+    where = (f"Hypervolume of the front on the {task_title(study.primary_task)}, normalised, "
+             f"in the study's box ({box.describe()}).")
     if search == "adaptive":
         progress = search_progress.trial_progress(study.results, study.trials, study.curves,
-                                                  box)
-        path = figures.hypervolume_progress(progress, "trials finished",
+                                                  box, study.primary_task)
+        path = figures.hypervolume_progress(progress, "trials finished", study.primary_task,
                                             folder / "search_progress.png")
         progress.to_csv(folder / "search_progress.csv", index=False)
         return [Heading("Search progress"),
@@ -167,15 +169,16 @@ def _search_blocks(study: StudyResults, box: Box, folder: Path) -> list[Block]:
                             "the front of the finished trials' final evaluations, every "
                             "member a point.")]
     pbt = study.spec.get("pbt", {})
-    progress = search_progress.pbt_progress(study.curves, box)
+    progress = search_progress.pbt_progress(study.curves, box, study.primary_task)
     progress.to_csv(folder / "search_progress.csv", index=False)
     schedule = search_progress.schedules(study.curves)
     schedule.to_csv(folder / "pbt_schedules.csv", index=False)
     clones = search_progress.clones(study.curves)
-    final = search_progress.final_objective(study.curves, pbt) if pbt else {}
+    final = (search_progress.final_objective(study.curves, pbt, study.primary_task) if pbt
+             else {})
     ranks = search_progress.rank_labels(experiment.read_pbt_state(study.experiment_dir))
     schedule_png = figures.pbt_schedules(schedule, final, ranks, folder / "pbt_schedules.png")
-    progress_png = figures.hypervolume_progress(progress, "step",
+    progress_png = figures.hypervolume_progress(progress, "step", study.primary_task,
                                                 folder / "search_progress.png")
     objective = (f"{pbt.get('objective')} (see study.toml's [pbt] table)" if pbt
                  else "unknown")
@@ -201,8 +204,9 @@ def _search_blocks(study: StudyResults, box: Box, folder: Path) -> list[Block]:
     ]
 
 
-def _comparison_blocks(found: Comparison, folder: Path) -> list[Block]:
-    """This study's fronts beside another study's, in one box."""
+def _comparison_blocks(found: Comparison, folder: Path, task: str) -> list[Block]:
+    """This study's fronts beside another study's, in one box; the figure's on `task` (this
+    study's primary task)."""
     same = ("the other study was run with the same box, so the two reports' hypervolumes "
             "compare too" if found.same_box else
             f"{found.other} was run with another box: its own report's hypervolumes do not "
@@ -213,9 +217,9 @@ def _comparison_blocks(found: Comparison, folder: Path) -> list[Block]:
                   f"'family · study', measured in this study's box ({found.box.describe()}); "
                   f"{same}. Mean over single-seed sweeps with its 95 % t-interval."),
     ]
-    for task, hv in found.hypervolumes.items():
-        found.fronts[task].to_csv(folder / f"compared_pareto_{task}.csv", index=False)
-        blocks += [Heading(TASK_TITLE[task], 3), Table(pd.DataFrame({
+    for name, hv in found.hypervolumes.items():
+        found.fronts[name].to_csv(folder / f"compared_pareto_{name}.csv", index=False)
+        blocks += [Heading(task_title(name), 3), Table(pd.DataFrame({
             "front": hv["front"],
             "mean hypervolume (norm)": hv["mean_norm"].map(_fmt),
             "95 % CI": [f"{_fmt(a)}–{_fmt(b)}" for a, b in
@@ -224,10 +228,10 @@ def _comparison_blocks(found: Comparison, folder: Path) -> list[Block]:
             "front points": hv["n_front"],
             "models": hv["n_models"],
         }))]
-    path = figures.compared_fronts(found.fronts["5var"], "5var", found.box.recon_reference,
-                                   folder / "compared_fronts_5var.png")
-    return [*blocks, Image(path, f"5-variable fronts of this study (solid) and {found.other} "
-                                 "(dashed), one colour per family.")]
+    path = figures.compared_fronts(found.fronts[task], task, found.box.recon_reference,
+                                   folder / f"compared_fronts_{task}.png")
+    return [*blocks, Image(path, f"Fronts on the {task_title(task)} of this study (solid) and "
+                                 f"{found.other} (dashed), one colour per family.")]
 
 
 def _status(n: dict[str, int]) -> str:
@@ -268,7 +272,10 @@ def _digits(column: str) -> int:
     return 1 if column.startswith("recon") else 3
 
 
-def _headline_blocks(heads: list[Headline], recon_measure: str = RECON_SAMPLE) -> list[Block]:
+def _headline_blocks(heads: list[Headline], tasks: tuple[str, ...],
+                     recon_measure: str = RECON_SAMPLE) -> list[Block]:
+    """The paper's headline statistics of the study's `tasks` that it has (`BEST_TASK`,
+    `THRESHOLD_TASK`: dSprites' 5var and 4var)."""
     measure = Paragraph(
         f"Reconstruction errors here decode the {recon_measure} of each test or training "
         "image (Bernoulli cross-entropy summed over pixels, nats)"
@@ -289,22 +296,28 @@ def _headline_blocks(heads: list[Headline], recon_measure: str = RECON_SAMPLE) -
         "qualifying models), then the single lowest model. The paper's 'WAE' numbers are "
         "shown beside both WAE families (its Figure 2 uses the Gaussian WAE)."
     )
+    missing = [task for task in (BEST_TASK, THRESHOLD_TASK) if task not in tasks]
+    if missing:
+        reading = Paragraph(reading.text + " This study's dataset has no "
+                            + " or ".join(missing) + " task: those statistics are not shown.")
     if not heads:
         return [Paragraph(NO_RESULTS), measure, reading]
     rows = [{
         "family": h.family,
-        "best 5-var": _fmt(h.best_5var),
-        "paper 5-var": _fmt(h.paper_best_5var),
-        "value": _g(h.best_5var_value),
-        "its test recon": _fmt(h.best_5var_model_recon_test, 1),
-        "value's test recon": mean_std(h.best_5var_value_recon_test_mean,
-                                       h.best_5var_value_recon_test_std),
-        "paper test recon": _fmt(h.paper_best_5var_recon_test),
-        "lowest train recon, > 98 % 4-var": mean_std(h.recon_train_98_mean,
-                                                     h.recon_train_98_std),
-        "at value (n)": f"{_g(h.recon_train_98_value)} ({_g(h.recon_train_98_n_models)})",
-        "lowest model": _fmt(h.recon_train_98_lowest_model, 1),
-        "paper train recon": _fmt(h.paper_recon_train_98),
+        **({"best 5-var": _fmt(h.best_5var),
+            "paper 5-var": _fmt(h.paper_best_5var),
+            "value": _g(h.best_5var_value),
+            "its test recon": _fmt(h.best_5var_model_recon_test, 1),
+            "value's test recon": mean_std(h.best_5var_value_recon_test_mean,
+                                           h.best_5var_value_recon_test_std),
+            "paper test recon": _fmt(h.paper_best_5var_recon_test)}
+           if BEST_TASK in tasks else {}),
+        **({"lowest train recon, > 98 % 4-var": mean_std(h.recon_train_98_mean,
+                                                         h.recon_train_98_std),
+            "at value (n)": f"{_g(h.recon_train_98_value)} ({_g(h.recon_train_98_n_models)})",
+            "lowest model": _fmt(h.recon_train_98_lowest_model, 1),
+            "paper train recon": _fmt(h.paper_recon_train_98)}
+           if THRESHOLD_TASK in tasks else {}),
     } for h in heads]
     return [Table(pd.DataFrame(rows)), measure, reading]
 
@@ -313,8 +326,9 @@ def _front_blocks(found: Analysis) -> list[Block]:
     box = found.box
     blocks: list[Block] = [Paragraph(
         "Fronts are the non-dominated healthy rows of results.csv (higher disentanglement, "
-        "lower test recon), per family and over all families (pareto_4var.csv, "
-        f"pareto_5var.csv). Hypervolume: the area a front dominates in the study's box, "
+        "lower test recon), per family and over all families ("
+        + ", ".join(f"pareto_{task}.csv" for task in found.tasks)
+        + "). Hypervolume: the area a front dominates in the study's box, "
         f"{box.describe()}, fixed in study.toml's [report] table before the study ran, "
         "divided by the box's area. The replicate is the unit: each replicate index r of a "
         "family is one single-seed sweep of its values, whose front has hypervolume HV(r); "
@@ -325,7 +339,7 @@ def _front_blocks(found: Analysis) -> list[Block]:
         f"after Holm's correction over all {found.n_tests} tests (pairs × tasks)."
     )]
     for task, analysis in found.tasks.items():
-        blocks.append(Heading(TASK_TITLE[task], 3))
+        blocks.append(Heading(task_title(task), 3))
         hv = analysis.hypervolumes
         if hv.empty:
             blocks.append(Paragraph(NO_RESULTS))
@@ -386,7 +400,7 @@ def _figure1(
             folder / f"figure1_{task}.png", reference,
         )
         blocks.append(Image(path, (
-            f"Figure 1, {TASK_TITLE[task]}: faint dots are the rows kept by the "
+            f"Figure 1, {task_title(task)}: faint dots are the rows kept by the "
             "paper's aggregation, large markers their mean ± std per hyperparameter value, "
             "step lines the Pareto fronts, the dashed band the untrained (step 0) score."
         )))
@@ -400,7 +414,7 @@ def _aggregate_blocks(tasks: dict[str, TaskAnalysis]) -> list[Block]:
         "of what is kept. Diverged members are excluded."
     )]
     for task, analysis in tasks.items():
-        blocks.append(Heading(TASK_TITLE[task], 3))
+        blocks.append(Heading(task_title(task), 3))
         agg = analysis.aggregated
         if agg.empty:
             blocks.append(Paragraph(NO_RESULTS))

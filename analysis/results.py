@@ -24,33 +24,25 @@ import pandas as pd
 
 from metrics.higgins import CLASSIFIER_STEPS
 from trainables import experiment
-from trainables.columns import CONTRACT_SCORES, ROW_KEYS
+from trainables.columns import (
+    ROW_KEYS,
+    VALIDATION,
+    VALIDATION_RECON,
+    contract_scores,
+    dataset_of,
+    disentanglement,
+    primary_task,
+    study_primary_task,
+    study_tasks,
+)
 from trainables.config import FAMILIES, PARAM_OF
 from trainables.result_line import ResultLine
 
-TASKS: tuple[str, ...] = ("4var", "5var")
-TASK_TITLE: dict[str, str] = {"4var": "4-variable task", "5var": "5-variable task"}
-TASK_SHORT: dict[str, str] = {"4var": "4-var", "5var": "5-var"}
-CONTRACT_COLUMNS: tuple[str, ...] = (
-    "trial_id",
-    "family",
-    "param",
-    "value",
-    "replicate",
-    "seed",
-    "calculation",
-    "step",
-    *CONTRACT_SCORES,
-)
+# What identifies a row of results.csv: the interface's fixed columns before the scores.
+ID_COLUMNS: tuple[str, ...] = (
+    "trial_id", "family", "param", "value", "replicate", "seed", "calculation", "step")
 # Row keys that identify a row rather than measure something.
 _ROW_KEYS = frozenset(ROW_KEYS)
-# One row per report. `value` is the value trained with at that step (PBT changes it; a
-# clone's first report names its donor in `cloned_from`); the scores are the latest
-# evaluation's means, made at `eval_step` (an interim evaluation before the last step).
-_CURVE_COLUMNS = ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged",
-                  "cloned_from", "cloned_at", "eval_step", "disentanglement_5var",
-                  "recon_test", "validation_disentanglement_5var", "validation_recon",
-                  "timestamp")
 _TRIAL_COLUMNS = (
     "trial_id", "family", "param", "value", "replicates", "steps", "last_step",
     "evaluated_step", "finished", "n_diverged", "seeds", "devices", "precision",
@@ -59,7 +51,22 @@ _TRIAL_COLUMNS = (
 # What recon_test / recon_train decode: one posterior sample per image (the seed's measure),
 # or, in experiments written before the sampled measure existed, the posterior mean.
 RECON_SAMPLE, RECON_MEAN = "posterior sample", "posterior mean"
-_RESCORED = re.compile(r"^disentanglement_(4var|5var)_c(\d+)$")  # `evaluate` Higgins columns
+_RESCORED = re.compile(r"^disentanglement_(.+)_c(\d+)$")  # `evaluate`'s Higgins columns
+
+
+def contract_columns(dataset: str) -> tuple[str, ...]:
+    """results.csv's fixed columns for a study on `dataset` (the interface's, for dSprites)."""
+    return (*ID_COLUMNS, *contract_scores(dataset))
+
+
+def _curve_columns(task: str) -> tuple[str, ...]:
+    """The curves' columns: one row per report. `value` is the value trained with at that step
+    (PBT changes it; a clone's first report names its donor in `cloned_from`); the scores,
+    of the study's primary `task`, are the latest evaluation's means, made at `eval_step` (an
+    interim evaluation before the last step)."""
+    return ("trial_id", "family", "value", "step", "loss", "recon", "n_diverged",
+            "cloned_from", "cloned_at", "eval_step", disentanglement(task), "recon_test",
+            VALIDATION + disentanglement(task), VALIDATION_RECON, "timestamp")
 
 
 @dataclass
@@ -81,6 +88,21 @@ class StudyResults:
     higgins_rescored_at: int | None = None
 
     @property
+    def dataset(self) -> str:
+        """The dataset the study trained on (dSprites when its study.toml does not say)."""
+        return dataset_of(self.spec)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The study's Higgins tasks, in column order (`trainables.columns.study_tasks`)."""
+        return study_tasks(self.spec)
+
+    @property
+    def primary_task(self) -> str:
+        """The task over all the dataset's latent factors, the searches' (dSprites: 5var)."""
+        return study_primary_task(self.spec)
+
+    @property
     def recon_measure(self) -> str:
         """What `recon_test`/`recon_train` decode here: RECON_SAMPLE when every evaluation
         has the `recon_test_mean` column beside them (the sampled measure), RECON_MEAN for
@@ -92,9 +114,9 @@ class StudyResults:
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:
-    """Measured columns of an evaluation table: the interface's fixed metrics first, then extras."""
-    fixed = set(CONTRACT_COLUMNS) | {"diverged"}
-    return list(CONTRACT_SCORES) + [c for c in table.columns if c not in fixed]
+    """Measured columns of an evaluation table, in its order (`load_results`'s: the interface's
+    fixed scores first, then extras)."""
+    return [c for c in table.columns if c not in ID_COLUMNS and c != "diverged"]
 
 
 def families_in(table: pd.DataFrame) -> list[str]:
@@ -119,26 +141,27 @@ def load_results(experiment_dir: str | Path) -> StudyResults:
         raise FileNotFoundError(f"experiment folder {root} does not exist")
     warnings: list[str] = []
     spec_text, spec = _read_spec(root, warnings)
+    dataset, tasks = dataset_of(spec), study_tasks(spec)
     finals, baselines, curves, trials, diverged = [], [], [], [], []
     for record in experiment.read_trials(root, warnings):
-        trial = _read_trial(record, warnings)
+        trial = _read_trial(record, warnings, dataset)
         trials.append(trial.summary)
         curves.extend(trial.curve)
         finals.extend(trial.final_rows)
         baselines.extend(trial.baseline_rows)
         diverged.extend(trial.diverged)
-    results = _evaluation_table(finals)
+    results = _evaluation_table(finals, dataset)
     trained = trained_budget(spec)
-    rescored = rescored_budget(results, trained)
+    rescored = rescored_budget(results, trained, tasks)
     return StudyResults(
         experiment_dir=root,
         name=root.name,  # the experiment's name (`run --name`, else the spec's + a time)
         spec_text=spec_text,
         spec=spec,
-        results=results if rescored is None else higgins_at(results, rescored, trained),
+        results=results if rescored is None else higgins_at(results, rescored, trained, tasks),
         higgins_rescored_at=rescored,
-        baseline=_evaluation_table(baselines),
-        curves=pd.DataFrame(curves, columns=list(_CURVE_COLUMNS)),
+        baseline=_evaluation_table(baselines, dataset),
+        curves=pd.DataFrame(curves, columns=list(_curve_columns(primary_task(dataset)))),
         trials=pd.DataFrame(trials, columns=list(_TRIAL_COLUMNS)).astype(
             {"last_step": "Int64", "evaluated_step": "Int64", "n_diverged": int}
         ),
@@ -158,9 +181,11 @@ def trained_budget(spec: dict[str, Any]) -> int | None:
     return int(train.get("higgins_classifier_steps") or CLASSIFIER_STEPS)
 
 
-def rescored_budget(results: pd.DataFrame, trained: int | None) -> int | None:
+def rescored_budget(results: pd.DataFrame, trained: int | None,
+                    tasks: tuple[str, ...]) -> int | None:
     """The largest classifier budget above `trained` at which `evaluate --metrics higgins`
-    re-scored both tasks of every model with a trained score; None when there is none."""
+    re-scored every task of `tasks` of every model with a trained score; None when there is
+    none."""
     if trained is None:
         return None
     found: dict[int, set[str]] = {}
@@ -169,18 +194,19 @@ def rescored_budget(results: pd.DataFrame, trained: int | None) -> int | None:
         if match and int(match[2]) > trained:
             found.setdefault(int(match[2]), set()).add(match[1])
     for steps in sorted(found, reverse=True):
-        if found[steps] == set(TASKS) and all(
+        if found[steps] == set(tasks) and all(
                 results[f"disentanglement_{t}_c{steps}"].notna()[
-                    results[f"disentanglement_{t}"].notna()].all() for t in TASKS):
+                    results[f"disentanglement_{t}"].notna()].all() for t in tasks):
             return steps
     return None
 
 
-def higgins_at(results: pd.DataFrame, steps: int, trained: int) -> pd.DataFrame:
-    """The table with its Higgins scores read at `steps` classifier steps; the trained scores
-    move to `disentanglement_<task>_c<trained>` (nothing is dropped)."""
+def higgins_at(results: pd.DataFrame, steps: int, trained: int,
+               tasks: tuple[str, ...]) -> pd.DataFrame:
+    """The table with the Higgins scores of `tasks` read at `steps` classifier steps; the
+    trained scores move to `disentanglement_<task>_c<trained>` (nothing is dropped)."""
     out = results.copy()
-    for task in TASKS:
+    for task in tasks:
         column = f"disentanglement_{task}"
         if f"{column}_c{trained}" not in out.columns:
             out[f"{column}_c{trained}"] = results[column]
@@ -210,7 +236,10 @@ class _Trial:
     diverged: list[dict[str, Any]]
 
 
-def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
+def _read_trial(record: experiment.Trial, warnings: list[str], dataset: str) -> _Trial:
+    """One trial folder's rows (the columns of `dataset`); its curve holds the scores of the
+    primary task."""
+    task = primary_task(dataset)
     trial_dir, config, reports = record.path, record.config, record.lines
     # A resumed trial may re-report steps (a restored final checkpoint is reported again
     # without its evaluation): per step the last line wins, the last evaluation separately.
@@ -260,27 +289,29 @@ def _read_trial(record: experiment.Trial, warnings: list[str]) -> _Trial:
             "cloned_from": line.cloned_from,
             "cloned_at": _number(line.cloned_at),
             "eval_step": float(line.eval_step),
-            "disentanglement_5var": line.score("disentanglement_5var"),
+            disentanglement(task): line.score(disentanglement(task)),
             "recon_test": line.score("recon_test"),
-            "validation_disentanglement_5var": line.score("validation_disentanglement_5var"),
-            "validation_recon": line.score("validation_recon"),
+            VALIDATION + disentanglement(task): line.score(VALIDATION + disentanglement(task)),
+            VALIDATION_RECON: line.score(VALIDATION_RECON),
             "timestamp": _number(line.timestamp),
         }
         for line in ordered
     ]
-    extra = _read_extra(trial_dir, warnings)
+    extra = _read_extra(trial_dir, warnings, contract_columns(dataset))
     return _Trial(
         summary=summary,
         curve=curve,
-        final_rows=_merge_extra(_rows(ident, latest), extra),
-        baseline_rows=_merge_extra(_rows(ident, step0), extra),
+        final_rows=_merge_extra(_rows(ident, latest, contract_scores(dataset)), extra),
+        baseline_rows=_merge_extra(_rows(ident, step0, contract_scores(dataset)), extra),
         diverged=diverged,
     )
 
 
-def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple, dict[str, Any]]:
+def _read_extra(trial_dir: Path, warnings: list[str],
+                fixed: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
     """Columns of ``extra_metrics.json`` (re-scored checkpoints) by (replicate, step,
-    calculation); calculation None in rows written before calculations were kept."""
+    calculation), the `fixed` columns left out; calculation None in rows written before
+    calculations were kept."""
     path = trial_dir / experiment.EXTRA_FILE
     if not path.is_file():
         return {}
@@ -298,7 +329,7 @@ def _read_extra(trial_dir: Path, warnings: list[str]) -> dict[tuple, dict[str, A
             extra[(raw["replicate"], raw["step"],
                    calculation if isinstance(calculation, int) else None)] = {
                 key: _number(val) for key, val in raw.items()
-                if key not in _ROW_KEYS and key not in CONTRACT_COLUMNS and _is_scalar(val)
+                if key not in _ROW_KEYS and key not in fixed and _is_scalar(val)
             }
     return extra
 
@@ -320,7 +351,9 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _rows(ident: dict[str, Any], line: ResultLine | None) -> list[dict[str, Any]]:
+def _rows(ident: dict[str, Any], line: ResultLine | None,
+          scores: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The evaluation rows of a report (none without one); `scores`: the study's fixed ones."""
     if line is None:
         return []
     rows = []
@@ -330,7 +363,7 @@ def _rows(ident: dict[str, Any], line: ResultLine | None) -> list[dict[str, Any]
             row[key] = raw.get(key)
         row["diverged"] = bool(raw.get("diverged", False))
         for key, val in raw.items():
-            if key not in _ROW_KEYS and (key in CONTRACT_SCORES or _is_scalar(val)):
+            if key not in _ROW_KEYS and (key in scores or _is_scalar(val)):
                 row[key] = _number(val)
         rows.append(row)
     return rows
@@ -367,17 +400,19 @@ def _diverged_members(
     ]
 
 
-def _evaluation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The interface's fixed columns, then ``diverged``, then extra metrics in a stable order."""
+def _evaluation_table(rows: list[dict[str, Any]], dataset: str) -> pd.DataFrame:
+    """The fixed columns of a study on `dataset`, then ``diverged``, then extra metrics in a
+    stable order."""
     table = pd.DataFrame(rows)
-    extras = sorted(c for c in table.columns if c not in CONTRACT_COLUMNS and c != "diverged")
-    columns = [*CONTRACT_COLUMNS, "diverged", *extras]
+    fixed = contract_columns(dataset)
+    extras = sorted(c for c in table.columns if c not in fixed and c != "diverged")
+    columns = [*fixed, "diverged", *extras]
     table = table.reindex(columns=columns)
     table["diverged"] = table["diverged"].fillna(False).astype(bool)
     for col in ("replicate", "calculation", "step"):
         table[col] = table[col].astype("Int64")
     table["seed"] = table["seed"].astype("Int64")
-    for col in ("value", *CONTRACT_SCORES, *extras):
+    for col in ("value", *contract_scores(dataset), *extras):
         table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
     return table.sort_values(
         ["family", "value", "trial_id", "replicate", "calculation"], kind="mergesort"

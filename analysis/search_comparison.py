@@ -6,7 +6,8 @@ the *test* measures (every healthy member × calculation of its trials' last eva
 the report's pooled front), normalised in the comparison's fixed box. The search seed is the
 unit of replication: per method the mean over seeds with its t-interval; per pair of methods
 Welch's interval and the exact permutation p (`analysis.inference`), Holm-corrected over every
-pair and both tasks. Where a method also ran selecting on the test measures (`<method>@test`),
+pair and every task of the comparison's dataset (`trainables.columns.study_tasks`; dSprites:
+4var and 5var). Where a method also ran selecting on the test measures (`<method>@test`),
 the selection's bias is that study's hypervolume minus the validation-selected one's, tested
 the same way in a Holm family of its own (a different question from which method is best).
 """
@@ -28,11 +29,15 @@ from matplotlib.figure import Figure
 from analysis import inference
 from analysis.box import Box
 from analysis.pareto import hypervolume, nondominated_mask
-from analysis.results import TASKS, load_results, usable
+from analysis.results import load_results, usable
 from trainables import experiment
+from trainables.columns import study_primary_task, study_tasks
 
-STUDY_COLUMNS = ("study", "method", "select_on", "seed", "hv_4var", "hv_5var", "trials",
-                 "finished", "model_steps", "seconds")
+
+def study_columns(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """studies.csv's columns: a study, its hypervolume on each task (`hv_<task>`), its cost."""
+    return ("study", "method", "select_on", "seed", *(f"hv_{task}" for task in tasks),
+            "trials", "finished", "model_steps", "seconds")
 
 
 @dataclass
@@ -52,9 +57,9 @@ def label(method: str, select_on: str) -> str:
     return method if select_on == "validation" else f"{method}@test"
 
 
-def study_table(folder: Path, studies: list[Any], box: Box,
-                times: dict[str, float]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """One row per study (`STUDY_COLUMNS`), and each study's usable rows (for the figure)."""
+def study_table(folder: Path, studies: list[Any], box: Box, times: dict[str, float],
+                tasks: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """One row per study (`study_columns`), and each study's usable rows (for the figure)."""
     rows, points = [], {}
     for study in studies:
         where = Path(folder) / study.name
@@ -68,14 +73,14 @@ def study_table(folder: Path, studies: list[Any], box: Box,
             row["finished"] = int(loaded.trials["finished"].astype(bool).sum()) \
                 if len(loaded.trials) else 0
             points[study.name] = loaded.results
-            for task in TASKS:
+            for task in tasks:
                 mine = usable(loaded.results, task) if len(loaded.results) else loaded.results
                 row[f"hv_{task}"] = hypervolume(
                     mine[f"disentanglement_{task}"].to_numpy(float) if len(mine) else [],
                     mine["recon_test"].to_numpy(float) if len(mine) else [],
                     box.recon_reference, box.floor(task)) / box.area(task)
         rows.append(row)
-    return pd.DataFrame(rows).reindex(columns=list(STUDY_COLUMNS)), points
+    return pd.DataFrame(rows).reindex(columns=list(study_columns(tasks))), points
 
 
 def method_rows(studies: pd.DataFrame, task: str) -> list[dict[str, Any]]:
@@ -127,7 +132,7 @@ def _difference(a: np.ndarray, b: np.ndarray, **names: str) -> dict[str, Any]:
 
 def with_holm(rows_by_task: dict[str, list[dict[str, Any]]]) -> None:
     """Holm's correction over every row of every task, in place (`holm_p`)."""
-    flat = [row for task in TASKS for row in rows_by_task.get(task, [])]
+    flat = [row for rows in rows_by_task.values() for row in rows]
     for row, adjusted in zip(flat, inference.holm([r["p_value"] for r in flat]), strict=True):
         row["holm_p"] = adjusted
 
@@ -135,12 +140,12 @@ def with_holm(rows_by_task: dict[str, list[dict[str, Any]]]) -> None:
 def analyse(folder: Path, comparison: dict[str, Any], studies: list[Any],
             times: dict[str, float]) -> tuple[Outcome, dict[str, pd.DataFrame]]:
     """Everything the comparison's report states, as data (no drawing)."""
-    box = Box.from_spec(comparison)
-    table, points = study_table(folder, studies, box, times)
+    box, tasks = Box.from_spec(comparison), study_tasks(comparison)
+    table, points = study_table(folder, studies, box, times, tasks)
     validated = [m for m in dict.fromkeys(table["method"]) if not m.endswith("@test")]
-    methods = {task: method_rows(table, task) for task in TASKS}
-    pairs = {task: pair_rows(table, task, validated) for task in TASKS}
-    bias = {task: bias_rows(table, task) for task in TASKS}
+    methods = {task: method_rows(table, task) for task in tasks}
+    pairs = {task: pair_rows(table, task, validated) for task in tasks}
+    bias = {task: bias_rows(table, task) for task in tasks}
     with_holm(pairs)
     with_holm(bias)
     outcome = Outcome(Path(folder) / "report", table, methods, pairs, bias)
@@ -152,7 +157,7 @@ def answer_lines(outcome: Outcome, n_methods: int) -> list[str]:
     """One line per task: the largest front, against the runner-up, and whether any pair is
     distinguishable; then one line per task on the selection's bias, where measured."""
     lines = []
-    for task in TASKS:
+    for task in outcome.methods:
         ranked = [r for r in outcome.methods[task] if not r["method"].endswith("@test")]
         if not ranked or not math.isfinite(ranked[0]["mean"]):
             lines.append(f"{task}: no study has finished yet")
@@ -170,7 +175,7 @@ def answer_lines(outcome: Outcome, n_methods: int) -> list[str]:
             called = [p for p in outcome.pairs[task] if p["holm_p"] < inference.ALPHA]
             n_seeds = min(r["n_seeds"] for r in ranked)
             floor = inference.smallest_p(n_seeds, n_seeds, paired=False)
-            tests = len(outcome.pairs[task]) * len(TASKS)
+            tests = len(outcome.pairs[task]) * len(outcome.pairs)
             if called:
                 line += "; distinguishable: " + ", ".join(
                     f"{p['better']} > {p['worse']}" for p in called)
@@ -180,8 +185,8 @@ def answer_lines(outcome: Outcome, n_methods: int) -> list[str]:
             else:
                 line += "; no pair of methods is distinguishable"
         lines.append(line)
-    for task in TASKS:
-        for row in outcome.bias.get(task, []):
+    for task, rows in outcome.bias.items():
+        for row in rows:
             lines.append(f"{task} selection bias of {row['method']} (selected on test minus "
                          f"on validation, scored on test): {_signed(row['difference'])} "
                          f"[{_signed(row['ci_low'])}, {_signed(row['ci_high'])}], Holm p = "
@@ -196,7 +201,8 @@ def _signed(x: float) -> str:
 def write(folder: Path, comparison: dict[str, Any], studies: list[Any],
           times: dict[str, float]) -> Outcome:
     """Write `<comparison>/report/`: comparison.md, comparison.json, studies.csv and
-    fronts_5var.png (each file replaced atomically); return the outcome."""
+    fronts_<task>.png of the primary task (dSprites: fronts_5var.png; each file replaced
+    atomically); return the outcome."""
     outcome, points = analyse(folder, comparison, studies, times)
     out = outcome.path
     out.mkdir(parents=True, exist_ok=True)
@@ -207,10 +213,11 @@ def write(folder: Path, comparison: dict[str, Any], studies: list[Any],
                "studies": json.loads(outcome.studies.to_json(orient="records"))}
     experiment.write_atomic(out / "comparison.json", json.dumps(summary, indent=1))
     experiment.write_atomic(out / "comparison.md", markdown(outcome, comparison))
-    figure = fronts_figure(outcome.studies, points, Box.from_spec(comparison), "5var")
+    task = study_primary_task(comparison)
+    figure = fronts_figure(outcome.studies, points, Box.from_spec(comparison), task)
     with tempfile.NamedTemporaryFile(dir=out, suffix=".png", delete=False) as tmp:
         figure.savefig(tmp.name)
-    os.replace(tmp.name, out / "fronts_5var.png")
+    os.replace(tmp.name, out / f"fronts_{task}.png")
     return outcome
 
 
@@ -224,7 +231,7 @@ def markdown(outcome: Outcome, comparison: dict[str, Any]) -> str:
              f"{table['search_seeds']} search seeds; {table['trials']} trials each "
              f"(equal model-steps per study); fronts on the test measures in the box "
              f"{box.describe()}; searches selected on {', '.join(table['select_on'])}.", ""]
-    for task in TASKS:
+    for task in outcome.methods:
         lines += [f"## {task}", "", "| method | mean HV | 95 % interval | seeds | s per study |",
                   "|---|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['mean']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
@@ -236,7 +243,7 @@ def markdown(outcome: Outcome, comparison: dict[str, Any]) -> str:
                   f"[{_signed(p['ci_low'])}, {_signed(p['ci_high'])}] | {p['p_value']:.3g} | "
                   f"{p['holm_p']:.3g} |" for p in outcome.pairs[task]]
         lines.append("")
-    lines += ["![fronts](fronts_5var.png)", ""]
+    lines += [f"![fronts](fronts_{study_primary_task(comparison)}.png)", ""]
     return "\n".join(lines)
 
 

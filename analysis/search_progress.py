@@ -1,7 +1,8 @@
 """How an adaptive search got where it did: PBT's schedules, and the hypervolume of the
 study's front as the search advanced.
 
-Hypervolume progress, 5-variable task, in the study's fixed box (`analysis.box`):
+Hypervolume progress, on the study's primary task (dSprites: 5var), in the study's fixed box
+(`analysis.box`):
     adaptive / grid  after the n-th trial to finish (ordered by its last report's time), the
                      front of those trials' final evaluations, every member a point
     pbt              at every evaluation step, the front of the population's evaluations at
@@ -22,6 +23,7 @@ from analysis.box import Box
 from analysis.pareto import hypervolume
 from analysis.results import usable
 from trainables import objectives
+from trainables.columns import disentanglement
 
 PROGRESS_COLUMNS = ("x", "hypervolume", "hypervolume_norm", "n_points")
 
@@ -45,11 +47,11 @@ def clones(curves: pd.DataFrame) -> pd.DataFrame:
         {"cloned_at": int}).reset_index(drop=True)
 
 
-def final_objective(curves: pd.DataFrame, pbt: dict[str, Any]) -> dict[str, float]:
-    """Each trial's PBT objective ([pbt] table, on the measures it selected on) at its last
-    report."""
+def final_objective(curves: pd.DataFrame, pbt: dict[str, Any], task: str) -> dict[str, float]:
+    """Each trial's PBT objective ([pbt] table, on the measures of the primary `task` it
+    selected on) at its last report."""
     last = curves.sort_values("step", kind="mergesort").groupby("trial_id").tail(1)
-    return {row["trial_id"]: objectives.score_for(row, pbt)
+    return {row["trial_id"]: objectives.score_for(row, pbt, task)
             for row in last.to_dict("records")}
 
 
@@ -66,35 +68,35 @@ def rank_labels(state: dict[str, Any]) -> dict[str, str]:
     return labels
 
 
-def pbt_progress(curves: pd.DataFrame, box: Box) -> pd.DataFrame:
-    """Hypervolume (5-var task) of the population's evaluations at each evaluation step > 0;
-    `x` is the step."""
+def pbt_progress(curves: pd.DataFrame, box: Box, task: str) -> pd.DataFrame:
+    """Hypervolume (on the primary `task`) of the population's evaluations at each evaluation
+    step > 0; `x` is the step."""
     evaluated = curves[(curves["step"] == curves["eval_step"]) & (curves["step"] > 0)]
     rows = []
     for step, at in evaluated.groupby("step"):
-        rows.append(_row(step, at["disentanglement_5var"], at["recon_test"], box))
+        rows.append(_row(step, at[disentanglement(task)], at["recon_test"], box, task))
     return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
 
 
 def trial_progress(results: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame,
-                   box: Box) -> pd.DataFrame:
-    """Hypervolume (5-var task) of the finished trials' final evaluations after each trial
-    finished; `x` is how many had finished."""
+                   box: Box, task: str) -> pd.DataFrame:
+    """Hypervolume (on the primary `task`) of the finished trials' final evaluations after
+    each trial finished; `x` is how many had finished."""
     finished = trials[trials["finished"].astype(bool)]
     ended = curves.groupby("trial_id")["timestamp"].max()
     order = sorted(finished["trial_id"], key=lambda t: (ended.get(t, math.inf), t))
-    rows = usable(results, "5var")
+    rows = usable(results, task)
     out = []
     for n in range(1, len(order) + 1):
         mine = rows[rows["trial_id"].isin(order[:n])]
-        out.append(_row(n, mine["disentanglement_5var"], mine["recon_test"], box))
+        out.append(_row(n, mine[disentanglement(task)], mine["recon_test"], box, task))
     return pd.DataFrame(out, columns=list(PROGRESS_COLUMNS))
 
 
-def _row(x: float, disentanglement: pd.Series, recon: pd.Series,
-         box: Box) -> dict[str, float]:
-    d, r = np.asarray(disentanglement, dtype=float), np.asarray(recon, dtype=float)
+def _row(x: float, scores: pd.Series, recon: pd.Series, box: Box,
+         task: str) -> dict[str, float]:
+    d, r = np.asarray(scores, dtype=float), np.asarray(recon, dtype=float)
     ok = np.isfinite(d) & np.isfinite(r)
-    volume = hypervolume(d[ok], r[ok], box.recon_reference, box.floor("5var"))
-    return {"x": x, "hypervolume": volume, "hypervolume_norm": volume / box.area("5var"),
+    volume = hypervolume(d[ok], r[ok], box.recon_reference, box.floor(task))
+    return {"x": x, "hypervolume": volume, "hypervolume_norm": volume / box.area(task),
             "n_points": int(ok.sum())}

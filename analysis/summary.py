@@ -24,15 +24,13 @@ from analysis.pareto import compare, domination_shares, hypervolume_table, paret
 from analysis.provenance import report_provenance
 from analysis.results import (
     RECON_SAMPLE,
-    TASK_SHORT,
-    TASK_TITLE,
-    TASKS,
     StudyResults,
     families_in,
     metric_columns,
     trained_budget,
     usable,
 )
+from trainables.columns import task_short, task_title
 
 NO_RESULTS = "No finished trials yet: no evaluated models to compare."
 
@@ -42,7 +40,7 @@ BOX_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # the sensitivity table's recon refere
 
 @dataclass
 class TaskAnalysis:
-    """Everything computed for one disentanglement task (4var or 5var)."""
+    """Everything computed for one disentanglement task of the study (dSprites: 4var, 5var)."""
 
     task: str
     aggregated: pd.DataFrame
@@ -99,7 +97,7 @@ def correct(tasks: dict[str, TaskAnalysis]) -> int:
 def answer(analysis: TaskAnalysis, n_tests: int) -> str:
     """The one-sentence verdict for a task: which family has the larger expected front
     hypervolume, by how much, and whether the corrected test tells them apart."""
-    name = TASK_TITLE[analysis.task]
+    name = task_title(analysis.task)
     hv = analysis.hypervolumes.set_index("front")
     ranked = _ranked(hv)
     if len(ranked) < 2:
@@ -138,7 +136,7 @@ def answer(analysis: TaskAnalysis, n_tests: int) -> str:
 def answer_line(analysis: TaskAnalysis, n_tests: int) -> str:
     """The task's answer in one line, for a reader who wants it first (the terminal, the top
     of the report): the same pairs and verdicts as `answer`, one clause per pair."""
-    name = TASK_SHORT[analysis.task]
+    name = task_short(analysis.task)
     ranked = _ranked(analysis.hypervolumes.set_index("front"))
     if len(ranked) < 2:
         return f"{name}: {_nothing_to_compare(ranked)}"
@@ -228,7 +226,7 @@ def analyse(study: StudyResults) -> Analysis:
     results = study.results
     box = Box.from_spec(study.spec)
     paired = study.spec.get("study", {}).get("seeds") == "paired"
-    tasks = {t: analyse_task(results, t, box, paired) for t in TASKS}
+    tasks = {t: analyse_task(results, t, box, paired) for t in study.tasks}
     n_tests = correct(tasks)
     train = dict(study.spec.get("train", {}))
     notes = list(study.warnings)

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from metrics import encode_indices, prepare, reconstruction
-from metrics.suite import METRICS
+from metrics.suite import metric_names
 from trainables.data import PACKED_BYTES, DSprites, load
+from trainables.datasets import DSPRITES
 from trainables.evaluate import logits_fn, pack_encoder
 from trainables.factors import N_IMAGES
 from trainables.models import PackModel
@@ -57,7 +58,8 @@ def dense_encoder(model: PackModel) -> torch.nn.Sequential:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a dSprites file for trainables.data.load")
-    parser.add_argument("--metrics", nargs="+", default=list(METRICS), choices=list(METRICS))
+    names = metric_names(DSPRITES)  # the stand-in and the files are dSprites'
+    parser.add_argument("--metrics", nargs="+", default=names, choices=names)
     parser.add_argument("--classifier-steps", type=int, default=100_000)
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         default="cuda" if torch.cuda.is_available() else "cpu",

@@ -10,17 +10,23 @@ The bf16 figures of docs/speed.md come from `wae-study run laptop --set study.re
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 
-SCORES = ["disentanglement_4var", "disentanglement_5var", "recon_test"]
+from trainables.columns import disentanglement, study_tasks
+from trainables.experiment import read_study_text
+
 MODEL = ["family", "value", "replicate", "seed"]
 
 
 def model_scores(experiment: Path) -> pd.DataFrame:
-    """One row per model: its scores averaged over the Higgins calculations."""
-    return pd.read_csv(experiment / "report" / "results.csv").groupby(MODEL)[SCORES].mean()
+    """One row per model: its scores (each task of the study's dataset, the test recon)
+    averaged over the Higgins calculations."""
+    spec = tomllib.loads(read_study_text(experiment))
+    scores = [*map(disentanglement, study_tasks(spec)), "recon_test"]
+    return pd.read_csv(experiment / "report" / "results.csv").groupby(MODEL)[scores].mean()
 
 
 def main() -> None:

@@ -1,20 +1,23 @@
-"""Training throughput, model-steps per second, for the paper architecture at batch 64.
+"""Training throughput, model-steps per second, of the paper's fully connected architecture and
+disentanglement_lib's convolutional one on dSprites at batch 64.
 
     .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--seconds S]
-        [--k 1,10,30,90] [--precision fp32,tf32,bf16] [--family beta_vae] [--tune]
+        [--architecture fc,conv] [--k 1,10,30,90] [--precision fp32,tf32,bf16]
+        [--family beta_vae] [--tune]
 
-One JSON object per line. `impl`: `naive` is one nn.Module trained in a plain eager loop with
-torch.optim.Adam, as a user would write it; `pack` is the project's core (K members stacked,
-batched matmuls, one fused Adam call per member; on the CPU an input layer that sums the
-weight rows of lit pixels); `pack_tune` (with --tune) is the full path through a Ray Tune
-trial (`train_trial`), timed between two of its reports.
-One model-step is one optimiser step of one model, so a pack step counts K.
+One JSON object per line, each with its `architecture` ("fc" or "conv"). `impl`: `naive` is K
+nn.Modules trained one after another in a plain eager loop, each with torch.optim.Adam, as a
+user would write it; `pack` is the project's core (K members stacked, one fused Adam call per
+member; fc: batched matmuls, on the CPU an input layer that sums the weight rows of lit
+pixels; conv: `trainables.models.ConvPack`); `pack_tune` (with --tune, fc) is the full path
+through a Ray Tune trial (`train_trial`), timed between two of its reports.
+One model-step is one optimiser step of one model, so a step of K models counts K.
 `allocator`: the naive loop runs first with malloc's defaults, then, on glibc, everything
 runs with freed memory kept for reuse (`trainables.allocator`, as a CPU trial sets it), the
 naive loop again included, so the allocator's share of the gain is on its own lines.
 
 Against the machine: every row carries the FLOPs of one model-step, counted from the
-architecture (`model_step_flops`), and the GFLOP/s it achieved. Each pack row also carries the
+architecture (`model_step_flops`), and the GFLOP/s it achieved. Each fc pack row also carries the
 machine's limit for that pack, measured in the same run on the same threads (`machine_limit`):
 torch's own batched matmuls for exactly the step's layer shapes and dtype, plus one fused Adam
 update over the pack's fp32 parameters, as model-steps/s, and the fraction of it the pack
@@ -42,10 +45,11 @@ from torch.optim.adam import adam
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trainables import conv  # noqa: E402
 from trainables.allocator import reuse_freed_memory  # noqa: E402
 from trainables.config import SEED_FAMILIES, TrainConfig  # noqa: E402
-from trainables.data import unpack_rows  # noqa: E402
-from trainables.models import layer_shapes  # noqa: E402
+from trainables.datasets import unpack_rows  # noqa: E402
+from trainables.models import PIXELS, layer_shapes  # noqa: E402
 from trainables.pack import ADAM_BETAS, ADAM_EPS, PackTrainer  # noqa: E402
 from trainables.render import render_packed  # noqa: E402
 
@@ -79,18 +83,38 @@ def dense_layers(cfg: TrainConfig) -> list[tuple[str, int, int]]:
     return [(name, fan_in, fan_out) for name, (fan_in, fan_out) in shapes.items()]
 
 
+def layer_macs(cfg: TrainConfig) -> dict[str, int]:
+    """Multiply-adds of each layer's forward pass for one image: in·out for a dense layer;
+    for a convolution kh·kw·in·out per output pixel, for a transposed one per input pixel
+    (the feature maps halve through the encoder from 64 and double through the decoder)."""
+    if cfg.architecture == "fc":
+        return {name: fan_in * fan_out for name, fan_in, fan_out in dense_layers(cfg)}
+    macs, size = {}, conv.IMAGE_SIZE
+    for name, (*kernel, fan_in, fan_out) in conv.layer_shapes(
+            (conv.IMAGE_SIZE, conv.IMAGE_SIZE, 1), cfg.latent_dim).items():
+        positions = 1
+        if name in conv.ENCODER_CONVS:
+            size //= conv.STRIDE
+            positions = size**2
+        elif name in conv.DECODER_CONVS:
+            positions = size**2
+            size *= conv.STRIDE
+        macs[name] = positions * math.prod(kernel) * fan_in * fan_out
+    return macs
+
+
 def model_step_flops(cfg: TrainConfig, lit_pixels: float, sparse_input: bool) -> float:
-    """Multiply-adds x 2 of one model's optimiser step at batch `cfg.batch_size`: each dense
-    layer's forward, input gradient and weight gradient (2·B·in·out each); the input layer has
-    no input gradient (the images need none) and, `sparse_input` (the pack on the CPU), works on
-    the `lit_pixels` non-zero pixels of a batch only: 2·lit·W forward and 2·lit·W for its weight
-    gradient. Elementwise work (activations, losses, Adam) is not counted."""
+    """Multiply-adds x 2 of one model's optimiser step at batch `cfg.batch_size`: each layer's
+    forward, input gradient and weight gradient (2·B·macs each, `layer_macs`); the input layer
+    has no input gradient (the images need none) and, `sparse_input` (the fc pack on the CPU),
+    works on the `lit_pixels` non-zero pixels of a batch only: 2·lit·W forward and 2·lit·W for
+    its weight gradient. Elementwise work (activations, losses, Adam) is not counted."""
     b, total = cfg.batch_size, 0.0
-    for name, fan_in, fan_out in dense_layers(cfg):
+    for name, macs in layer_macs(cfg).items():
         if name == "enc1":
-            total += 4 * fan_out * (lit_pixels if sparse_input else b * fan_in)
+            total += 4 * (lit_pixels * macs / PIXELS if sparse_input else b * macs)
         else:
-            total += 6 * b * fan_in * fan_out
+            total += 6 * b * macs
     return total
 
 
@@ -130,7 +154,8 @@ def machine_limit(cfg: TrainConfig, lit_pixels: float, device: torch.device,
                                    lr=1e-4, weight_decay=0.0, eps=ADAM_EPS, maximize=False),
                       seconds / 4, device)
     step_s = matmul_s + sparse_flops / rate + adam_s
-    limit = {"impl": "limit", "device": device.type, "K": k, "dtype": cfg.precision,
+    limit = {"impl": "limit", "architecture": "fc", "device": device.type, "K": k,
+             "dtype": cfg.precision,
              "matmul_gflops": round(rate / 1e9, 1), "matmul_ms": round(matmul_s * 1e3, 1),
              "sparse_ms": round(sparse_flops / rate * 1e3, 1), "adam_ms": round(adam_s * 1e3, 1),
              "model_steps_per_s": round(k / step_s, 2)}
@@ -167,37 +192,65 @@ def precision_context(precision: str, device: torch.device) -> contextlib.Abstra
     return contextlib.nullcontext()
 
 
-def naive_step_fn(packed: torch.Tensor, device: torch.device, precision: str) -> Callable:
-    """The β-VAE as most people would write it: nn.Sequential, torch.optim.Adam defaults."""
+def naive_networks(architecture: str, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """The β-VAE's encoder and decoder as most people would write them: nn.Sequential with
+    PyTorch's default layers, NCHW images for the convolutions."""
+    if architecture == "fc":
+        encoder = nn.Sequential(nn.Linear(4096, 1200), nn.ReLU(), nn.Linear(1200, 1200),
+                                nn.ReLU(), nn.Linear(1200, 32))
+        decoder = nn.Sequential(nn.Linear(16, 1200), nn.Tanh(), nn.Linear(1200, 1200),
+                                nn.Tanh(), nn.Linear(1200, 1200), nn.Tanh(),
+                                nn.Linear(1200, 4096))
+    else:
+        encoder = nn.Sequential(
+            nn.Unflatten(1, (1, 64, 64)), nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 2, 2), nn.ReLU(),
+            nn.Conv2d(64, 64, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(1024, 256), nn.ReLU(),
+            nn.Linear(256, 32))
+        decoder = nn.Sequential(
+            nn.Linear(16, 256), nn.ReLU(), nn.Linear(256, 1024), nn.ReLU(),
+            nn.Unflatten(1, (64, 4, 4)), nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 32, 4, 2, 1),
+            nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Flatten())
+    return encoder.to(device), decoder.to(device)
+
+
+def naive_step_fn(packed: torch.Tensor, device: torch.device, precision: str,
+                  architecture: str, k: int) -> Callable:
+    """K β-VAEs (`naive_networks`), each with torch.optim.Adam's defaults, stepped one after
+    another, each on its own batch."""
     images = unpack_rows(packed).to(torch.uint8)  # (rows, 4096) uint8 on the device
-    encoder = nn.Sequential(nn.Linear(4096, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(),
-                            nn.Linear(1200, 32)).to(device)
-    decoder = nn.Sequential(nn.Linear(16, 1200), nn.Tanh(), nn.Linear(1200, 1200), nn.Tanh(),
-                            nn.Linear(1200, 1200), nn.Tanh(), nn.Linear(1200, 4096)).to(device)
-    optimiser = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+    models = []
+    for _ in range(k):
+        encoder, decoder = naive_networks(architecture, device)
+        models.append((encoder, decoder, torch.optim.Adam(
+            [*encoder.parameters(), *decoder.parameters()], lr=1e-3)))
 
     def step() -> None:
-        x = images[torch.randint(len(images), (BATCH,), device=device)].float()
-        with precision_context(precision, device):
-            mean, logvar = encoder(x).float().chunk(2, dim=1)
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            logits = decoder(z).float()
-        recon = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-        kl = 0.5 * (logvar.exp() - logvar + mean**2 - 1).sum()
-        loss = (recon + kl) / BATCH
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        for encoder, decoder, optimiser in models:
+            x = images[torch.randint(len(images), (BATCH,), device=device)].float()
+            with precision_context(precision, device):
+                mean, logvar = encoder(x).float().chunk(2, dim=1)
+                z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+                logits = decoder(z).float()
+            recon = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+            kl = 0.5 * (logvar.exp() - logvar + mean**2 - 1).sum()
+            loss = (recon + kl) / BATCH
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
 
     return step
 
 
 def run_naive(packed: torch.Tensor, device: torch.device, precision: str, seconds: float,
-              allocator: str) -> None:
-    steps, elapsed = timed(naive_step_fn(packed, device, precision), seconds, device)
-    flops = model_step_flops(pack_config("beta_vae", 1, precision), 0.0, sparse_input=False)
-    print(json.dumps({**line("naive", device, 1, precision, steps, elapsed, "beta_vae", flops),
-                      "allocator": allocator}), flush=True)
+              allocator: str, architecture: str, k: int) -> None:
+    steps, elapsed = timed(naive_step_fn(packed, device, precision, architecture, k), seconds,
+                           device)
+    cfg = pack_config("beta_vae", k, precision, architecture=architecture)
+    flops = model_step_flops(cfg, 0.0, sparse_input=False)
+    print(json.dumps({**line("naive", device, k, precision, steps, elapsed, "beta_vae", flops,
+                             architecture), "allocator": allocator}), flush=True)
 
 
 def pack_config(family: str, k: int, precision: str, **overrides) -> TrainConfig:
@@ -206,10 +259,11 @@ def pack_config(family: str, k: int, precision: str, **overrides) -> TrainConfig
 
 
 def line(impl: str, device: torch.device, k: int, precision: str, steps: int, elapsed: float,
-         family: str, flops: float) -> dict:
+         family: str, flops: float, architecture: str = "fc") -> dict:
     """One row; `flops` is one model-step's (`model_step_flops`)."""
     rate = k * steps / elapsed
-    return {"impl": impl, "device": device.type, "K": k, "dtype": precision,
+    return {"impl": impl, "architecture": architecture, "device": device.type, "K": k,
+            "dtype": precision,
             "model_steps_per_s": round(rate, 2), "gflop_per_model_step": round(flops / 1e9, 3),
             "achieved_gflops": round(rate * flops / 1e9, 1), "steps": steps,
             "seconds": round(elapsed, 2), "family": family, "batch": BATCH,
@@ -264,6 +318,8 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per config")
+    parser.add_argument("--architecture", default="fc,conv",
+                        help="fc (the paper's), conv (disentanglement_lib's), or both")
     parser.add_argument("--k", default=None, help="pack sizes (default 1,10 on CPU, "
                         "1,10,30,90 on CUDA)")
     parser.add_argument("--precision", default=None, help="fp32,tf32,bf16 (default fp32,bf16 "
@@ -284,36 +340,58 @@ def main() -> None:
     cuda = device.type == "cuda"
     ks = [int(k) for k in (args.k or ("1,10,30,90" if cuda else "1,10")).split(",")]
     precisions = (args.precision or ("fp32,tf32,bf16" if cuda else "fp32,bf16")).split(",")
+    architectures = args.architecture.split(",")
     packed = torch.from_numpy(render_packed()[::ROWS_STEP].copy()).to(device)
     lit = lit_per_batch(packed)
     rates = {}
     naive = not args.no_naive
     if naive:  # first with malloc's defaults: the naive loop as a user would run it
-        for precision in precisions:
-            run_naive(packed, device, precision, args.seconds, "default")
+        for architecture in architectures:
+            for precision in precisions:
+                for k in ks:
+                    run_naive(packed, device, precision, args.seconds, "default", architecture,
+                              k)
     allocator = "reuse" if reuse_freed_memory() else "default"  # as a Tune trial sets it
-    for precision in precisions:
-        if naive and allocator == "reuse":
-            run_naive(packed, device, precision, args.seconds, allocator)
-        for k in ks:
-            cfg = pack_config(args.family, k, precision)
-            trainer = PackTrainer(cfg, packed, torch.arange(len(packed)), device)
-            steps, elapsed = timed(trainer.train_step, args.seconds, device)
-            rates[k, precision] = k * steps / elapsed
-            del trainer
-            if cuda:
-                torch.cuda.empty_cache()
-            limit = machine_limit(cfg, lit, device)
-            print(json.dumps(limit), flush=True)
-            row = line("pack", device, k, precision, steps, elapsed, args.family,
-                       model_step_flops(cfg, lit, sparse_input=not cuda))
-            print(json.dumps({**row, "allocator": allocator, "fraction_of_limit": round(
-                row["model_steps_per_s"] / limit["model_steps_per_s"], 3)}), flush=True)
-    if args.tune:
-        k, precision = ks[0], precisions[0]
-        print(json.dumps(tune_line(args.family, k, precision, rates[k, precision], args.seconds,
-                                   device, lit, args.report_every)), flush=True)
-    print(json.dumps(paper_projection(rates, device)), flush=True)
+    for architecture in architectures:
+        for precision in precisions:
+            for k in ks:
+                if naive and allocator == "reuse":
+                    run_naive(packed, device, precision, args.seconds, allocator, architecture,
+                              k)
+                rates[architecture, k, precision] = run_pack(
+                    pack_config(args.family, k, precision, architecture=architecture), packed,
+                    device, args.seconds, lit, allocator)
+    if "fc" in architectures:
+        fc_rates = {(k, precision): rate for (architecture, k, precision), rate in
+                    rates.items() if architecture == "fc"}
+        if args.tune:
+            k, precision = ks[0], precisions[0]
+            print(json.dumps(tune_line(args.family, k, precision, fc_rates[k, precision],
+                                       args.seconds, device, lit, args.report_every)),
+                  flush=True)
+        print(json.dumps(paper_projection(fc_rates, device)), flush=True)
+
+
+def run_pack(cfg: TrainConfig, packed: torch.Tensor, device: torch.device, seconds: float,
+             lit: float, allocator: str) -> float:
+    """Time the project's pack (`PackTrainer`) for `cfg` and print its row (and, fc, the
+    machine's limit for it, `machine_limit`); its model-steps per second."""
+    trainer = PackTrainer(cfg, packed, torch.arange(len(packed)), device)
+    steps, elapsed = timed(trainer.train_step, seconds, device)
+    del trainer
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    fc = cfg.architecture == "fc"
+    row = {**line("pack", device, cfg.replicates, cfg.precision, steps, elapsed, cfg.family,
+                  model_step_flops(cfg, lit, sparse_input=fc and device.type == "cpu"),
+                  cfg.architecture), "allocator": allocator}
+    if fc:
+        limit = machine_limit(cfg, lit, device)
+        print(json.dumps(limit), flush=True)
+        row["fraction_of_limit"] = round(row["model_steps_per_s"] / limit["model_steps_per_s"],
+                                         3)
+    print(json.dumps(row), flush=True)
+    return row["model_steps_per_s"]
 
 
 def paper_projection(rates: dict[tuple[int, str], float], device: torch.device) -> dict:

@@ -13,9 +13,10 @@ from metrics.higgins import higgins
 from metrics.mig import mig
 from metrics.reconstruction import reconstruction
 from metrics.sap import sap
-from metrics.suite import METRICS, Evaluation, evaluate, prepare
+from metrics.suite import HIGGINS, METRICS, Evaluation, evaluate, metric_names, prepare
 
 __all__ = [
+    "HIGGINS",
     "METRICS",
     "CodeTable",
     "Evaluation",
@@ -27,6 +28,7 @@ __all__ = [
     "evaluate",
     "factorvae",
     "higgins",
+    "metric_names",
     "mig",
     "prepare",
     "reconstruction",

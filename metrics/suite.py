@@ -32,6 +32,7 @@ from metrics.codes import (
     Plan,
     Sampler,
     encode_indices,
+    higgins_tasks,
     single_threaded,
 )
 from metrics.dci import plan_dci
@@ -40,14 +41,24 @@ from metrics.higgins import plan_higgins
 from metrics.mig import plan_mig
 from metrics.sap import plan_sap
 
-METRICS: dict[str, Callable[..., Plan]] = {  # slowest first: `score` starts them in this order
-    "higgins_5var": partial(plan_higgins, task="5var"),
-    "higgins_4var": partial(plan_higgins, task="4var"),
+HIGGINS = "higgins_"  # + one of the data's Higgins tasks (`codes.higgins_tasks`): its metric
+METRICS: dict[str, Callable[..., Plan]] = {  # the others, slowest first
     "dci": plan_dci,
     "sap": plan_sap,
     "factorvae": plan_factorvae,
     "mig": plan_mig,
 }
+
+
+def metric_names(data: Any) -> list[str]:
+    """The metrics `prepare` takes for `data`, slowest first (the order `score` starts them
+    in): the Higgins metric of each of its tasks (`higgins_<task>`), then `METRICS`."""
+    return [*(HIGGINS + task for task in higgins_tasks(data)), *METRICS]
+
+
+def _planner(name: str) -> Callable[..., Plan]:
+    return (partial(plan_higgins, task=name.removeprefix(HIGGINS)) if name.startswith(HIGGINS)
+            else METRICS[name])
 
 
 @dataclass(frozen=True)
@@ -72,22 +83,24 @@ class Evaluation:
         table = self.index_set.table(codes)
         workers = workers or min(len(self.plans), torch.get_num_threads())
         with single_threaded(), ThreadPoolExecutor(max(1, workers)) as pool:
-            futures = {name: pool.submit(self.plans[name].scorer, table)
-                       for name in sorted(self.plans, key=list(METRICS).index)}
-            per_metric = {name: futures[name].result() for name in self.plans}
+            futures = {name: pool.submit(plan.scorer, table) for name, plan in self.plans.items()}
+            per_metric = {name: future.result() for name, future in futures.items()}
         return [{name: results[m] for name, results in per_metric.items()}
                 for m in range(table.members)]
 
 
 def prepare(data: Any, metrics: list[str], *, seed: int = 0,
             options: dict[str, dict] | None = None) -> Evaluation:
-    """Draw every sample the metrics need; `options` maps a metric name to its options."""
+    """Draw every sample the metrics need (`metric_names(data)`); `options` maps a metric name
+    to its options. The plans are kept slowest first."""
     options = options or {}
-    unknown = sorted(set(metrics) - METRICS.keys() | set(options) - METRICS.keys())
+    known = metric_names(data)
+    unknown = sorted(set(metrics) - set(known) | set(options) - set(known))
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+        raise ValueError(f"unknown metrics {unknown}; known: {sorted(known)}")
     sampler = Sampler(data, seed)
-    plans = {name: METRICS[name](sampler, **options.get(name, {})) for name in metrics}
+    plans = {name: _planner(name)(sampler, **options.get(name, {}))
+             for name in known if name in metrics}
     keys = [key for plan in plans.values() for key in plan.keys]
     return Evaluation(plans=plans, index_set=sampler.index_set(keys))
 

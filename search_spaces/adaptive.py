@@ -6,13 +6,14 @@ Each family's parameter is searched over its own [<param>_min, <param>_max] of t
 share one, as the WAEs' λ1 do); λ1 keeps the name `value` it had when only the WAEs were
 searched, so those experiments resume with their history.
 
-Multi-objective by default: maximise 5-variable disentanglement, minimise the reconstruction
-error (the Pareto set is `study.best_trials`). The option `objective = "constrained"`
-maximises 5-variable disentanglement subject to recon <= max_recon_test, scored as
-`disentanglement_5var - max(0, recon / max_recon_test - 1)` so infeasible points rank below
-every feasible one that scores above the excess. Both read the measures `select_on` names
-(`trainables.objectives.SIGNAL_KEYS`): the validation ones by default, never the test ones the
-report states.
+Multi-objective by default: maximise disentanglement on the study's primary task (the one over
+all of its dataset's latent factors, `trainables.columns.primary_task`; dSprites: 5var),
+minimise the reconstruction error (the Pareto set is `study.best_trials`). The option
+`objective = "constrained"` maximises that disentanglement subject to recon <= max_recon_test,
+scored as `disentanglement_<task> - max(0, recon / max_recon_test - 1)` so infeasible points
+rank below every feasible one that scores above the excess. Both read the measures `select_on`
+names (`trainables.objectives.signal_keys`): the validation ones by default, never the test
+ones the report states.
 
 Samplers (seeded with `[adaptive].seed`): `tpe` (Optuna's TPESampler, multi-objective
 capable; default), `nsga2` (NSGAIISampler), `random`.
@@ -36,7 +37,9 @@ from ray.tune.search.optuna import OptunaSearch
 from search_spaces.grids import param_bounds
 from search_spaces.seeds import trial_seeds
 from trainables import experiment, objectives
+from trainables.columns import primary_task
 from trainables.config import PARAM_OF
+from trainables.datasets import DSPRITES
 
 OBJECTIVE_MODES = ["max", "min"]
 CONSTRAINED_METRIC = "constrained_score"
@@ -79,17 +82,18 @@ def make_sampler(name: str, seed: int, startup_trials: int = 10
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
 
 
-def objective_metrics(adaptive: dict[str, Any]) -> list[str]:
-    """The result keys the Pareto objectives read: (5-var disentanglement, recon) of
+def objective_metrics(adaptive: dict[str, Any], task: str) -> list[str]:
+    """The result keys the Pareto objectives read: (`task`'s disentanglement, recon) of
     `select_on`."""
-    return list(objectives.SIGNAL_KEYS[adaptive["select_on"]])
+    return list(objectives.signal_keys(adaptive["select_on"], task))
 
 
-def constrained_score(result: dict[str, Any], adaptive: dict[str, Any]) -> float | None:
+def constrained_score(result: dict[str, Any], adaptive: dict[str, Any],
+                      task: str) -> float | None:
     """`trainables.objectives.score`'s constrained objective on the [adaptive] table's
-    measures; None before an evaluation."""
+    measures of `task`; None before an evaluation."""
     value = objectives.score(result, "constrained", adaptive["max_recon_test"],
-                             select_on=adaptive["select_on"])
+                             select_on=adaptive["select_on"], task=task)
     return None if math.isnan(value) else value
 
 
@@ -128,26 +132,31 @@ class TrialOptunaSearch(OptunaSearch):
 
 
 class ConstrainedOptunaSearch(TrialOptunaSearch):
-    """The searcher on the constrained score, derived from each trial's final result."""
+    """The searcher on the constrained score of `task`, derived from each trial's final
+    result."""
 
-    def __init__(self, *args: Any, adaptive: dict[str, Any], **kwargs: Any) -> None:
+    _task = primary_task(DSPRITES.name)  # a searcher pickled before datasets: dSprites'
+
+    def __init__(self, *args: Any, adaptive: dict[str, Any], task: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._adaptive = adaptive
+        self._task = task
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         if result is not None:
-            result = {**result, CONSTRAINED_METRIC: constrained_score(result, self._adaptive)}
+            result = {**result, CONSTRAINED_METRIC: constrained_score(result, self._adaptive,
+                                                                      self._task)}
         super().on_trial_complete(trial_id, result, error)
 
 
 def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
-                  experiment_dir: Path) -> OptunaSearch:
-    """The Optuna searcher for an `[adaptive]` table (seeds from the `[study]` table), its
-    study in `<experiment>/optuna.db`, created here with its objectives named (for
-    optuna-dashboard); Ray's searcher loads it."""
+                  experiment_dir: Path, task: str) -> OptunaSearch:
+    """The Optuna searcher for an `[adaptive]` table (seeds from the `[study]` table) selecting
+    on `task` (the study's primary task), its study in `<experiment>/optuna.db`, created here
+    with its objectives named (for optuna-dashboard); Ray's searcher loads it."""
     constrained = adaptive["objective"] == "constrained"
-    metrics = [CONSTRAINED_METRIC] if constrained else objective_metrics(adaptive)
+    metrics = [CONSTRAINED_METRIC] if constrained else objective_metrics(adaptive, task)
     modes = ["max"] if constrained else OBJECTIVE_MODES
     sampler = make_sampler(adaptive["sampler"], adaptive["seed"],
                            adaptive["startup_trials"])
@@ -165,19 +174,20 @@ def make_searcher(adaptive: dict[str, Any], study: dict[str, Any],
     common = dict(space=space, sampler=sampler, study_name=name, storage=storage)
     if constrained:
         return ConstrainedOptunaSearch(metric=CONSTRAINED_METRIC, mode="max",
-                                       adaptive=dict(adaptive), **common)
+                                       adaptive=dict(adaptive), task=task, **common)
     return TrialOptunaSearch(metric=metrics, mode=OBJECTIVE_MODES, **common)
 
 
 def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
-              adaptive: dict[str, Any]) -> dict[str, int]:
+              adaptive: dict[str, Any], task: str) -> dict[str, int]:
     """After a crash and resume, make `optuna.db` hold one COMPLETE trial per finished Tune
     trial and nothing RUNNING.
 
     `finished` holds the final result of each finished Tune trial (with `family`, `value`
-    and the objective metrics). An Optuna trial left RUNNING by a killed driver is completed
-    from the matching Tune result when one exists (same family and value) and no COMPLETE
-    trial has it yet, and marked FAIL otherwise. Call it only when no trial is running.
+    and the objective metrics of `task`). An Optuna trial left RUNNING by a killed driver is
+    completed from the matching Tune result when one exists (same family and value) and no
+    COMPLETE trial has it yet, and marked FAIL otherwise. Call it only when no trial is
+    running.
     """
     study = optuna.load_study(study_name=study_name(experiment_dir),
                               storage=storage_url(experiment_dir))
@@ -189,7 +199,7 @@ def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
     for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
         point = suggested_point(trial.params)
         result = by_point.get(point)
-        values = _objective_values(result, adaptive) if result else None
+        values = _objective_values(result, adaptive, task) if result else None
         if values is not None and point not in complete:
             study.tell(trial.number, values)
             complete.add(point)
@@ -200,11 +210,12 @@ def reconcile(experiment_dir: Path, finished: list[dict[str, Any]],
     return {"completed": fixed, "failed": failed}
 
 
-def _objective_values(result: dict[str, Any], adaptive: dict[str, Any]) -> list[float] | None:
+def _objective_values(result: dict[str, Any], adaptive: dict[str, Any],
+                      task: str) -> list[float] | None:
     if adaptive["objective"] == "constrained":
-        score = constrained_score(result, adaptive)
+        score = constrained_score(result, adaptive, task)
         return None if score is None else [score]
-    values = [result.get(m) for m in objective_metrics(adaptive)]
+    values = [result.get(m) for m in objective_metrics(adaptive, task)]
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return [float(v) for v in values]

@@ -13,12 +13,13 @@ value:
                reachable and leavable: 0 perturbs as if it were `floor`)
 
 How a family is ranked (`exploit`), from the trial's latest evaluation (means over members)
-of the measures `select_on` names (`trainables.objectives.signals`):
+of the measures `select_on` names (`trainables.objectives.signals`), d being the
+disentanglement on the study's primary task (dSprites: `disentanglement_5var`):
     scalar  by the objective (higher is better):
-            constrained  disentanglement_5var − max(0, recon / max_recon_test − 1)
+            constrained  d − max(0, recon / max_recon_test − 1)
                          (the adaptive search's constrained score)
-            weighted     disentanglement_5var − recon / recon_scale
-    pareto  MO-PBT (Dushatskiy et al., ICML 2023): non-dominated fronts of (5-var ↑, recon ↓),
+            weighted     d − recon / recon_scale
+    pareto  MO-PBT (Dushatskiy et al., ICML 2023): non-dominated fronts of (d ↑, recon ↓),
             each front in greedy spread order, both measures normalised in the study's box
             (`Scale`); the order is front 1, then front 2, ...
 Either way the bottom ceil(n × quantile_fraction) (at most half) clone the top as many.
@@ -87,12 +88,12 @@ class Scale:
     analysis) as `pareto` exploit reads it: both measures in units of the box, so that the
     spread's distances weigh disentanglement and reconstruction alike in every study."""
 
-    floor: float  # the 5-variable task's disentanglement floor (chance: 1/5)
+    floor: float  # the primary task's disentanglement floor (chance: dSprites' 5var, 1/5)
     recon_reference: float  # nats
 
-    def normalised(self, d5: float, recon: float) -> Point:
-        """(d5 − floor) / (1 − floor), recon / recon_reference."""
-        return (d5 - self.floor) / (1.0 - self.floor), recon / self.recon_reference
+    def normalised(self, d: float, recon: float) -> Point:
+        """(d − floor) / (1 − floor), recon / recon_reference."""
+        return (d - self.floor) / (1.0 - self.floor), recon / self.recon_reference
 
 
 def pareto_fronts(points: Mapping[K, Point]) -> list[list[K]]:

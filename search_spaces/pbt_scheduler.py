@@ -33,7 +33,9 @@ from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
 from search_spaces import pbt
 from trainables import experiment, objectives
+from trainables.columns import primary_task
 from trainables.config import trial_settings
+from trainables.datasets import DSPRITES
 
 OBJECTIVE_KEY = "pbt_objective"  # what the scheduler ranks by (added to each result it sees)
 STATE_FILE = experiment.PBT_STATE_FILE
@@ -42,16 +44,19 @@ STATE_FILE = experiment.PBT_STATE_FILE
 class PBTScheduler(PopulationBasedTraining):
     """Ray Tune's asynchronous PBT with the project's rules: populations per family, ranked
     by `[pbt] exploit`, clones keep their own seeds, no perturbation at a trial's last step,
-    state saved beside the experiment for `resume`. `scale` is the study's box (`[report]`),
-    in which `exploit = "pareto"` normalises the two measures."""
+    state saved beside the experiment for `resume`. Trials are scored on `task` (the study's
+    primary task); `scale` is the study's box (`[report]`), in which `exploit = "pareto"`
+    normalises the two measures."""
 
-    def __init__(self, pbt: dict[str, Any], steps: int, scale: pbt.Scale) -> None:
+    def __init__(self, pbt: dict[str, Any], steps: int, scale: pbt.Scale, task: str) -> None:
         self._pbt = dict(pbt)
         self._steps = int(steps)
         self._scale = scale
+        self._task = task
         self._rng = random.Random(int(pbt["seed"]))
         self._saved: dict[str, Any] | None = None  # pbt_state.json, read at the first add
-        # (5-var, recon) of the result each trial was last scored on (`_save_trial_state`)
+        # (disentanglement, recon) of the result each trial was last scored on
+        # (`_save_trial_state`)
         self._measures: dict[Any, tuple[float, float]] = {}
         self._ranks: dict[Any, dict[str, int]] = {}  # where each trial stood when last ranked
         super().__init__(
@@ -112,7 +117,7 @@ class PBTScheduler(PopulationBasedTraining):
             # only at the checkpoint steps: a trial restored from a checkpoint after a resume
             # does not report that step again, and Ray would perturb it at its next report
             return TrialScheduler.CONTINUE
-        scored = {**result, OBJECTIVE_KEY: objectives.score_for(result, self._pbt)}
+        scored = {**result, OBJECTIVE_KEY: objectives.score_for(result, self._pbt, self._task)}
         before = self._trial_state[trial].last_perturbation_time
         decision = super().on_trial_result(tune_controller, trial, scored)
         if self._trial_state[trial].last_perturbation_time != before:
@@ -153,7 +158,7 @@ class PBTScheduler(PopulationBasedTraining):
     def _save_trial_state(self, state: Any, time: int, result: dict, trial: Any) -> float:
         """Ray's bookkeeping where it scores a trial, and the two measures beside the score:
         `pareto` ranks by them, and exactly when `last_score` is set (not None)."""
-        self._measures[trial] = objectives.signals(result, self._pbt["select_on"])
+        self._measures[trial] = objectives.signals(result, self._pbt["select_on"], self._task)
         return super()._save_trial_state(state, time, result, trial)
 
     def _ranking(self, family: str) -> list[list[Any]]:
@@ -214,6 +219,7 @@ class PBTScheduler(PopulationBasedTraining):
     def __setstate__(self, state: dict[str, Any]) -> None:
         """`resume` unpickles the scheduler Tune saved at the start (tuner.pkl): one saved
         before `exploit` and `select_on` existed ranked by score on the test measures, and
-        kept no measures or ranks."""
-        self.__dict__.update({"_measures": {}, "_ranks": {}, "_scale": None}, **state)
+        kept no measures or ranks; one saved before datasets scored dSprites' primary task."""
+        self.__dict__.update({"_measures": {}, "_ranks": {}, "_scale": None,
+                              "_task": primary_task(DSPRITES.name)}, **state)
         self._pbt = {"exploit": "scalar", "select_on": "test", **self._pbt}

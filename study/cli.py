@@ -15,6 +15,7 @@ from study.errors import BadInput
 from study.signals import interrupted_code, stopping_as_interrupt
 from study.storage import REPORT_DIR, Remote, open_experiment
 from trainables.data import DataError
+from trainables.datasets import DATASETS
 from trainables.experiment import EXTRA_FILE, study_file, trial_dirs
 
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = commands.add_parser("data", help="generate, verify or show the dSprites file")
+    data = commands.add_parser("data", help="generate, fetch, verify or show a dataset's file")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     generate = data_commands.add_parser(
         "generate", help="render all 737,280 dSprites images into an HDF5 file (official layout)")
@@ -54,17 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
                           help="output .h5 file (default: $WAE_STUDY_DATA or the user cache)")
     generate.add_argument("--force", action="store_true", help="overwrite an existing file")
     fetch = data_commands.add_parser(
-        "fetch", help="download the official dSprites .hdf5 (resumable, checksum-checked), "
-                      "then verify it")
+        "fetch", help="download a dataset's published file (resumable, checked against a "
+                      "recorded size and checksum), then verify it")
+    fetch.add_argument("name", nargs="?", default="dsprites", choices=DATASETS,
+                       metavar="NAME", help="the dataset (default dsprites: the official "
+                                            "dSprites .hdf5, which its variants read too); one "
+                                            f"of {', '.join(DATASETS)}")
     fetch.add_argument("--out", type=path, default=None,
-                       help="output .hdf5 file (default: the user cache, what --data official "
-                            "reads)")
+                       help="output file (default: the user cache, where studies look: for "
+                            "dsprites what --data official reads)")
     fetch.add_argument("--url", type=text, default=None,
-                       help="a mirror of the official file (default: $WAE_STUDY_DSPRITES_URL, "
-                            "else DeepMind's repository)")
+                       help="a mirror of the published file (default for dsprites: "
+                            "$WAE_STUDY_DSPRITES_URL, else DeepMind's repository)")
     verify = data_commands.add_parser(
-        "verify", help="check an official .npz/.hdf5 or a generated file")
+        "verify", help="check a dataset's file: an official dSprites .npz/.hdf5, a generated "
+                       "one, or another dataset's published file")
     verify.add_argument("path", type=path)
+    verify.add_argument("--dataset", default=None, choices=DATASETS, metavar="NAME",
+                        help="whose file it is (default: the dataset whose published file "
+                             "has this name, else dsprites)")
     show = data_commands.add_parser("show", help="write a picture of sample images")
     show.add_argument("path", type=path)
     show.add_argument("--out", type=path, required=True, help="output .png")
@@ -121,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="re-score the final checkpoints with more metrics, then the report")
     evaluate.add_argument("experiment", type=text, metavar="EXPERIMENT_DIR", help=EXPERIMENT_HELP)
     evaluate.add_argument("--metrics", type=text, required=True, metavar="NAMES",
-                          help="comma-separated, from: higgins (both tasks, re-scored into "
-                          "disentanglement_4var_c<steps> / _5var_c<steps>), mig, factorvae, "
-                          "dci, sap")
+                          help="comma-separated, from: higgins (every task of the study's "
+                          "dataset, re-scored into disentanglement_<task>_c<steps>, e.g. "
+                          "disentanglement_5var_c<steps>), mig, factorvae, dci, sap")
     evaluate.add_argument("--classifier-steps", type=int, default=100_000, metavar="N",
                           help="the authors' Higgins classifier's steps for --metrics higgins "
                           "(default: their full 100,000)")
@@ -173,9 +182,9 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.data_command == "generate":
             return data_commands.generate(args.out, args.force)
         if args.data_command == "fetch":
-            return data_commands.fetch(args.out, args.url)
+            return data_commands.fetch(args.name, args.out, args.url)
         if args.data_command == "verify":
-            return data_commands.verify(args.path)
+            return data_commands.verify(args.path, args.dataset)
         return data_commands.show(args.path, args.out)
     if args.command == "presets":
         return list_presets(args.show)

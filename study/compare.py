@@ -217,11 +217,10 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     check_writable(root)
     studies = expand(comparison)
     from study.tracking import check_tracking
-    from trainables.data import check_path
+    from trainables.data import check_source
 
     check_tracking(studies[0].spec["tracking"])  # [tracking] and [train]: one for all studies
-    if studies[0].spec["train"]["data_path"] is not None:
-        check_path(Path(studies[0].spec["train"]["data_path"]))
+    check_source(studies[0].spec["train"]["data_path"], specs.dataset_of(studies[0].spec))
     runner.start_ray(address, "pbt")
     runner.check_resources(studies[0].spec["resources"])
     dataset = _dataset(studies)

@@ -1,4 +1,4 @@
-"""`wae-study data generate | fetch | verify | show`: the dSprites file a study trains on."""
+"""`wae-study data generate | fetch | verify | show`: the files the datasets are read from."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from study.errors import BadInput
 from trainables import data as dsdata
+from trainables.datasets import DATASETS, DSPRITES, FileDataset
 
 
 def writable_target(path: Path) -> Path:
@@ -43,30 +44,45 @@ def generate(out: Path | None, force: bool) -> int:
     return 0
 
 
-def fetch(out: Path | None, url: str | None) -> int:
-    """Download the official file (resuming a partial one), check it, then `verify` it."""
+def fetch(name: str, out: Path | None, url: str | None) -> int:
+    """Download the published file of dataset `name` (its variants': dSprites'), resuming a
+    partial one, check it against its recorded size and checksum, then `verify` it."""
     from trainables import fetch as fetching
 
-    path = writable_target(out or dsdata.official_path())
-    if path.suffix not in (".h5", ".hdf5"):
-        raise BadInput(f"--out must end in .h5 or .hdf5 (the official file is HDF5), got "
-                       f"{path.name}")
-    source = fetching.official_source(url)
+    owner = name if isinstance(DATASETS[name], FileDataset) else DSPRITES.name
+    default = dsdata.official_path() if owner == DSPRITES.name else dsdata.fetched_path(owner)
+    path = writable_target(out or default)
+    if path.suffix != default.suffix:
+        raise BadInput(f"--out must end in {default.suffix} (the published {owner} file is "
+                       f"{default.suffix}), got {path.name}")
+    source = fetching.source_for(owner, url)
     start = time.perf_counter()
     try:
         fetching.fetch(source, path)
     except fetching.FetchError as err:
         raise BadInput(str(err)) from None
-    print(f"fetched {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {source.sha256[:12]}... "
-          f"as recorded by TensorFlow Datasets; {time.perf_counter() - start:.1f} s)")
-    return verify(path)
+    print(f"fetched {path} ({path.stat().st_size / 1e6:.1f} MB, {source.algorithm} "
+          f"{source.digest[:12]}... as recorded by {source.recorded_by}; "
+          f"{time.perf_counter() - start:.1f} s)")
+    return verify(path, owner)
 
 
-def verify(path: Path) -> int:
+def verify(path: Path, name: str | None = None) -> int:
+    """Check a dataset's file (`name`; default: the dataset whose published file has this
+    name, else dSprites) and say what was checked."""
+    name = name or next((spec.name for spec in DATASETS.values()
+                         if getattr(spec, "file_name", None) == path.name), DSPRITES.name)
     start = time.perf_counter()
-    dataset = dsdata.load(path, cached=False)  # the file itself, not the bits kept from it
-    on = np.unpackbits(dataset.packed[:: 997], axis=-1).sum(axis=1)
-    print(f"ok: {path}: {dataset.n} images, factor grid and ordering match the official "
+    if isinstance(DATASETS[name], FileDataset):
+        data = dsdata.load(path, dataset=name)
+        print(f"ok: {path}: {data.n:,} {name} images {data.dataset.image_shape}, uint8, in the "
+              f"order of its factor grid {data.factor_sizes}"
+              f"{', labels checked' if data.dataset.labels_key else ''} "
+              f"({time.perf_counter() - start:.1f} s)")
+        return 0
+    data = dsdata.load(path, cached=False)  # the file itself, not the bits kept from it
+    on = np.unpackbits(data.packed[:: 997], axis=-1).sum(axis=1)
+    print(f"ok: {path}: {data.n} images, factor grid and ordering match the official "
           f"dSprites, pixels in {{0, 1}} (mean {on.mean():.1f} pixels on; "
           f"{time.perf_counter() - start:.1f} s)")
     return 0

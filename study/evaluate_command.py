@@ -1,9 +1,10 @@
 """`wae-study evaluate`: re-score a study's final checkpoints with more metrics, no retraining.
 
 For each trial folder, the newest checkpoint that loads and is at the trial's last step is
-scored with the requested metrics (`higgins` re-scores both Higgins tasks with the study's
-protocol and `classifier_steps` of the authors' classifier, by default their full 100,000,
-into the columns `disentanglement_4var_c<steps>` / `_5var_c<steps>`, so a study trained with a
+scored with the requested metrics (`higgins` re-scores every Higgins task of the study's
+dataset with the study's protocol and `classifier_steps` of the authors' classifier, by default
+their full 100,000, into the columns `disentanglement_<task>_c<steps>` (dSprites:
+`disentanglement_4var_c<steps>` / `_5var_c<steps>`), so a study trained with a
 cut classifier can be re-scored at full budget beside its own scores; once every model has
 been, the report reads its Higgins scores at that budget and says so): every healthy member
 of the pack is encoded on one shared set of images drawn from the trial's `eval_seed`
@@ -107,14 +108,15 @@ def score_checkpoint(payload: dict, metrics: list[str], data: Any,
     import torch
 
     from trainables.checkpoint import pack_from_payload
-    from trainables.evaluate import HIGGINS, calculations, score_members
+    from trainables.evaluate import calculations, higgins_columns, score_members
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg = pack_from_payload(payload, device)
     model.eval()
     columns = {name: name for name in metrics if name != "higgins"}  # suite name -> column
     if "higgins" in metrics:
-        columns.update({name: f"{column}_c{classifier_steps}" for name, column in HIGGINS.items()})
+        columns.update({name: f"{column}_c{classifier_steps}"
+                        for name, column in higgins_columns(cfg.dataset).items()})
         cfg = dataclasses.replace(cfg, metrics=list(dict.fromkeys([*cfg.metrics, "higgins"])),
                                   higgins_classifier_steps=classifier_steps)
     healthy = [k for k, at in enumerate(payload["diverged_at"]) if at < 0]

@@ -26,6 +26,7 @@ from study import spec as specs
 from study.errors import BadInput
 from study.storage import Remote, check_writable, is_uri, open_remote
 from trainables import experiment
+from trainables.columns import study_primary_task
 from trainables.config import trial_settings
 
 DEFAULT_STORAGE = "experiments"
@@ -225,9 +226,9 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
         if search == "pbt":
             from search_spaces.pbt_scheduler import PBTScheduler
 
-            box = Box.from_spec(spec)
+            box, task = Box.from_spec(spec), study_primary_task(spec)
             scheduler = PBTScheduler(spec["pbt"], spec["train"]["steps"],
-                                     Scale(box.floor("5var"), box.recon_reference))
+                                     Scale(box.floor(task), box.recon_reference), task)
         tune_config = tune.TuneConfig(
             max_concurrent_trials=resources["max_concurrent"] or None,
             trial_dirname_creator=trial_dirname, scheduler=scheduler, reuse_actors=True)
@@ -236,7 +237,8 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
 
         study = spec["study"]
         param_space = {"trial": {**spec["train"], "replicates": study["replicates"]}}
-        searcher = make_searcher(spec["adaptive"], study, experiment_dir)
+        searcher = make_searcher(spec["adaptive"], study, experiment_dir,
+                                 study_primary_task(spec))
         if resources["max_concurrent"]:
             from ray.tune.search import ConcurrencyLimiter
 
@@ -292,8 +294,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
         raise BadInput(f"{where} already exists; `wae-study resume {where}` continues it, or "
                        "pass another --name")
     check_writable(experiment_dir.parent if remote else root)
-    if spec["train"]["data_path"] is not None:
-        dsdata.check_path(Path(spec["train"]["data_path"]))
+    dsdata.check_source(spec["train"]["data_path"], specs.dataset_of(spec))
     start_ray(address, spec["study"]["search"])
     check_resources(spec["resources"])
     dataset = dsdata.load(spec["train"].get("data_path"), dataset=specs.dataset_of(spec))
@@ -318,7 +319,7 @@ def start_study(spec: dict[str, dict[str, Any]], experiment_dir: Path, dataset: 
         print(f"study {experiment_dir.name}: {specs.n_models(spec)} models in "
               f"{specs.n_trials(spec)} trials -> {where}",
               flush=True)
-        tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
+        tuner = build_tuner(spec, experiment_dir, dataset.stored, remote)
         return finish(tuner.fit(), spec, experiment_dir, dataset, remote)
 
 
@@ -349,10 +350,10 @@ def continue_study(spec: dict[str, dict[str, Any]], experiment_dir: Path, datase
     mark_deleted(str(path), filesystem)
     if not tune.Tuner.can_restore(str(path), storage_filesystem=filesystem):
         # killed before Ray saved
-        tuner = build_tuner(spec, experiment_dir, dataset.packed, remote)
+        tuner = build_tuner(spec, experiment_dir, dataset.stored, remote)
     else:
         tuner = tune.Tuner.restore(
-            str(path), trainable(spec["resources"], dataset.packed,
+            str(path), trainable(spec["resources"], dataset.stored,
                                  None if remote else experiment_dir),
             resume_unfinished=True, resume_errored=True, storage_filesystem=filesystem)
     provenance.record_run(experiment_dir, "resume", dataset.source)
@@ -392,7 +393,7 @@ def finish(results: Any, spec: dict[str, dict[str, Any]], experiment_dir: Path,
     if spec["study"]["search"] == "adaptive" and not unfinished:
         from search_spaces.adaptive import reconcile
 
-        reconcile(experiment_dir, done, spec["adaptive"])
+        reconcile(experiment_dir, done, spec["adaptive"], study_primary_task(spec))
     from analysis import provenance
     from analysis.report import write_report
     from study.report_command import print_report

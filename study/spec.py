@@ -34,6 +34,7 @@ from study.errors import BadInput
 from study.presets import PRESETS
 from study.tables import TABLES
 from trainables import experiment, typed
+from trainables.columns import dataset_of
 from trainables.config import FAMILIES, PARAM_OF, TrainConfig
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -289,12 +290,6 @@ def data_for(experiment_dir: Path, data_path: Path | None) -> tuple[str | Path |
     spec = experiment_spec(experiment_dir)
     return (data_path if data_path is not None else spec["train"].get("data_path"),
             dataset_of(spec))
-
-
-def dataset_of(spec: dict[str, dict[str, Any]]) -> str:
-    """The dataset a study trains on (`train.dataset`; dSprites in a study.toml written before
-    the setting existed)."""
-    return spec["train"].get("dataset", "dsprites")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

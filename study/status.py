@@ -14,6 +14,7 @@ from pathlib import Path
 from study import spec as specs
 from study.estimates import describe, eta_seconds
 from trainables import experiment
+from trainables.columns import disentanglement, study_primary_task, study_tasks, task_short
 from trainables.result_line import ResultLine
 
 
@@ -68,19 +69,20 @@ def status(experiment_dir: Path) -> int:
         eta = eta_seconds(remaining, sum(rate) / len(rate), parallel)
         print(f"ETA: about {eta / 60:.0f} min at {sum(rate) / len(rate):.1f} steps/s per trial"
               f" × {parallel} running" + ("" if counts["running"] else " (not running now)"))
+    primary = study_primary_task(spec)
     for t in trials:
         score = ""
-        if t.last_eval and math.isfinite(t.last_eval.score("disentanglement_5var")):
+        if t.last_eval and math.isfinite(t.last_eval.score(disentanglement(primary))):
             e = t.last_eval
-            score = (f"  4-var {e.score('disentanglement_4var'):.3f}  5-var "
-                     f"{e.score('disentanglement_5var'):.3f}  recon_test "
-                     f"{e.score('recon_test'):.1f} (step {e.step})")
+            score = "".join(f"  {task_short(task)} {e.score(disentanglement(task)):.3f}"
+                            for task in study_tasks(spec))
+            score += f"  recon_test {e.score('recon_test'):.1f} (step {e.step})"
         print(f"  {t.state:9s} {t.label:24s} step {t.step:>7,}/{t.steps:,}{score}")
     scored = [t for t in trials if t.last_eval and t.last_eval.step > 0
-              and math.isfinite(t.last_eval.score("disentanglement_5var"))]
+              and math.isfinite(t.last_eval.score(disentanglement(primary)))]
     if scored:
-        best = max(scored, key=lambda t: t.last_eval.score("disentanglement_5var"))
-        print(f"best 5-var so far: {best.label} "
-              f"{best.last_eval.score('disentanglement_5var'):.3f} "
+        best = max(scored, key=lambda t: t.last_eval.score(disentanglement(primary)))
+        print(f"best {task_short(primary)} so far: {best.label} "
+              f"{best.last_eval.score(disentanglement(primary)):.3f} "
               f"(recon_test {best.last_eval.score('recon_test'):.1f})")
     return 0

@@ -90,7 +90,8 @@ class AdaptiveTable(SearchTable):
                                   default=10)
     objective: AdaptiveObjective = setting(
         "pareto: 5-var up, recon_test down | constrained: 5-var up subject to recon_test <= "
-        "max_recon_test", default="pareto")
+        "max_recon_test (5-var: the dataset's primary task, over all its factors)",
+        default="pareto")
     max_recon_test: float = setting("the constrained objective's recon_test bound (nats)",
                                     default=150.0)
     seed: int = setting("seeds the sampler", default=0)
@@ -119,8 +120,9 @@ class PbtTable(SearchTable):
         "(5-var ↑, recon ↓), each front ordered by MO-PBT's greedy spread (Dushatskiy et al. "
         "2023), both measures normalised in the [report] box", default="scalar")
     objective: PbtObjective = setting("constrained: 5-var - max(0, recon_test / max_recon_test "
-                                      "- 1) | weighted: 5-var - recon_test / recon_scale",
-                                      default="constrained")
+                                      "- 1) | weighted: 5-var - recon_test / recon_scale "
+                                      "(5-var: the dataset's primary task, over all its "
+                                      "factors)", default="constrained")
     max_recon_test: float = setting("the constrained objective's recon_test bound (nats)",
                                     default=150.0)
     recon_scale: float = setting("the weighted objective's nats per unit of 5-var",
@@ -149,8 +151,9 @@ class ReportTable:
         "it count for nothing); the report shows the verdict at 0.5-2x it",
         default=box.DEFAULT["recon_reference"])
     disentanglement_floor: float | Literal["chance"] = setting(
-        "chance: 1/4 (4-var) and 1/5 (5-var), the Higgins classifier's chance accuracy | a "
-        "number in [0, 1)", default=box.DEFAULT["disentanglement_floor"])
+        "chance: 1/4 (4-var) and 1/5 (5-var), the Higgins classifier's chance accuracy (one "
+        "over the factors a task votes on) | a number in [0, 1)",
+        default=box.DEFAULT["disentanglement_floor"])
 
 
 @dataclass

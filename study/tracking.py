@@ -5,7 +5,8 @@
 experiment folder's name is the MLflow experiment, each trial a run named after it, its
 settings (`trial/...`) the run's params, and at every report the training curve (loss,
 recon, n_diverged, value) plus, at evaluation steps, the evaluation's means
-(`disentanglement_4var`, `_5var`, `recon_test`, ...), against the training step.
+(`disentanglement_<task>` for each task of the study's dataset, dSprites'
+`disentanglement_4var` and `_5var`, `recon_test`, ...), against the training step.
 `backend = "wandb"` adds `WandbLoggerCallback` the same way: the project (default: the
 study's name), one run per trial grouped by the experiment, the same metrics at the training
 step. W&B's files go to the experiment folder's `wandb/` (not the trial folders: Ray copies

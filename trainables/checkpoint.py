@@ -32,7 +32,7 @@ from trainables.experiment import (
     replacing,
     write_checkpoint_step,
 )
-from trainables.models import PackModel
+from trainables.models import FamilyPack, build_model
 
 FILE = "pack.pt"
 FORMAT = 1
@@ -72,17 +72,17 @@ def load(directory: str | os.PathLike, map_location: str | torch.device = "cpu")
 
 def load_pack(
     checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[PackModel, TrainConfig]:
+) -> tuple[FamilyPack, TrainConfig]:
     """The trained pack and its config, for evaluation and figures."""
     return pack_from_payload(load(checkpoint_dir, map_location=device), device)
 
 
 def pack_from_payload(
     payload: dict, device: str | torch.device = "cpu"
-) -> tuple[PackModel, TrainConfig]:
+) -> tuple[FamilyPack, TrainConfig]:
     """The pack and its config from a loaded `pack.pt` payload, frozen (no gradients)."""
     cfg = TrainConfig.from_saved(payload["config"])
-    model = PackModel.from_config(cfg, device)
+    model = build_model(cfg, device)
     model.load_state_dict(payload["trainer"]["model"])
     model.requires_grad_(False)
     return model, cfg

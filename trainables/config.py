@@ -172,7 +172,8 @@ class TrainConfig:
     eval_at_start: bool = _help(
         "evaluate the untrained pack at step 0 (the metrics' chance baseline)", default=True)
     metrics: list[Metric] = _help(
-        "disentanglement metrics: 'higgins' (4- and 5-variable tasks), extra 'mig', "
+        "disentanglement metrics: 'higgins' (every Higgins task of the dataset: dSprites' 4- "
+        "and 5-variable ones), extra 'mig', "
         "'factorvae', 'dci', 'sap'; [] = reconstruction errors only",
         default_factory=lambda: ["higgins"])
     higgins_protocol: HigginsProtocol = _help(

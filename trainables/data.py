@@ -1,8 +1,11 @@
-"""dSprites in memory: loading and validating files, the packed form, splits and sampling.
+"""The datasets in memory: loading and validating files, the stored form, splits and sampling.
 
-The whole set is held as packed bits (737,280 × 512 bytes ≈ 377 MB), once per machine: the
-study puts the array in Ray's object store and every trial wraps it without copying. Batches
-are unpacked on the training device (`unpack_rows`).
+`GroundTruthImages` is what the metrics and the trainer read: a factor grid, its images as
+a dataset (`trainables.datasets`) shows them, seeded splits. Its stored array is put in Ray's
+object store once per machine and every trial wraps it without copying (`wrap`); batches
+become pixels on the training device (`Dataset.stored_pixels`). dSprites and its variants
+(`DSprites`) hold dSprites as packed bits (737,280 × 512 bytes ≈ 377 MB); a dataset with a
+file of its own (`ImageGrid`) its uint8 pixels, read by `trainables.image_files`.
 
 Three files load: the official `.npz` (its pickled `metadata` is never read: the grid is
 known), the official `.hdf5`, and the file `wae-study data generate` writes (same layout).
@@ -19,25 +22,19 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainables import factors, fetch, render
-from trainables.datasets import DATASETS, DSPRITES, Dataset, indexed_uniform
+from trainables import factors, fetch, image_files, render
+from trainables.datasets import DATASETS, DSPRITES, Dataset, FileDataset, indexed_uniform
 from trainables.experiment import replacing, write_atomic
-
-if TYPE_CHECKING:
-    import torch
+from trainables.image_files import DataError
 
 PACKED_BYTES = factors.IMAGE_SIZE * factors.IMAGE_SIZE // 8  # 512 bytes per image
 _CHUNK = 40_960  # images per read while loading: 160 MB of uint8 at a time
 SUFFIXES = (".npz", ".hdf5", ".h5")
 VALIDATION_STREAM = 0x76616C  # "val": the stream that parts the held-out images
 
-
-class DataError(ValueError):
-    """A data file is missing, unreadable or not dSprites; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -53,25 +50,20 @@ class Split:
         default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-class DSprites:
-    """The dSprites images in packed-bit form, indexed in the official order, as one of the
-    datasets built on them (`trainables.datasets`: dsprites, its variants) sees them."""
+class GroundTruthImages:
+    """A dataset's stored images over its factor grid, in row-major order (the last factor
+    fastest), as `dataset` shows them: the data interface the metrics and the trainer read.
+    `stored` is the array a study puts in Ray's object store once and every trial wraps
+    (`wrap`) without copying."""
 
-    factor_names: tuple[str, ...] = factors.FACTOR_NAMES
-    factor_sizes: tuple[int, ...] = factors.FACTOR_SIZES
-
-    def __init__(self, packed: np.ndarray, source: str = "",
-                 dataset: Dataset = DSPRITES) -> None:
-        if packed.shape != (factors.N_IMAGES, PACKED_BYTES) or packed.dtype != np.uint8:
-            raise DataError(
-                f"packed dSprites must be uint8 {(factors.N_IMAGES, PACKED_BYTES)}, got "
-                f"{packed.dtype} {packed.shape}: build it with trainables.data.load()"
-            )
-        if dataset.base != "dsprites":
-            raise DataError(f"dataset {dataset.name} is not built on dSprites' images")
-        self.packed = packed
+    def __init__(self, stored: np.ndarray, source: str, dataset: Dataset) -> None:
+        self.stored = stored
         self.source = source
         self.dataset = dataset
+        self.factor_names: tuple[str, ...] = dataset.factor_names
+        self.factor_sizes: tuple[int, ...] = dataset.factor_sizes
+        self.bases = np.array([int(np.prod(self.factor_sizes[i + 1:]))
+                               for i in range(len(self.factor_sizes))], dtype=np.int64)
 
     @property
     def latent_factors(self) -> tuple[int, ...]:
@@ -85,39 +77,28 @@ class DSprites:
 
     @property
     def n(self) -> int:
-        return int(self.packed.shape[0])
+        return int(self.stored.shape[0])
 
     def images(self, indices: np.ndarray) -> np.ndarray:
-        """The images a model is shown for flat indices: dSprites' own (and a variant's that
-        shows them as stored) as uint8 (n, 64, 64) with values {0, 1}; another variant's as
-        float32 (n, 64, 64, channels) in [0, 1], their colour or noise fixed per image
-        (`datasets.indexed_uniform`)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        bits = np.unpackbits(self.packed[indices], axis=-1)
-        if self.dataset.as_stored:
-            return bits.reshape(-1, factors.IMAGE_SIZE, factors.IMAGE_SIZE)
-        import torch  # here: the data layer is read by commands that never train (no torch)
-
-        index = torch.from_numpy(indices)
-        seen = self.dataset.observe(torch.from_numpy(bits).float(),
-                                    lambda count: indexed_uniform(index, count))
-        return seen.numpy().reshape(-1, *self.dataset.image_shape)
+        """The images a model is shown for flat indices."""
+        raise NotImplementedError
 
     def images_for(self, classes: np.ndarray) -> np.ndarray:
-        """`images` for rows of factor classes (n, 6)."""
+        """`images` for rows of factor classes (n, factors)."""
         return self.images(self.index_of(classes))
 
     def sample_classes(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n factor-class vectors drawn uniformly over the grid, (n, 6) int64."""
+        """n factor-class vectors drawn uniformly over the grid, (n, factors) int64."""
         return np.stack([rng.integers(0, size, n) for size in self.factor_sizes], axis=1)
 
-    @staticmethod
-    def index_of(classes: np.ndarray) -> np.ndarray:
-        return factors.index_of(classes)
+    def index_of(self, classes: np.ndarray) -> np.ndarray:
+        """Flat image index of each row of factor classes (n, factors) -> (n,)."""
+        return np.asarray(classes, dtype=np.int64) @ self.bases
 
-    @staticmethod
-    def classes_of(indices: np.ndarray) -> np.ndarray:
-        return factors.classes_of(indices)
+    def classes_of(self, indices: np.ndarray) -> np.ndarray:
+        """Factor classes (n, factors) of flat image indices; inverse of `index_of`."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return (indices[:, None] // self.bases) % np.asarray(self.factor_sizes, dtype=np.int64)
 
     def split(self, seed: int, test_fraction: float = 0.1,
               validation_fraction: float = 0.0) -> Split:
@@ -139,14 +120,63 @@ class DSprites:
                      np.sort(held[:n_validation]))
 
 
-def unpack_rows(rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Unpack (B, 512) uint8 bit rows into (B, 4096) pixels of 0/1 (float32 unless `dtype`),
-    on the rows' device."""
-    import torch  # here: the data layer is read by commands that never train (no torch)
+class DSprites(GroundTruthImages):
+    """The dSprites images in packed-bit form, indexed in the official order, as one of the
+    datasets built on them (`trainables.datasets`: dsprites, its variants) shows them."""
 
-    shifts = torch.arange(7, -1, -1, device=rows.device, dtype=torch.uint8)
-    bits = (rows.unsqueeze(-1) >> shifts) & 1
-    return bits.reshape(rows.shape[0], -1).to(dtype or torch.float32)
+    def __init__(self, packed: np.ndarray, source: str = "",
+                 dataset: Dataset = DSPRITES) -> None:
+        if packed.shape != (factors.N_IMAGES, PACKED_BYTES) or packed.dtype != np.uint8:
+            raise DataError(
+                f"packed dSprites must be uint8 {(factors.N_IMAGES, PACKED_BYTES)}, got "
+                f"{packed.dtype} {packed.shape}: build it with trainables.data.load()"
+            )
+        if dataset.base != DSPRITES.base:
+            raise DataError(f"dataset {dataset.name} is not built on dSprites' images")
+        super().__init__(packed, source, dataset)
+
+    @property
+    def packed(self) -> np.ndarray:
+        """The bits, (737,280, 512) uint8."""
+        return self.stored
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """dSprites' own images (and a variant's that shows them as stored) as uint8
+        (n, 64, 64) with values {0, 1}; another variant's as float32 (n, 64, 64, channels) in
+        [0, 1], their colour or noise fixed per image (`datasets.indexed_uniform`)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        bits = np.unpackbits(self.packed[indices], axis=-1)
+        if self.dataset.as_stored:
+            return bits.reshape(-1, factors.IMAGE_SIZE, factors.IMAGE_SIZE)
+        import torch  # here: the data layer is read by commands that never train (no torch)
+
+        index = torch.from_numpy(indices)
+        seen = self.dataset.observe(torch.from_numpy(bits).float(),
+                                    lambda count: indexed_uniform(index, count))
+        return seen.numpy().reshape(-1, *self.dataset.image_shape)
+
+
+class ImageGrid(GroundTruthImages):
+    """A dataset with a file of its own (`datasets.FileDataset`): uint8 pixels (N, H, W, C)."""
+
+    def __init__(self, pixels: np.ndarray, source: str, dataset: FileDataset) -> None:
+        want = (dataset.n_images, *dataset.image_shape)
+        if pixels.shape != want or pixels.dtype != np.uint8:
+            raise DataError(f"{dataset.name} images must be uint8 {want}, got {pixels.dtype} "
+                            f"{pixels.shape}: load them with trainables.data.load()")
+        super().__init__(pixels, source, dataset)
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """float32 images (n, H, W, C) in [0, 1]."""
+        return self.stored[np.asarray(indices, dtype=np.int64)].astype(np.float32) / 255.0
+
+
+def wrap(stored: np.ndarray, dataset: str) -> GroundTruthImages:
+    """The data object over a stored array (a trial's, from the object store)."""
+    spec = DATASETS[dataset]
+    if isinstance(spec, FileDataset):
+        return ImageGrid(stored, "", spec)
+    return DSprites(stored, dataset=spec)
 
 
 def cache_dir() -> Path:
@@ -161,18 +191,28 @@ def default_path() -> Path:
     return cache_dir() / "dsprites_generated.h5"
 
 
+def fetched_path(dataset: str) -> Path:
+    """Where `wae-study data fetch NAME` puts a dataset's own file (`<cache>/<file name>`)."""
+    return cache_dir() / DATASETS[dataset].file_name
+
+
 def official_path() -> Path:
     """Where `wae-study data fetch` puts the official file by default (`--data official`)."""
     return cache_dir() / fetch.FILE_NAME
 
 
 def load(path: str | os.PathLike | None = None, cached: bool = True,
-         dataset: str = DSPRITES.name) -> DSprites:
-    """Load and validate `dataset` (a name in `trainables.datasets.DATASETS`) from the dSprites
-    file at `path`; `None` means the default generated file (rendered if missing).
-    `cached=False` reads and validates the file itself even when its bits are kept."""
+         dataset: str = DSPRITES.name) -> GroundTruthImages:
+    """Load and validate `dataset` (a name in `trainables.datasets.DATASETS`) from its file at
+    `path`. `None` means its default file: for dSprites and its variants the generated one
+    (rendered if missing), for the others the one `wae-study data fetch NAME` downloads.
+    `cached=False` reads and validates a dSprites file itself even when its bits are kept."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
+    spec = DATASETS[dataset]
+    if isinstance(spec, FileDataset):
+        path = Path(path) if path is not None else fetched_path(dataset)
+        return ImageGrid(image_files.read(path, spec), str(path), spec)
     if path is None:
         path = default_path()
         if not path.exists():
@@ -194,6 +234,17 @@ def check_path(path: Path) -> None:
             f"unknown data file extension '{path.suffix}' ({path}); expected one of "
             f"{', '.join(SUFFIXES)}"
         )
+
+
+def check_source(path: str | os.PathLike | None, dataset: str) -> None:
+    """DataError unless the file `dataset` would be loaded from (`path`, else its default)
+    is there, without reading it: what `wae-study run` checks before Ray starts. The default
+    dSprites file is rendered when missing, so only a given path is checked for dSprites."""
+    spec = DATASETS[dataset]
+    if isinstance(spec, FileDataset):
+        image_files.check_exists(Path(path) if path is not None else fetched_path(dataset), spec)
+    elif path is not None:
+        check_path(Path(path))
 
 
 def read_packed(path: Path, cached: bool = True) -> np.ndarray:
@@ -285,15 +336,8 @@ def _read_npz(path: Path) -> np.ndarray:
             values = np.lib.format.read_array(f, allow_pickle=False)
         _check_latents(path, classes, values)
         with archive.open("imgs.npy") as f:
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(
-                np.lib.format.read_magic(f))
-            if read_header is None:
-                raise DataError(f"{path}: imgs.npy has an unsupported .npy format version")
-            shape, fortran, dtype = read_header(f)
+            shape, dtype = image_files.npy_header(path, f)
             _check_images_header(path, shape, dtype)
-            if fortran:
-                raise DataError(f"{path}: imgs is stored in Fortran order; expected C order")
             return _pack_chunks(path, _npy_chunks(f, shape[0]))
 
 

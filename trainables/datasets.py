@@ -15,6 +15,17 @@ offline) and differ only in `observe` and the latent factors:
   black background (3 channels).
 - `noisy_dsprites`: a white sprite over a background of uniform [0, 1] noise per pixel and
   channel (3 channels).
+The datasets with files of their own hold uint8 images (N, 64, 64, 3) in the row-major order
+of their factor grid (the last factor fastest), shown as stored, scaled to [0, 1]:
+- `shapes3d` (DeepMind's `3dshapes.h5`: floor, wall and object hue, scale, shape,
+  orientation; 480,000 images, its `labels` checked against the grid on load),
+- `mpi3d_toy`, `mpi3d_realistic`, `mpi3d_real` (the published `.npz` files of
+  rr-learning/disentanglement_dataset: object colour and shape, size, camera height,
+  background colour, two joint angles; 1,036,800 images each, no labels: the order is the
+  grid's). disentanglement_lib's code gives mpi3d_toy and mpi3d_realistic 4 colours and 4
+  shapes: it read earlier 460,800-image files; the published ones have 6 and 6, as the
+  dataset's README says and `mpi3d_real` has in disentanglement_lib too.
+
 The random colour or noise is fresh with every training draw (each member's own generator,
 as disentanglement_lib draws it with each observation). Evaluation images (metrics,
 reconstruction errors) take theirs from a generator seeded with the image index instead
@@ -56,6 +67,14 @@ class Dataset:
     sparse: bool = True  # mostly-zero pixels: the CPU's first layer sums only the lit ones
 
     @property
+    def n_images(self) -> int:
+        """Images in the full factor grid."""
+        n = 1
+        for size in self.factor_sizes:
+            n *= size
+        return n
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         """(height, width, channels): pixels are flattened in this order (channels last)."""
         return (self.image_size, self.image_size, self.channels)
@@ -69,6 +88,11 @@ class Dataset:
     def as_stored(self) -> bool:
         """Whether a model sees the stored images themselves (`observe` is the identity)."""
         return type(self).observe is Dataset.observe
+
+    def stored_pixels(self, rows: torch.Tensor) -> torch.Tensor:
+        """Stored rows (n, 512) of dSprites' packed bits -> pixels (n, 4096) of 0/1 in float32,
+        on the rows' device (`Dataset.observe` takes them from here)."""
+        return unpack_rows(rows)
 
     def observe(self, stored: torch.Tensor, uniform: Uniform) -> torch.Tensor:
         """What a model sees: stored images (n, H*W) in [0, 1] -> (n, `pixels`) floats.
@@ -96,6 +120,24 @@ class NoisyDSprites(Dataset):
         return (stored.unsqueeze(-1) + noise).clamp(max=1.0).reshape(len(stored), -1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class FileDataset(Dataset):
+    """A dataset with a file of its own: uint8 images (N, H, W, C) under `images_key`, in the
+    row-major order of the factor grid, shown as stored in [0, 1] (disentanglement_lib: / 255)."""
+
+    file_name: str  # its name in the data folder (`wae-study data fetch NAME` puts it there)
+    images_key: str = "images"
+    labels_key: str | None = None  # factor values (N, factors) in the same order, if it has them
+    base: str = "own"
+    sparse: bool = False
+
+    def stored_pixels(self, rows: torch.Tensor) -> torch.Tensor:
+        """Stored uint8 rows (n, H, W, C) -> pixels (n, H*W*C) in [0, 1], float32."""
+        import torch
+
+        return rows.reshape(rows.shape[0], -1).to(torch.float32) / 255.0
+
+
 _DSPRITES_TASKS = {
     "5var": (1, 2, 3, 4, 5),  # shape, scale, orientation, posX, posY
     "4var": (2, 3, 4, 5),  # shape excluded, as Higgins et al.'s 99.23 %
@@ -118,8 +160,23 @@ NOISY_DSPRITES = NoisyDSprites(
     factor_names=DSPRITES_FACTORS, factor_sizes=DSPRITES_SIZES,
     latent_factors=(1, 2, 3, 4, 5), tasks=_DSPRITES_TASKS, channels=3, sparse=False)
 
+SHAPES3D = FileDataset(
+    name="shapes3d", summary="3D Shapes, 64x64 colour, 6 factors (fetch it first)",
+    factor_names=("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"),
+    factor_sizes=(10, 10, 10, 8, 4, 15), latent_factors=tuple(range(6)),
+    tasks={"6var": tuple(range(6))}, channels=3, file_name="3dshapes.h5", labels_key="labels")
+_MPI3D_FACTORS = ("object_color", "object_shape", "object_size", "camera_height",
+                  "background_color", "horizontal_axis", "vertical_axis")
+MPI3D = {kind: FileDataset(
+    name=f"mpi3d_{kind}", summary=f"MPI3D {what}, 64x64 colour, 7 factors (fetch it first)",
+    factor_names=_MPI3D_FACTORS, factor_sizes=(6, 6, 2, 3, 3, 40, 40),
+    latent_factors=tuple(range(7)), tasks={"7var": tuple(range(7))}, channels=3,
+    file_name=f"mpi3d_{kind}.npz")
+    for kind, what in (("toy", "simplistic renderings"), ("realistic", "realistic renderings"),
+                       ("real", "camera images"))}
+
 DATASETS: dict[str, Dataset] = {dataset.name: dataset for dataset in (
-    DSPRITES, DSPRITES_NOSHAPE, COLOR_DSPRITES, NOISY_DSPRITES)}
+    DSPRITES, DSPRITES_NOSHAPE, COLOR_DSPRITES, NOISY_DSPRITES, SHAPES3D, *MPI3D.values())}
 
 
 def indexed_uniform(indices: torch.Tensor, count: int, stream: int = 0) -> torch.Tensor:
@@ -135,3 +192,13 @@ def indexed_uniform(indices: torch.Tensor, count: int, stream: int = 0) -> torch
         generator.manual_seed((stream << 32) | index)
         torch.rand(count, generator=generator, out=out[row])
     return out
+
+
+def unpack_rows(rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Unpack (B, 512) uint8 bit rows into (B, 4096) pixels of 0/1 (float32 unless `dtype`),
+    on the rows' device."""
+    import torch
+
+    shifts = torch.arange(7, -1, -1, device=rows.device, dtype=torch.uint8)
+    bits = (rows.unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(rows.shape[0], -1).to(dtype or torch.float32)

@@ -17,19 +17,31 @@ import numpy as np
 import torch
 
 import metrics
-from trainables.columns import ROW_KEYS, SCORES, VALIDATION, VALIDATION_SCORES
+from trainables.columns import (
+    ROW_KEYS,
+    VALIDATION,
+    disentanglement,
+    scores,
+    tasks,
+    validation_scores,
+)
 from trainables.config import TrainConfig
-from trainables.data import DSprites, Split
-from trainables.models import PackModel
+from trainables.data import GroundTruthImages, Split
+from trainables.models import FamilyPack
 
 CHUNK = 2048  # images per forward pass while evaluating
 RECON_DECODES = {"": "sample", "_mean": "mean"}  # column suffix -> what the decoder gets
-HIGGINS = {"higgins_4var": "disentanglement_4var", "higgins_5var": "disentanglement_5var"}
+
+
+def higgins_columns(dataset: str) -> dict[str, str]:
+    """Suite metric -> column of each Higgins task of the dataset, in column order
+    (`higgins_<task>` -> `disentanglement_<task>`)."""
+    return {metrics.HIGGINS + task: disentanglement(task) for task in tasks(dataset)}
 
 
 def evaluate_pack(
-    model: PackModel,
-    data: DSprites,
+    model: FamilyPack,
+    data: GroundTruthImages,
     split: Split,
     cfg: TrainConfig,
     step: int,
@@ -37,21 +49,23 @@ def evaluate_pack(
 ) -> list[dict]:
     """Rows for every member; a diverged member is not evaluated: one row of nulls.
 
-    With `cfg.validates`, each row also holds the validation measures (`VALIDATION_SCORES`):
+    With `cfg.validates`, each row also holds the validation measures (`validation_scores`):
     the Higgins tasks on votes drawn from `validation_seed` and the reconstruction error of
     the validation images, every draw independent of the test measures' `eval_seed`."""
     healthy = [k for k, at in enumerate(diverged_at) if at < 0]
+    higgins = higgins_columns(cfg.dataset)
     columns = {name: name for name in cfg.metrics if name != "higgins"}
     if "higgins" in cfg.metrics:
-        columns.update(HIGGINS)
-    scores = [{columns[name]: result for name, result in member.items()}
-              for member in score_members(model, data, cfg, list(columns), healthy)]
+        columns.update(higgins)
+    measures = [{columns[name]: result for name, result in member.items()}
+                for member in score_members(model, data, cfg, list(columns), healthy)]
     validation = [{}] * len(healthy)
     if cfg.validates and "higgins" in cfg.metrics:
-        validation = [{VALIDATION + HIGGINS[name]: result for name, result in member.items()}
-                      for member in score_members(model, data, cfg, list(HIGGINS), healthy,
+        validation = [{VALIDATION + higgins[name]: result for name, result in member.items()}
+                      for member in score_members(model, data, cfg, list(higgins), healthy,
                                                   seed=cfg.validation_seed)]
-    measured = [*SCORES, *columns.values(), *(VALIDATION_SCORES if cfg.validates else ())]
+    measured = [*scores(cfg.dataset), *columns.values(),
+                *(validation_scores(cfg.dataset) if cfg.validates else ())]
 
     rows = []
     for k, seed in enumerate(cfg.member_seeds):
@@ -61,13 +75,13 @@ def evaluate_pack(
             rows.append({**base, "calculation": 0, **empty})
             continue
         recon = reconstruction_errors(model.member(k), data, split, cfg)
-        member = {**scores[healthy.index(k)], **validation[healthy.index(k)]}
+        member = {**measures[healthy.index(k)], **validation[healthy.index(k)]}
         for c, values in enumerate(calculations(member)):
             rows.append({**base, "calculation": c, **empty, **recon, **values})
     return rows
 
 
-def reconstruction_errors(member: PackModel, data: DSprites, split: Split,
+def reconstruction_errors(member: FamilyPack, data: GroundTruthImages, split: Split,
                           cfg: TrainConfig) -> dict[str, float]:
     """One member's `recon_{train,test}` (a posterior sample) and `recon_*_mean` (the
     posterior mean) from `eval_seed`, and `validation_recon` (a sample) from
@@ -91,8 +105,8 @@ def calculations(results: dict[str, dict]) -> list[dict[str, float]]:
 
 
 def score_members(
-    model: PackModel, data: DSprites, cfg: TrainConfig, names: list[str], members: list[int],
-    seed: int | None = None,
+    model: FamilyPack, data: GroundTruthImages, cfg: TrainConfig, names: list[str],
+    members: list[int], seed: int | None = None,
 ) -> list[dict[str, dict]]:
     """Per member in `members`, {suite metric name: result}: every member is scored on one set
     of images drawn from `seed` (default `cfg.eval_seed`) and encoded once (empty dicts when
@@ -109,7 +123,7 @@ def score_members(
 def summarize(rows: list[dict]) -> dict[str, float]:
     """Per score column: the mean over healthy members of each member's mean over
     calculations (NaN when nothing was measured: reports need a number)."""
-    columns = [c for c in rows[0] if c not in ROW_KEYS] if rows else list(SCORES)
+    columns = [c for c in rows[0] if c not in ROW_KEYS] if rows else []
     out = {}
     for col in columns:
         per_member: dict[int, list[float]] = {}
@@ -121,7 +135,7 @@ def summarize(rows: list[dict]) -> dict[str, float]:
     return out
 
 
-def _options(cfg: TrainConfig, model: PackModel) -> dict[str, dict]:
+def _options(cfg: TrainConfig, model: FamilyPack) -> dict[str, dict]:
     """Per-metric options from the config; the Higgins classifier runs on the pack's device."""
     higgins = {"protocol": cfg.higgins_protocol}
     if cfg.higgins_protocol == "authors":
@@ -130,7 +144,9 @@ def _options(cfg: TrainConfig, model: PackModel) -> dict[str, dict]:
             higgins["classifier_steps"] = cfg.higgins_classifier_steps
     if cfg.higgins_votes is not None:
         higgins["votes"] = cfg.higgins_votes
-    return {name: dict(higgins) for name in HIGGINS} if "higgins" in cfg.metrics else {}
+    if "higgins" not in cfg.metrics:
+        return {}
+    return {name: dict(higgins) for name in higgins_columns(cfg.dataset)}
 
 
 def _calculation(result: dict, c: int, n: int) -> float:
@@ -139,7 +155,7 @@ def _calculation(result: dict, c: int, n: int) -> float:
     return float(calcs[c]) if len(calcs) == n else float(result["score"])
 
 
-def _device(model: PackModel) -> torch.device:
+def _device(model: FamilyPack) -> torch.device:
     return next(model.parameters()).device
 
 
@@ -149,9 +165,9 @@ def _pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(images).reshape(len(images), -1), device=device)
 
 
-def pack_encoder(model: PackModel, members: list[int], uniform_code: str = "mu"):
+def pack_encoder(model: FamilyPack, members: list[int], uniform_code: str = "mu"):
     """encode(images uint8 (n, 64, 64)) -> the metrics' codes (len(members), n, d): the
-    encoder's μ (`PackModel.code`; 'centre' = the uniform WAE's box centre)."""
+    encoder's μ (`FamilyPack.code`; 'centre' = the uniform WAE's box centre)."""
     @torch.no_grad()
     def encode(images: np.ndarray) -> np.ndarray:
         return torch.cat([model.code(mean, spread, uniform_code)[members].cpu()
@@ -159,7 +175,7 @@ def pack_encoder(model: PackModel, members: list[int], uniform_code: str = "mu")
     return encode
 
 
-def logits_fn(member: PackModel, decode: str = "sample", seed: int = 0):
+def logits_fn(member: FamilyPack, decode: str = "sample", seed: int = 0):
     """logits(images uint8 (n, 64, 64)) -> reconstruction logits (n, 4096) on the member's
     device, decoded from one posterior sample per image (decode='sample', the authors'
     measure) or from the posterior mean (decode='mean').
@@ -186,7 +202,7 @@ def logits_fn(member: PackModel, decode: str = "sample", seed: int = 0):
     return logits
 
 
-def _encoded(model: PackModel, images: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _encoded(model: FamilyPack, images: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(mean, spread), each (K, chunk, d), of `images`, CHUNK images per forward pass."""
     for i in range(0, len(images), CHUNK):
         yield model.encode(_pixels(images[i : i + CHUNK], _device(model)))

@@ -1,9 +1,16 @@
-"""Downloading the official dSprites file: resumable, checked, moved into place atomically.
+"""Downloading a dataset's published file: resumable, checked, moved into place atomically.
 
-The file is DeepMind's `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5` from its canonical
-repository. Its size and SHA-256 are those TensorFlow Datasets records for the same address
-(`tensorflow/datasets`, `tensorflow_datasets/datasets/dsprites/checksums.tsv`), so a
-download is checked against a source other than the server it came from.
+Each file is checked against a size and digest recorded by a source other than the server it
+comes from (`Source.recorded_by`):
+- dSprites: DeepMind's `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5`, its size and SHA-256
+  as TensorFlow Datasets records them for the same address (`tensorflow/datasets`,
+  `tensorflow_datasets/datasets/dsprites/checksums.tsv`).
+- shapes3d: DeepMind's `3dshapes.h5`, size and SHA-256 from a third-party record whose MD5 of
+  the file agrees with disent's (`nmichlo/disent`, `099a2078...`).
+- mpi3d_toy, _realistic, _real: the `.npz` files of rr-learning/disentanglement_dataset; only
+  an MD5 of each is recorded elsewhere (disent's), no size: checked by MD5.
+None of these was downloaded from here (no network): the tests serve files of the same
+layout on loopback.
 
 A transfer goes to `<file>.part`; a second call asks the server for the rest (HTTP Range) and
 appends, or starts over when the server ignores ranges. Only a file of the expected size and
@@ -13,6 +20,7 @@ checksum replaces the target (`os.replace`); a mismatching one is deleted. Error
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import os
@@ -30,26 +38,45 @@ CHUNK = 1 << 20
 class Source:
     url: str
     size: int | None  # bytes, None when unknown
-    sha256: str
+    digest: str  # hex digest of the whole file
+    algorithm: str = "sha256"  # the hashlib name of `digest`: md5 where only that is recorded
+    recorded_by: str = ""  # where size and digest come from: never the server itself
 
 
 OFFICIAL = Source(
     url="https://github.com/deepmind/dsprites-dataset/blob/master/"
         "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5?raw=true",
     size=28_024_106,
-    sha256="729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
+    digest="729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
+    recorded_by="TensorFlow Datasets",
 )
 FILE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"
+_MPI3D = "https://storage.googleapis.com/disentanglement_dataset/Final_Dataset/mpi3d_{}.npz"
+SOURCES: dict[str, Source] = {  # by the dataset whose file it is
+    "dsprites": OFFICIAL,
+    "shapes3d": Source(
+        url="https://storage.googleapis.com/3d-shapes/3dshapes.h5", size=267_573_662,
+        digest="0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
+        recorded_by="a third-party record (its MD5 agrees with disent's)"),
+    **{f"mpi3d_{kind}": Source(url=_MPI3D.format(kind), size=None, digest=md5,
+                               algorithm="md5", recorded_by="disent (nmichlo/disent)")
+       for kind, md5 in (("toy", "55889cb7c7dfc655d6e0277beee88868"),
+                         ("realistic", "59a6225b88b635365f70c91b3e52f70f"),
+                         ("real", "0f33f609918fb5c97996692f91129802"))},
+}
 
 
 class FetchError(RuntimeError):
     """A download that could not finish; the message names the fix."""
 
 
-def official_source(url: str | None = None) -> Source:
-    """The official file, from `url`, else `$WAE_STUDY_DSPRITES_URL`, else its canonical
-    address (a mirror serves the same bytes: the checksum stays)."""
-    return Source(url or os.environ.get(URL_ENV) or OFFICIAL.url, OFFICIAL.size, OFFICIAL.sha256)
+def source_for(owner: str, url: str | None = None) -> Source:
+    """The published file of dataset `owner` (a key of `SOURCES`), from `url` (a mirror serves
+    the same bytes: the checksum stays), else for dSprites `$WAE_STUDY_DSPRITES_URL`, else its
+    canonical address."""
+    source = SOURCES[owner]
+    mirror = url or (os.environ.get(URL_ENV) if owner == "dsprites" else None)
+    return dataclasses.replace(source, url=mirror) if mirror else source
 
 
 def fetch(source: Source, out: Path, progress: bool = True) -> Path:
@@ -61,13 +88,13 @@ def fetch(source: Source, out: Path, progress: bool = True) -> Path:
         have = 0
     if source.size is None or have < source.size:
         _download(source.url, part, have, progress)
-    got, digest = part.stat().st_size, _sha256(part)
-    if digest != source.sha256 or (source.size is not None and got != source.size):
+    got, digest = part.stat().st_size, _digest(part, source.algorithm)
+    if digest != source.digest or (source.size is not None and got != source.size):
         part.unlink()
-        raise FetchError(f"{source.url}: the downloaded file ({got:,} bytes, sha256 "
+        raise FetchError(f"{source.url}: the downloaded file ({got:,} bytes, {source.algorithm} "
                          f"{digest[:12]}...) is not the expected one ({_size(source.size)}, "
-                         f"sha256 {source.sha256[:12]}...); deleted it, try again or another "
-                         f"mirror (--url or ${URL_ENV})")
+                         f"{source.algorithm} {source.digest[:12]}...); deleted it, try again "
+                         "or another mirror (--url)")
     os.replace(part, out)
     return out
 
@@ -114,8 +141,8 @@ def _bar(done: int, total: int | None) -> None:
     print(text, end="", file=sys.stderr, flush=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)

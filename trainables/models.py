@@ -1,39 +1,48 @@
-"""The paper's fully connected encoder and decoder as a *pack* of K independent members.
+"""The packs: K independent encoder/decoder pairs of one family, their parameters stacked along
+a leading member axis, so that batched calls run the members together and never mix them.
 
-Every weight is stacked as [K, in, out] and every bias as [K, 1, out], so one batched matmul
-(`torch.baddbmm`) runs all K members at once: members never mix, and a GPU sees one big
-kernel instead of K small ones.
+`FamilyPack` holds what a family decides, whatever the network: `spread` is the log-variance
+(Gaussian encoders) or the log side length of the posterior box (wae_uniform); the WAEs put
+the mean through tanh; as in the authors' `execute_all.py`, the spread is clipped
+(`logvar_clip`) only where it is exponentiated (sampling, the box centre): `encode` returns it
+unclipped, so the WAE's L1 penalty keeps its gradient beyond the clip. The networks
+(`build_model` picks one by `TrainConfig.architecture`):
 
-    encoder: 4096 → W ReLU → W ReLU → (mean d, spread d)
-    decoder: d → W tanh → W tanh → W tanh → 4096 Bernoulli logits
+- `PackModel` ("fc"), the paper's fully connected one: every weight stacked [K, in, out], every
+  bias [K, 1, out], one batched matmul (`torch.baddbmm`) for all members;
+      encoder: P pixels → W ReLU → W ReLU → (mean d, spread d)
+      decoder: d → W tanh → W tanh → W tanh → P Bernoulli logits
+- `ConvPack` ("conv"), disentanglement_lib's `conv_encoder` / `deconv_decoder`
+  (`trainables.conv`): on a GPU each convolution one call grouped by member, on the CPU one
+  member after another.
 
-FactorVAE adds a discriminator over codes, packed the same way (`PackDiscriminator`).
-
-`spread` is the log-variance (Gaussian encoders) or the log side length of the posterior box
-(wae_uniform). The WAEs put the mean through tanh. As in the authors' `execute_all.py`, the
-spread is clipped (`logvar_clip`) only where it is exponentiated (sampling, the box centre):
-`encode` returns it unclipped, so the WAE's L1 penalty keeps its gradient beyond the clip.
-Member k is initialised from its own seed only, so it starts identical whatever K is.
+Images are flat pixels, P = H·W·C in (row, column, channel) order, in [0, 1]. Member k is
+initialised from its own seed only, so it starts identical whatever K is. FactorVAE adds a
+discriminator over codes, packed the same way (`PackDiscriminator`).
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Self
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainables import factors
+from trainables import conv, factors
 from trainables.config import TrainConfig
+from trainables.datasets import DATASETS
 from trainables.families import FAMILIES
 from trainables.seeding import hashed_seed
 
-PIXELS = factors.IMAGE_SIZE**2  # the encoder's input, the decoder's output
+PIXELS = factors.IMAGE_SIZE**2  # dSprites' pixels, the encoder's input, the decoder's output
 INIT_STREAM = 0  # seed streams derived from a member seed (see member_stream_seed)
 TRAIN_STREAM = 1
 DISCRIMINATOR_STREAM = 2  # FactorVAE's discriminator init: the VAE's init stays as it was
+DSPRITES_SHAPE = DATASETS["dsprites"].image_shape
 
 
 def member_stream_seed(member_seed: int, stream: int, *more: int) -> int:
@@ -41,50 +50,58 @@ def member_stream_seed(member_seed: int, stream: int, *more: int) -> int:
     return hashed_seed(member_seed, stream, *more)
 
 
-def layer_shapes(latent_dim: int, encoder_width: int, decoder_width: int) -> dict:
+def layer_shapes(latent_dim: int, encoder_width: int, decoder_width: int,
+                 pixels: int = PIXELS) -> dict:
     """(fan_in, fan_out) of each layer; the encoder's two heads share one matmul."""
     d, we, wd = latent_dim, encoder_width, decoder_width
     return {
-        "enc1": (PIXELS, we), "enc2": (we, we), "enc_head": (we, 2 * d),
-        "dec1": (d, wd), "dec2": (wd, wd), "dec3": (wd, wd), "dec_out": (wd, PIXELS),
+        "enc1": (pixels, we), "enc2": (we, we), "enc_head": (we, 2 * d),
+        "dec1": (d, wd), "dec2": (wd, wd), "dec3": (wd, wd), "dec_out": (wd, pixels),
     }
 
 
-class PackModel(nn.Module):
-    """K encoder/decoder pairs of one family, stacked along a leading member axis."""
+def build_model(cfg: TrainConfig, device: torch.device | str = "cpu") -> FamilyPack:
+    """The pack a config trains: its `architecture` over its `dataset`'s images."""
+    network = {"fc": PackModel, "conv": ConvPack}[cfg.architecture]
+    return network.from_config(cfg, device)
 
-    def __init__(
-        self,
-        family: str,
-        member_seeds: list[int],
-        latent_dim: int = 16,
-        encoder_width: int = 1200,
-        decoder_width: int = 1200,
-        logvar_clip: list[float] | None = None,
-        uniform_box: str = "corner",
-        device: torch.device | str = "cpu",
-    ) -> None:
+
+class FamilyPack(nn.Module, ABC):
+    """What every pack shares, whatever its network: the family's posterior (μ through tanh
+    and the spread clipped for the WAEs, Gaussian or box), its noise, codes and members.
+    A network registers its stacked layers (`_register`) and defines `_heads` and `decode`."""
+
+    def __init__(self, family: str, member_seeds: list[int], latent_dim: int,
+                 logvar_clip: list[float] | None, uniform_box: str,
+                 image_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.family = family
         self.member_seeds = list(member_seeds)
         self.latent_dim = latent_dim
         self.logvar_clip = logvar_clip
         self.uniform_box = uniform_box
-        shapes = layer_shapes(latent_dim, encoder_width, decoder_width)
-        register_stacked(self, shapes, self.member_seeds,
-                         lambda seed: self._init_member(seed, shapes), device)
+        self.image_shape = tuple(image_shape)
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, device: torch.device | str = "cpu") -> PackModel:
-        return cls(cfg.family, cfg.member_seeds, cfg.latent_dim, cfg.encoder_width,
-                   cfg.decoder_width, cfg.logvar_clip, cfg.uniform_box, device)
+    @abstractmethod
+    def from_config(cls, cfg: TrainConfig, device: torch.device | str = "cpu") -> Self:
+        """The pack of `cfg`'s family, members and latent size over its dataset's images."""
 
-    @staticmethod
-    def _init_member(seed: int, shapes: dict) -> dict[str, torch.Tensor]:
-        """Glorot-uniform weights of one member (`glorot_uniform`); the two encoder heads
-        (mean and spread) count as separate layers, as they are in the authors' code."""
-        return glorot_uniform(member_stream_seed(seed, INIT_STREAM), shapes,
-                              heads={"enc_head": 2})
+    def _register(self, shapes: dict[str, tuple[int, ...]], device: torch.device | str
+                  ) -> None:
+        """Stack the layers `shapes` (`register_stacked`), each member's Glorot-uniform from
+        its init stream; the encoder's two heads (mean and spread) count as separate layers,
+        as they are in the authors' code and disentanglement_lib's."""
+        register_stacked(self, shapes, self.member_seeds, lambda seed: glorot_uniform(
+            member_stream_seed(seed, INIT_STREAM), shapes, heads={"enc_head": 2}), device)
+
+    @abstractmethod
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's raw heads (mean, spread), each (K, B, d) in fp32."""
+
+    @abstractmethod
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (K, B, d) -> Bernoulli logits (K, B, P) in fp32."""
 
     @property
     def k(self) -> int:
@@ -100,37 +117,9 @@ class PackModel(nn.Module):
         """A box posterior and a uniform prior (`Family.uniform`) instead of Gaussians."""
         return FAMILIES[self.family].uniform
 
-    def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return stacked_linear(self, name, x)
-
-    def _first_layer(self, x: torch.Tensor) -> torch.Tensor:
-        """x @ W + b of the 4096-pixel input layer, (K, B, W).
-
-        On the CPU this sums the weight rows of the non-zero pixels instead (`embedding_bag`,
-        weighted by the pixel values: the same sum for any input). dSprites images are ~4 %
-        lit pixels, so this skips ~96 % of the layer's multiply-adds in the forward pass and
-        in the weight gradient, the layer being 77 % of an encoder pass. One call per member,
-        on that member's own weight: its gradient is then bitwise the same whatever else is in
-        the pack (`unbind` gives the members' weights without copies; its backward stacks
-        their gradients once). GPUs keep the dense matmul, which they run at full speed.
-        """
-        weight = self.enc1_weight
-        if x.device.type != "cpu":
-            return self._linear("enc1", x.to(weight.dtype))
-        members = weight.unbind(0)
-        lit = ([lit_pixels(x, weight.dtype)] * len(members) if x.dim() == 2
-               else [lit_pixels(images, weight.dtype) for images in x])
-        return torch.stack([
-            F.embedding_bag(pixel, weight, offsets, mode="sum", per_sample_weights=value)
-            for weight, (pixel, offsets, value) in zip(members, lit, strict=True)
-        ]) + self.enc1_bias
-
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (K, B, 4096) or (B, 4096) pixels (float, or uint8: no float copy needed on the
-        CPU) -> (mean, spread), each (K, B, d)."""
-        h = torch.relu(self._first_layer(x))
-        h = torch.relu(self._linear("enc2", h))
-        mean, spread = self._linear("enc_head", h).float().chunk(2, dim=-1)
+        """x (K, B, P) or (B, P) pixels -> (mean, spread), each (K, B, d) in fp32."""
+        mean, spread = self._heads(x)
         if self.is_wae:
             mean = torch.tanh(mean)
         return mean, spread
@@ -141,13 +130,6 @@ class PackModel(nn.Module):
         if self.is_wae and self.logvar_clip is not None:
             return spread.clamp(*self.logvar_clip)
         return spread
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (K, B, d) -> Bernoulli logits (K, B, 4096)."""
-        h = torch.tanh(self._linear("dec1", z))
-        h = torch.tanh(self._linear("dec2", h))
-        h = torch.tanh(self._linear("dec3", h))
-        return self._linear("dec_out", h).float()
 
     def noise(self, *shape: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> torch.Tensor:
@@ -181,17 +163,138 @@ class PackModel(nn.Module):
         uniform WAE's box centre (its posterior mean). Gaussian encoders: μ either way."""
         return self.posterior_mean(mean, spread) if uniform_code == "centre" else mean
 
-    def member(self, k: int) -> PackModel:
-        """Member k alone, as a K=1 pack sharing this pack's parameter storage."""
-        single = PackModel.__new__(PackModel)
+    def member(self, k: int) -> Self:
+        """Member k alone, as a K=1 pack of the same network sharing this pack's parameter
+        storage (its settings copied, its parameters views of member k's slices)."""
+        single = type(self).__new__(type(self))
         nn.Module.__init__(single)
-        single.family, single.latent_dim = self.family, self.latent_dim
-        single.logvar_clip, single.uniform_box = self.logvar_clip, self.uniform_box
+        for name, value in vars(self).items():
+            if not name.startswith("_"):
+                setattr(single, name, value)
         single.member_seeds = [self.member_seeds[k]]
         for name, param in self.named_parameters():
             single.register_parameter(name, nn.Parameter(param.detach()[k : k + 1],
                                                          requires_grad=False))
         return single
+
+
+class PackModel(FamilyPack):
+    """The paper's fully connected encoder/decoder ("fc"), K of them stacked."""
+
+    def __init__(
+        self,
+        family: str,
+        member_seeds: list[int],
+        latent_dim: int = 16,
+        encoder_width: int = 1200,
+        decoder_width: int = 1200,
+        logvar_clip: list[float] | None = None,
+        uniform_box: str = "corner",
+        device: torch.device | str = "cpu",
+        image_shape: tuple[int, int, int] = DSPRITES_SHAPE,
+        sparse_input: bool = True,
+    ) -> None:
+        super().__init__(family, member_seeds, latent_dim, logvar_clip, uniform_box,
+                         image_shape)
+        self.sparse_input = sparse_input
+        self._register(layer_shapes(latent_dim, encoder_width, decoder_width,
+                                    math.prod(image_shape)), device)
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, device: torch.device | str = "cpu") -> PackModel:
+        dataset = DATASETS[cfg.dataset]
+        return cls(cfg.family, cfg.member_seeds, cfg.latent_dim, cfg.encoder_width,
+                   cfg.decoder_width, cfg.logvar_clip, cfg.uniform_box, device,
+                   dataset.image_shape, dataset.sparse)
+
+    def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return stacked_linear(self, name, x)
+
+    def _first_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ W + b of the input layer, (K, B, W).
+
+        On the CPU, for sparse images (`sparse_input`, `Dataset.sparse`), this sums the
+        weight rows of the non-zero pixels instead (`embedding_bag`, weighted by the pixel
+        values: the same sum for any input). dSprites images are ~4 % lit pixels, so this
+        skips ~96 % of the layer's multiply-adds in the forward pass and in the weight
+        gradient, the layer being 77 % of an encoder pass. One call per member, on that
+        member's own weight: its gradient is then bitwise the same whatever else is in the
+        pack (`unbind` gives the members' weights without copies; its backward stacks their
+        gradients once). GPUs, and dense images (noise in every pixel), keep the dense
+        matmul.
+        """
+        weight = self.enc1_weight
+        if x.device.type != "cpu" or not self.sparse_input:
+            return self._linear("enc1", x.to(weight.dtype))
+        members = weight.unbind(0)
+        lit = ([lit_pixels(x, weight.dtype)] * len(members) if x.dim() == 2
+               else [lit_pixels(images, weight.dtype) for images in x])
+        return torch.stack([
+            F.embedding_bag(pixel, weight, offsets, mode="sum", per_sample_weights=value)
+            for weight, (pixel, offsets, value) in zip(members, lit, strict=True)
+        ]) + self.enc1_bias
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x float, or uint8 (no float copy needed on the CPU's sparse path)."""
+        h = torch.relu(self._first_layer(x))
+        h = torch.relu(self._linear("enc2", h))
+        mean, spread = self._linear("enc_head", h).float().chunk(2, dim=-1)
+        return mean, spread
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (K, B, d) -> Bernoulli logits (K, B, P)."""
+        h = torch.tanh(self._linear("dec1", z))
+        h = torch.tanh(self._linear("dec2", h))
+        h = torch.tanh(self._linear("dec3", h))
+        return self._linear("dec_out", h).float()
+
+
+class ConvPack(FamilyPack):
+    """disentanglement_lib's convolutional encoder/decoder ("conv"), K of them (the network:
+    `trainables.conv`). Its widths are disentanglement_lib's, fixed: the config's
+    `encoder_width` and `decoder_width` are the fully connected network's.
+
+    On a GPU the members run together, each convolution one grouped call and each dense
+    layer one batched matmul (not yet timed on a GPU). On the CPU they run one after another,
+    each member's network whole on its own parameters (`unbind` views, without copies), which
+    trained 1.4-1.6x faster than the grouped calls at K=8 (figures: `trainables.conv`); a
+    member's outputs and gradients are then bitwise those of the member alone: the same calls
+    on tensors of the same shapes (`_run`)."""
+
+    def __init__(self, family: str, member_seeds: list[int], latent_dim: int = 16,
+                 logvar_clip: list[float] | None = None, uniform_box: str = "corner",
+                 device: torch.device | str = "cpu",
+                 image_shape: tuple[int, int, int] = DSPRITES_SHAPE) -> None:
+        super().__init__(family, member_seeds, latent_dim, logvar_clip, uniform_box,
+                         image_shape)
+        self._register(conv.layer_shapes(self.image_shape, latent_dim), device)
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, device: torch.device | str = "cpu") -> ConvPack:
+        return cls(cfg.family, cfg.member_seeds, cfg.latent_dim, cfg.logvar_clip,
+                   cfg.uniform_box, device, DATASETS[cfg.dataset].image_shape)
+
+    def _run(self, network: Callable[[conv.Params, torch.Tensor], torch.Tensor],
+             x: torch.Tensor) -> torch.Tensor:
+        """network(parameters, x) of every member, (K, B, ...): one call on a GPU; on the
+        CPU one per member, on its parameters and its inputs x[k] (or x shared, (B, ...))."""
+        params = dict(self.named_parameters())
+        if x.device.type != "cpu" or self.k == 1:
+            return network(params, x)
+        views = {name: param.unbind(0) for name, param in params.items()}
+        return torch.cat([
+            network({name: view[k].unsqueeze(0) for name, view in views.items()},
+                    x if x.dim() == 2 else x[k : k + 1])
+            for k in range(self.k)])
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heads = self._run(lambda params, images: conv.encoder(params, images, self.image_shape),
+                          x.to(self.enc1_weight.dtype))
+        mean, spread = heads.float().chunk(2, dim=-1)
+        return mean, spread
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self._run(conv.decoder, z).float()
 
 
 def lit_pixels(images: torch.Tensor,
@@ -231,32 +334,36 @@ class PackDiscriminator(nn.Module):
         return stacked_linear(self, self.names[-1], h).float()
 
 
-def glorot_uniform(seed: int, shapes: dict[str, tuple[int, int]],
+def glorot_uniform(seed: int, shapes: dict[str, tuple[int, ...]],
                    heads: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
-    """Glorot-uniform weights of one member, layer by layer (TensorFlow's dense default, as
-    in the authors' code; biases start at zero), drawn on the CPU from one generator seeded
-    with `seed`: the same on any device and for any K. A layer listed in `heads` is that
-    many layers side by side (its fan-out split among them)."""
+    """Glorot-uniform weights of one member, layer by layer (TensorFlow's dense and conv
+    default, as in the authors' code and disentanglement_lib's; biases start at zero), drawn
+    on the CPU from one generator seeded with `seed`: the same on any device and for any K.
+    A shape is (in, out) or (kh, kw, in, out): fans in·kh·kw and out·kh·kw, whose sum is all
+    the limit reads. A layer listed in `heads` is that many layers side by side (its fan-out
+    split among them)."""
     gen = torch.Generator().manual_seed(seed)
     out = {}
-    for name, (fan_in, fan_out) in shapes.items():
-        limit = math.sqrt(6.0 / (fan_in + fan_out // (heads or {}).get(name, 1)))
-        out[name] = torch.rand(fan_in, fan_out, generator=gen) * (2 * limit) - limit
+    for name, shape in shapes.items():
+        *kernel, fan_in, fan_out = shape
+        fans = (fan_in + fan_out // (heads or {}).get(name, 1)) * math.prod(kernel)
+        limit = math.sqrt(6.0 / fans)
+        out[name] = torch.rand(*shape, generator=gen) * (2 * limit) - limit
     return out
 
 
-def register_stacked(module: nn.Module, shapes: dict[str, tuple[int, int]],
+def register_stacked(module: nn.Module, shapes: dict[str, tuple[int, ...]],
                      member_seeds: list[int], init: Callable[[int], dict[str, torch.Tensor]],
                      device: torch.device | str) -> None:
-    """Register `<layer>_weight` [K, in, out] and `<layer>_bias` [K, 1, out] (zeros) on
-    `module`, member r's weights `init(member_seeds[r])`, made one member at a time (host
-    memory stays at one member's size)."""
+    """Register `<layer>_weight` [K, *shape] and `<layer>_bias` [K, 1, out] (zeros, `out`
+    the shape's last entry) on `module`, member r's weights `init(member_seeds[r])`, made one
+    member at a time (host memory stays at one member's size)."""
     k = len(member_seeds)
-    for name, (fan_in, fan_out) in shapes.items():
-        weight = torch.empty(k, fan_in, fan_out, device=device)
+    for name, shape in shapes.items():
+        weight = torch.empty(k, *shape, device=device)
         module.register_parameter(f"{name}_weight", nn.Parameter(weight))
         module.register_parameter(f"{name}_bias",
-                                  nn.Parameter(torch.zeros(k, 1, fan_out, device=device)))
+                                  nn.Parameter(torch.zeros(k, 1, shape[-1], device=device)))
     with torch.no_grad():
         for r, seed in enumerate(member_seeds):
             for name, weight in init(seed).items():

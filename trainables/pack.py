@@ -2,8 +2,9 @@
 
 The step, top to bottom (`PackTrainer.train_step`):
   1. each member draws its own batch indices and noise from its own generator,
-  2. the rows are gathered from the device copy of the packed dataset and unpacked there,
-     then shown as the dataset shows them (`Dataset.observe`: a colour, a noisy background),
+  2. the rows are gathered from the device copy of the stored dataset (dSprites' packed bits,
+     another dataset's uint8 pixels), turned into pixels there and shown as the dataset shows
+     them (`Dataset.observe`: a colour, a noisy background),
   3. one batched forward pass gives every member's loss, shape [K],
   4. backward on their sum: d(sum)/d(member k) is member k's gradient alone,
   5. a member whose loss is not finite is frozen for good and its step recorded,
@@ -23,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -31,14 +31,13 @@ import torch
 from torch.optim.adam import adam  # the functional Adam (torch.optim.adam.__all__)
 
 from trainables.config import DISCRIMINATOR_BETAS, TrainConfig
-from trainables.data import unpack_rows
 from trainables.datasets import DATASETS
 from trainables.families import FAMILIES, Forward, Losses
 from trainables.losses import bernoulli_reconstruction, imq_scales
 from trainables.models import (
     TRAIN_STREAM,
     PackDiscriminator,
-    PackModel,
+    build_model,
     member_stream_seed,
 )
 
@@ -115,7 +114,7 @@ class PackTrainer:
     def __init__(
         self,
         cfg: TrainConfig,
-        packed: np.ndarray | torch.Tensor,
+        stored: np.ndarray | torch.Tensor,
         train_indices: np.ndarray | torch.Tensor,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -127,7 +126,7 @@ class PackTrainer:
         self.dataset = DATASETS[cfg.dataset]
         self.device = torch.device(device)
         k = cfg.replicates
-        self.model = PackModel.from_config(cfg, self.device)
+        self.model = build_model(cfg, self.device)
         self.params = list(self.model.parameters())
         self.optimizer = MemberAdam(self.params)
         self.discriminator = (PackDiscriminator.from_config(cfg, self.device)
@@ -147,7 +146,7 @@ class PackTrainer:
             torch.Generator(self.device).manual_seed(member_stream_seed(s, TRAIN_STREAM))
             for s in cfg.member_seeds
         ]
-        self.packed = as_tensor(packed).to(self.device)
+        self.stored = as_tensor(stored).to(self.device)
         self.train_indices = torch.as_tensor(train_indices, dtype=torch.int64).to(self.device)
         self.dataset_size = len(self.train_indices)  # N of β-TCVAE's total correlation estimate
         # Sums since the last report, on the device: loss, recon and healthy steps per member.
@@ -201,9 +200,9 @@ class PackTrainer:
             noises.append(self.model.noise(b, width, generator=gen, device=self.device))
             if self.discriminator is not None:  # each column's own permutation of the batch
                 orders.append(torch.rand(b, d, generator=gen, device=self.device).argsort(0))
-        rows = self.packed[self.train_indices[torch.stack(picks)]]  # (K, B, 512) uint8
-        x = torch.stack([self.dataset.observe(unpack_rows(member_rows), partial(
-            self._uniform, gen)) for member_rows, gen in zip(rows, self.generators, strict=True)])
+        rows = self.stored[self.train_indices[torch.stack(picks)]]  # (K, B, ...) as stored
+        x = torch.stack([self.observe(member_rows, gen)
+                         for member_rows, gen in zip(rows, self.generators, strict=True)])
         noise = torch.stack(noises)
         order = torch.stack(orders) if orders else None
         if not family.wae:
@@ -213,9 +212,11 @@ class PackTrainer:
             prior = 2.0 * prior - 1.0  # U(0,1) -> U(-1,1)
         return Batch(x, noise[..., :d], prior, order)
 
-    def _uniform(self, generator: torch.Generator, count: int) -> torch.Tensor:
-        """(B, count) uniforms from one member's generator, for `Dataset.observe`."""
-        return torch.rand(self.cfg.batch_size, count, generator=generator, device=self.device)
+    def observe(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One member's stored rows as its model sees them (`Dataset.observe`), pixels
+        (B, H*W*C), a colour or noise drawn from the member's own generator."""
+        return self.dataset.observe(self.dataset.stored_pixels(rows), lambda count: torch.rand(
+            len(rows), count, generator=generator, device=self.device))
 
     def member_losses(self, batch: Batch) -> Losses:
         """Every member's losses from one forward pass, each [K]: the reconstruction here,

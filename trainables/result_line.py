@@ -7,8 +7,9 @@ experiment folder's reader (`trainables.experiment`), the report (`analysis.resu
 type becomes None, NaN or empty). Tune adds keys of its own to each report; the three the
 project reads are fields here (`trial_id`, `time_total_s`, `timestamp`).
 
-A report carries the latest evaluation's means (`scores`: `trainables.columns.SCORES` and
-any extra metric's, NaN before the first evaluation) at the top level, so Tune's searchers
+A report carries the latest evaluation's means (`scores`: `trainables.columns.scores` and
+`validation_scores` of the trial's dataset and any extra metric's, NaN before the first
+evaluation) at the top level, so Tune's searchers
 and schedulers rank by them; only a report made at an evaluation step holds that
 evaluation's rows (`evaluation`, the rows of results.csv).
 """
@@ -19,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainables.columns import SCORES, VALIDATION_SCORES
+from trainables.columns import is_score, is_validation_score
 from trainables.config import EXTRA_METRICS
 
 _FIELDS = ("step", "family", "param", "value", "loss", "recon", "member_loss", "diverged_at",
@@ -70,8 +71,8 @@ class ResultLine:
         step = raw.get("step")
         if not _is_number(step):
             return None
-        scores = {k: _float(v) for k, v in raw.items() if k in SCORES or k in EXTRA_METRICS
-                  or k in VALIDATION_SCORES}
+        scores = {k: _float(v) for k, v in raw.items()
+                  if is_score(k) or is_validation_score(k) or k in EXTRA_METRICS}
         evaluation = raw.get("evaluation")
         return cls(
             step=int(step),
@@ -89,7 +90,7 @@ class ResultLine:
             device_name=_text(raw.get("device_name")),
             precision=_text(raw.get("precision")),
             precision_reason=_text(raw.get("precision_reason")),
-            scores={**dict.fromkeys(SCORES, math.nan), **scores},
+            scores=scores,
             eval_step=int(raw["eval_step"]) if _is_number(raw.get("eval_step")) else -1,
             evaluation=[r for r in evaluation if isinstance(r, dict)]
             if isinstance(evaluation, list) else None,

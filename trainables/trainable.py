@@ -32,9 +32,8 @@ from ray import tune
 
 from trainables import checkpoint, data, experiment
 from trainables.allocator import reuse_freed_memory
-from trainables.columns import SCORES, VALIDATION_SCORES
+from trainables.columns import scores, validation_scores
 from trainables.config import RUN_FIELDS, TrainConfig, trial_settings
-from trainables.datasets import DATASETS
 from trainables.evaluate import evaluate_pack, summarize
 from trainables.hardware import device_name
 from trainables.pack import PackTrainer
@@ -47,7 +46,8 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     """Train, evaluate, report and checkpoint one pack inside a Tune trial.
 
     `config` holds TrainConfig fields under "trial" (`trainables.config.trial_settings`);
-    `packed` is the bit-packed dSprites from the object store (None: load `data_path`);
+    `packed` is the dataset's stored array from the object store (dSprites' packed bits;
+    None: load `data_path`);
     `experiment_dir` is the experiment's folder (None on object storage), which holds this
     trial's folder under the name of its working directory (Tune names both alike).
     """
@@ -55,7 +55,7 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     device = pick_device(cfg.device)
     if device.type == "cpu":
         reuse_freed_memory()  # this process is the trial's own: no page faults per step
-    dataset = (data.DSprites(packed, dataset=DATASETS[cfg.dataset]) if packed is not None
+    dataset = (data.wrap(packed, cfg.dataset) if packed is not None
                else data.load(cfg.data_path, dataset=cfg.dataset))
     split = dataset.split(cfg.split_seed, cfg.test_fraction, cfg.validation_fraction or 0.0)
     context = tune.get_context()
@@ -67,11 +67,11 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     if payload is not None and not cloned and cfg.perturbable:
         # its own checkpoint: the value it trained with, though Tune's saved state may lag
         cfg = dataclasses.replace(cfg, value=payload["config"]["value"])
-    choice = trial_precision(cfg, payload, device, probe_rates(dataset.packed, split.train,
+    choice = trial_precision(cfg, payload, device, probe_rates(dataset.stored, split.train,
                                                                device))
-    trainer = PackTrainer(dataclasses.replace(cfg, precision=choice.precision), dataset.packed,
+    trainer = PackTrainer(dataclasses.replace(cfg, precision=choice.precision), dataset.stored,
                           split.train, device)
-    measured = (*SCORES, *(VALIDATION_SCORES if cfg.validates else ()))
+    measured = (*scores(cfg.dataset), *(validation_scores(cfg.dataset) if cfg.validates else ()))
     last_eval: dict[str, Any] = {**dict.fromkeys(measured, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     hardware = device_name(device)

@@ -10,6 +10,7 @@ from typing import Any
 from ray.tune import Callback
 
 from study.estimates import ONE_DAY_H, describe, estimate_hours, evaluations_per_trial
+from trainables.columns import disentanglement, study_tasks, task_short
 from trainables.result_line import ResultLine
 
 
@@ -86,9 +87,9 @@ class ProgressLines(Callback):
         if math.isfinite(report.loss):
             line += f", loss {report.loss:.1f}"
         if report.evaluation is not None:
-            line += (f", 4-var {report.score('disentanglement_4var'):.3f}, "
-                     f"5-var {report.score('disentanglement_5var'):.3f}, "
-                     f"recon_test {report.score('recon_test'):.1f}")
+            tasks = study_tasks({"train": self.train or {}})  # `train`: the study's [train]
+            line += "".join(f", {task_short(task)} {report.score(disentanglement(task)):.3f}"
+                            for task in tasks) + f", recon_test {report.score('recon_test'):.1f}"
         if report.n_diverged:
             line += f", {report.n_diverged} diverged"
         if report.cloned_from:

@@ -9,7 +9,7 @@ from ray.tune import Callback
 from tensorboardX import SummaryWriter
 
 from study.callbacks.folders import driver_folder
-from trainables.columns import SCORES
+from trainables.columns import is_score
 from trainables.result_line import ResultLine
 
 TRAIN_SCALARS = ("loss", "recon", "n_diverged", "value")  # value: λ1 or β (PBT changes it)
@@ -18,7 +18,8 @@ TRAIN_SCALARS = ("loss", "recon", "n_diverged", "value")  # value: λ1 or β (PB
 class TensorBoardScalars(Callback):
     """Per-trial scalar curves in the trial's folder (`tensorboard --logdir EXPERIMENT`):
     train/loss, train/recon, train/n_diverged, train/value at every report, eval/<score> at
-    evaluation steps, against the training step. Only these scalars: a result's lists
+    evaluation steps (`trainables.columns.scores` of the trial's dataset), against the
+    training step. Only these scalars: a result's lists
     (member losses, evaluation rows) stay in result.json."""
 
     def __init__(self) -> None:
@@ -34,7 +35,7 @@ class TensorBoardScalars(Callback):
         writer = self._writers[trial.trial_id]
         scalars = {f"train/{k}": float(getattr(report, k)) for k in TRAIN_SCALARS}
         if report.evaluation is not None:
-            scalars.update({f"eval/{k}": report.score(k) for k in SCORES})
+            scalars.update({f"eval/{k}": v for k, v in report.scores.items() if is_score(k)})
         for tag, value in scalars.items():
             if math.isfinite(value):
                 writer.add_scalar(tag, value, global_step=report.step)

@@ -28,11 +28,16 @@ LEVELS = {
     "wae_uniform": ((0.93, 0.78, 50.0), (0.99, 0.95, 100.0)),
 }
 SPEC = 'name = "demo <script>alert(1)</script>"\nnote = "a & b <b>bold</b>"\n'
+# A study on dsprites_noshape: its one Higgins task is 4var (shape is a nuisance there).
+NOSHAPE_SPEC = '[train]\ndataset = "dsprites_noshape"\n'
+TASKS = ("4var", "5var")  # the Higgins tasks the fake trials report (dSprites')
 DIVERGED = ("wae_uniform", 1)  # (family, value index): its replicate 1 diverged at step 150
 
 
-def make_experiment(root: Path, name: str = "demo", spec: str | None = SPEC) -> Path:
-    """Write the fake experiment into ``root/name`` and return that folder."""
+def make_experiment(root: Path, name: str = "demo", spec: str | None = SPEC,
+                    tasks: tuple[str, ...] = TASKS) -> Path:
+    """Write the fake experiment into ``root/name`` and return that folder; its trials
+    report the Higgins `tasks` (the study's dataset's: ("4var",) with `NOSHAPE_SPEC`)."""
     exp = root / name
     exp.mkdir(parents=True)
     if spec is not None:
@@ -43,10 +48,10 @@ def make_experiment(root: Path, name: str = "demo", spec: str | None = SPEC) -> 
     for family, values in VALUES.items():
         for v, value in enumerate(values):
             diverged = 1 if (family, v) == DIVERGED else None
-            lines = _trial_lines(family, value, LEVELS[family][v], index, rng, diverged)
+            lines = _trial_lines(family, value, LEVELS[family][v], index, rng, diverged, tasks)
             _write_trial(exp, family, value, index, lines)
             index += 1
-    partial = _trial_lines("beta_vae", 10.0, (0.95, 0.8, 120.0), index, rng, None)[:2]
+    partial = _trial_lines("beta_vae", 10.0, (0.95, 0.8, 120.0), index, rng, None, tasks)[:2]
     _write_trial(exp, "beta_vae", 10.0, index, partial)
     _write_trial(exp, "wae_gaussian", 12.0, index + 1, None)
     return exp
@@ -73,6 +78,7 @@ def _trial_lines(
     index: int,
     rng: np.random.Generator,
     diverged: int | None,
+    tasks: tuple[str, ...],
 ) -> list[dict[str, Any]]:
     """Reports at steps 0, 100, 200; evaluations at 0 (untrained) and 200 (final)."""
     param = "beta" if family == "beta_vae" else "lambda1"
@@ -92,24 +98,27 @@ def _trial_lines(
         if step in (0, STEPS):
             base = (0.8, 0.6, 2840.0) if step == 0 else level
             line["evaluation"] = [
-                _row(step, k, c, 100 * index + k, base, rng, diverged_at[k] >= 0)
+                _row(step, k, c, 100 * index + k, base, rng, diverged_at[k] >= 0, tasks)
                 for k in range(REPLICATES)
                 for c in range(CALCULATIONS)
             ]
-            for key in ("disentanglement_4var", "disentanglement_5var", "recon_test"):
+            for key in (*(f"disentanglement_{task}" for task in tasks), "recon_test"):
                 line[key] = 0.5
         lines.append(line)
     return lines
 
 
-def _row(step, replicate, calculation, seed, base, rng, diverged) -> dict[str, Any]:
+def _row(step, replicate, calculation, seed, base, rng, diverged, tasks) -> dict[str, Any]:
     d4, d5, recon = base
     recon_model = recon + 3.0 * replicate
+    scores = {  # each drawn whether reported or not: the other draws stay as they were
+        "disentanglement_4var": None if diverged else min(1.0, d4 + rng.uniform(-0.01, 0.005)),
+        "disentanglement_5var": None if diverged else min(1.0, d5 + rng.uniform(-0.02, 0.02)),
+    }
     return {
         "replicate": replicate, "seed": seed, "calculation": calculation, "step": step,
         "diverged": diverged,
-        "disentanglement_4var": None if diverged else min(1.0, d4 + rng.uniform(-0.01, 0.005)),
-        "disentanglement_5var": None if diverged else min(1.0, d5 + rng.uniform(-0.02, 0.02)),
+        **{f"disentanglement_{task}": scores[f"disentanglement_{task}"] for task in tasks},
         "recon_test": None if diverged else recon_model,
         "recon_train": None if diverged else recon_model - 2.0,
         "mig": None if diverged else 0.1 * d5,

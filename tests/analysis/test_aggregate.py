@@ -87,15 +87,41 @@ def test_headline_readings():
     assert h.recon_train_98_n_models == 2
     assert h.recon_train_98_lowest_model == pytest.approx(40.0)
     assert h.paper_best_5var == pytest.approx(0.988)
-    chosen = picks(results(rows))
+    chosen = picks(results(rows), "5var")
     assert [(p["value"], p["replicate"]) for p in chosen] == [(1.0, 0), (1.0, 1)]
     assert "98 %" in chosen[0]["label"] and "best 5-var" in chosen[1]["label"]
+
+
+def test_a_study_without_the_papers_5var_task_picks_its_own_and_states_no_best_5var():
+    """dsprites_noshape: its one task is 4var. Figure 2 picks the best 4-var model; the
+    headline's best 5-var is not measured, the > 98 % 4-var reading is."""
+    rows = [{k: v for k, v in row.items() if k != "disentanglement_5var"}
+            for row in model_rows("wae_gaussian", 1.0, 0, [0.99] * 3, [0.0] * 3, 95.0, 40.0)
+            + model_rows("wae_gaussian", 2.0, 0, [0.97] * 3, [0.0] * 3, 50.0, 20.0, "u")]
+    table = results(rows).drop(columns="disentanglement_5var")
+    h = headline(table)[0]
+    assert h.best_5var is None and h.best_5var_value is None
+    assert (h.recon_train_98_value, h.recon_train_98_mean) == (1.0, 40.0)
+    chosen = picks(table, "4var")
+    assert [(p["value"], p["rule"]) for p in chosen] == [
+        (1.0, "lowest train recon, > 98 % on 4-var"), (1.0, "best 4-var")]
+
+
+def test_a_study_without_either_paper_task_states_neither_and_picks_its_own():
+    """shapes3d's one task is 6var: neither headline statistic is measured; Figure 2 picks
+    the best 6-var model."""
+    rows = [{"family": "beta_vae", "value": 1.0, "replicate": 0, "trial_id": "t",
+             "disentanglement_6var": 0.99, "recon_test": 50.0}]
+    table = results(rows).drop(columns="disentanglement_5var")
+    h = headline(table)[0]
+    assert h.best_5var is None and h.recon_train_98_value is None
+    assert [p["rule"] for p in picks(table, "6var")] == ["best 6-var"]
 
 
 def test_models_and_headline_on_empty_results():
     empty = results([{"family": "beta_vae", "value": 1.0, "replicate": 0,
                       "disentanglement_4var": 0.5, "recon_test": 1.0}]).iloc[:0]
-    assert models(empty).empty and headline(empty) == [] and picks(empty) == []
+    assert models(empty).empty and headline(empty) == [] and picks(empty, "5var") == []
     assert aggregate(empty, "4var").empty
 
 

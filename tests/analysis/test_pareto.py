@@ -185,6 +185,18 @@ def test_a_box_floor_and_reference_are_fixed_not_from_the_data():
     assert hypervolume([0.7], [50.0], 100.0, floor=0.2) == pytest.approx(0.5 * 50)
 
 
+def test_a_boxs_chance_floor_is_of_its_studys_tasks():
+    """Chance is one over the factors a task votes on, for the study's dataset (dSprites for
+    a study written before datasets); the description names the study's floors."""
+    noshape = Box.from_spec({"train": {"dataset": "dsprites_noshape"}})
+    assert noshape == Box(250.0, "chance", "dsprites_noshape") != Box(250.0)
+    assert noshape.floor("4var") == 0.25 and noshape.scaled(2.0).dataset == "dsprites_noshape"
+    with pytest.raises(KeyError):
+        noshape.floor("5var")  # not one of its tasks
+    assert "chance (1/4) to 1" in noshape.describe()
+    assert "chance (1/4, 1/5) to 1" in Box(250.0).describe()
+
+
 def test_empty_results_give_empty_tables():
     empty = table([])
     assert pareto_rows(empty, "4var").empty

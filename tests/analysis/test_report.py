@@ -15,12 +15,13 @@ import torch
 from analysis import figures, models
 from analysis.box import Box
 from analysis.report import answer_lines, write_report
-from analysis.results import CONTRACT_COLUMNS, RECON_MEAN, load_results
+from analysis.results import RECON_MEAN, contract_columns, load_results
 from analysis.summary import NO_RESULTS, analyse_task, answer, answer_line, correct
 from study import spec
 from study.cli import main
-from tests.analysis.fixtures import REPLICATES, make_experiment
+from tests.analysis.fixtures import NOSHAPE_SPEC, REPLICATES, make_experiment
 
+CONTRACT_COLUMNS = contract_columns("dsprites")
 CONTRACT_FILES = {
     "index.html", "report.md", "summary.json", "results.csv", "pareto_4var.csv",
     "pareto_5var.csv", "figure1_4var.png", "figure1_5var.png", "figure2_reconstructions.png",
@@ -301,9 +302,39 @@ def test_headline_table_shows_every_headline_field():
                     paper_best_5var=0.988, paper_best_5var_recon_test="94.0 ± 5.8",
                     paper_recon_train_98="40.8 ± 1.5")
     bare = Headline(family="factor_vae", best_5var=0.5, best_5var_value=10.0)
-    table = next(b for b in _headline_blocks([full, bare]) if isinstance(b, Table)).frame
+    table = next(b for b in _headline_blocks([full, bare], ("4var", "5var"))
+                 if isinstance(b, Table)).frame
     assert table.iloc[0].tolist() == ["wae_gaussian", "0.912", "0.988", "2", "81.2",
                                       "83.5 ± 4.2", "94.0 ± 5.8", "40.5 ± 1.5", "4 (3)", "39.8",
                                       "40.8 ± 1.5"]
     assert table.iloc[1].tolist() == ["factor_vae", "0.500", "–", "10", "–", "–", "–", "–",
                                       "– (–)", "–", "–"]
+    only_4var = next(b for b in _headline_blocks([full], ("4var",)) if isinstance(b, Table))
+    assert only_4var.frame.iloc[0].tolist() == ["wae_gaussian", "40.5 ± 1.5", "4 (3)", "39.8",
+                                                "40.8 ± 1.5"]  # no 5var task: no best 5-var
+
+
+def test_a_study_with_one_task_reports_that_task_only(tmp_path):
+    """dsprites_noshape's one task, 4var: its front, figure, verdict and box; no 5var file,
+    column or section."""
+    exp = make_experiment(tmp_path, spec=NOSHAPE_SPEC, tasks=("4var",))
+    out = write_report(exp)
+    names = {p.name for p in out.iterdir()}
+    assert {"pareto_4var.csv", "figure1_4var.png", "results.csv", "summary.json"} <= names
+    assert not [name for name in names if "5var" in name]
+    results = pd.read_csv(out / "results.csv")
+    fixed = contract_columns("dsprites_noshape")
+    assert list(results.columns[: len(fixed)]) == list(fixed)
+    assert not [c for c in results.columns if "5var" in c]
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["answer_lines"]) == list(summary["answer"]) == ["4var"]
+    assert summary["answer_lines"]["4var"].startswith("4-var: ")
+    assert "Holm over 3 tests" in summary["hypervolume"]["inference"]["correction"]
+    assert {k for k in summary["hypervolume"] if k.endswith("var")} == {"4var"}
+    assert summary["hypervolume"]["4var"]["fronts"]["all"]["floor"] == 0.25  # chance: 1/4
+    assert all(h["best_5var"] is None for h in summary["headline"])
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "5-variable task" not in html and "pareto_5var" not in html
+    assert "best 5-var" not in html and "chance (1/4) to 1" in html
+    assert "lowest train recon, &gt; 98 % 4-var" in html
+    assert answer_lines(out) == [summary["answer_lines"]["4var"]]

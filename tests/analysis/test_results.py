@@ -7,9 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from analysis.results import CONTRACT_COLUMNS, load_results, usable
-from tests.analysis.fixtures import CALCULATIONS, REPLICATES, make_experiment
+from analysis.results import contract_columns, load_results, usable
+from tests.analysis.fixtures import CALCULATIONS, NOSHAPE_SPEC, REPLICATES, make_experiment
 from trainables.experiment import read_params
+
+CONTRACT_COLUMNS = contract_columns("dsprites")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,33 @@ def test_params_are_read_under_trial_or_flat_in_older_experiments(tmp_path):
     (tmp_path / "params.json").write_text(json.dumps({"family": "wae_uniform", "value": 1.0}))
     assert read_params(tmp_path) == {"family": "wae_uniform", "value": 1.0}
     assert read_params(tmp_path / "missing") == {}
+
+
+def test_the_interfaces_columns_are_dsprites():
+    assert CONTRACT_COLUMNS == (
+        "trial_id", "family", "param", "value", "replicate", "seed", "calculation", "step",
+        "disentanglement_4var", "disentanglement_5var", "recon_test", "recon_train")
+
+
+def test_a_study_before_datasets_reads_as_dsprites(study):
+    assert study.dataset == "dsprites" and study.tasks == ("4var", "5var")
+    assert study.primary_task == "5var"
+    assert {"disentanglement_5var", "validation_disentanglement_5var"} <= set(study.curves)
+
+
+def test_a_study_with_one_task_reads_that_task_only(tmp_path):
+    """A dsprites_noshape study: its one task's column in the contract's place, no 5var
+    column anywhere (results, baseline, curves), the curves on its primary task."""
+    one = load_results(make_experiment(tmp_path, spec=NOSHAPE_SPEC, tasks=("4var",)))
+    assert (one.dataset, one.tasks, one.primary_task) == ("dsprites_noshape", ("4var",), "4var")
+    fixed = contract_columns("dsprites_noshape")
+    assert list(one.results.columns[: len(fixed)]) == list(fixed) == [
+        *CONTRACT_COLUMNS[:8], "disentanglement_4var", "recon_test", "recon_train"]
+    assert len(one.results) == 6 * REPLICATES * CALCULATIONS
+    for table in (one.results, one.baseline, one.curves):
+        assert not [c for c in table.columns if "5var" in c]
+    assert one.curves["disentanglement_4var"].notna().any()
+    assert one.results["disentanglement_4var"].notna().sum() == len(usable(one.results, "4var"))
 
 
 def test_empty_and_missing_folders(tmp_path):

@@ -51,7 +51,7 @@ def test_pbt_progress_is_the_hypervolume_of_each_evaluation_step():
         ("a", 15, 10, 0.5, 50.0, 1.0, None, np.nan),  # carries step 10's evaluation: skipped
         ("a", 20, 20, 0.9, 50.0, 2.5, "b", 10.0), ("b", 20, 20, 0.6, 80.0, 2.0, None, np.nan),
     ])
-    progress = search_progress.pbt_progress(table, Box(200.0, 0.0))
+    progress = search_progress.pbt_progress(table, Box(200.0, 0.0), "5var")
     assert list(progress["x"]) == [10, 20]
     # step 10: 0.5 over [50, 100), 0.8 over [100, 200] → 25 + 80; step 20: 0.9 over [50, 200]
     assert list(progress["hypervolume"]) == pytest.approx([105.0, 135.0])
@@ -61,7 +61,7 @@ def test_pbt_progress_is_the_hypervolume_of_each_evaluation_step():
                                           "cloned_at": 10, "value": 2.5, "cloned_from": "b"}]
     scores = search_progress.final_objective(table, {"objective": "weighted",
                                                      "max_recon_test": 150.0,
-                                                     "recon_scale": 100.0})
+                                                     "recon_scale": 100.0}, "5var")
     assert scores == pytest.approx({"a": 0.9 - 0.5, "b": 0.6 - 0.8})
 
 
@@ -72,7 +72,7 @@ def test_trial_progress_adds_trials_in_the_order_they_finished(tmp_path):
     order = finished[::-1]
     curves_["timestamp"] = curves_["trial_id"].map({t: i for i, t in enumerate(order)})
     box = Box(200.0)
-    progress = search_progress.trial_progress(study.results, study.trials, curves_, box)
+    progress = search_progress.trial_progress(study.results, study.trials, curves_, box, "5var")
     assert list(progress["x"]) == list(range(1, len(finished) + 1))
 
     def after_each(trials: list[str]) -> list[float]:

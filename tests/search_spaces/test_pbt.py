@@ -85,7 +85,7 @@ def test_a_resample_is_log_uniform_within_the_bounds():
 def test_objective(objective, d5, recon, expected):
     got = objectives.score_for({"validation_disentanglement_5var": d5, "validation_recon": recon},
                         {**PBT, "objective": objective, "max_recon_test": 150.0,
-                         "recon_scale": 1000.0, "select_on": "validation"})
+                         "recon_scale": 1000.0, "select_on": "validation"}, "5var")
     assert got == pytest.approx(expected, nan_ok=True)
 
 
@@ -116,9 +116,9 @@ class FakeTrial:
         self.config = config
 
 
-def scheduler_with(trials, steps=100, synch=False, scale=RAW, **table):
+def scheduler_with(trials, steps=100, synch=False, scale=RAW, task="5var", **table):
     scheduler = PBTScheduler({**PBT, "perturbation_interval": 10, "synch": synch, **table},
-                             steps, scale)
+                             steps, scale, task)
     controller = SimpleNamespace(search_alg=None)
     for trial in trials:
         scheduler.on_trial_add(controller, trial)
@@ -404,9 +404,9 @@ def test_pareto_state_saved_and_a_resumed_study_ranks_the_same(tmp_path):
 def test_a_scheduler_pickled_before_pareto_existed_resumes_by_score(tmp_path):
     """`resume` unpickles the scheduler Tune saved when the study started: one from before
     `exploit` and `select_on` existed has neither key, no measures and no ranks, and ranks by
-    score on the test measures."""
-    scheduler = scheduler_with([])  # pickled as Tune does, before any trial is added
-    for name in ("_measures", "_ranks", "_scale"):
+    score on the test measures; one from before datasets has no task: dSprites' 5var."""
+    scheduler = scheduler_with([], task="4var")  # pickled as Tune does, before any trial
+    for name in ("_measures", "_ranks", "_scale", "_task"):
         delattr(scheduler, name)
     scheduler._pbt = {k: v for k, v in scheduler._pbt.items()
                       if k not in ("exploit", "select_on")}
@@ -442,3 +442,20 @@ def test_either_exploit_ranks_by_the_selected_measures(tmp_path, exploit, select
     worst_first = ["t0", "t1", "t2", "t3"]
     assert [t.trial_id for t in lower + upper] == (
         worst_first if select_on == "validation" else worst_first[::-1])
+
+
+@pytest.mark.parametrize("exploit", ["scalar", "pareto"])
+def test_either_exploit_ranks_by_the_studys_primary_task(tmp_path, exploit):
+    """A dsprites_noshape study's primary task is 4var: the ranking reads its score, never a
+    5var score beside it (here ranking the population the other way round)."""
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(4)]
+    scheduler = scheduler_with(trials, exploit=exploit, select_on="test", task="4var")
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    scheduler._checkpoint_or_exploit = lambda *args: None
+    for i, trial in enumerate(trials):
+        scheduler.on_trial_result(controller, trial, {
+            **measured(0.9 - 0.2 * i, 40.0), "disentanglement_4var": 0.1 + 0.2 * i})
+    lower, upper = scheduler._quantiles()
+    assert [t.trial_id for t in lower + upper] == ["t0", "t1", "t2", "t3"]
+    assert scheduler._measures[trials[3]] == pytest.approx((0.7, 40.0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import optuna
 import pytest
@@ -37,13 +38,34 @@ def test_baseline_grids_are_disentanglement_libs_study():
                                                  (0.9, 150.0, 0.4), (0.5, float("nan"), None)])
 def test_constrained_score(d5, recon, expected):
     score = adaptive.constrained_score(
-        {"validation_disentanglement_5var": d5, "validation_recon": recon}, ADAPTIVE)
+        {"validation_disentanglement_5var": d5, "validation_recon": recon}, ADAPTIVE, "5var")
     assert score == pytest.approx(expected) if expected is not None else score is None
+
+
+@pytest.mark.parametrize(("select_on", "keys"), [
+    ("validation", ("validation_disentanglement_4var", "validation_recon")),
+    ("test", ("disentanglement_4var", "recon_test"))])
+def test_the_searches_select_on_the_studys_primary_task(tmp_path, select_on, keys):
+    """A dsprites_noshape study's primary task is 4var: the Optuna objectives, the constrained
+    score and the reconciliation read its measures."""
+    table = {**ADAPTIVE, "select_on": select_on}
+    assert adaptive.objective_metrics(table, "4var") == list(keys)
+    result = {keys[0]: 0.9, keys[1]: 150.0, "disentanglement_5var": 0.1,
+              "validation_disentanglement_5var": 0.1}
+    assert adaptive.constrained_score(result, table, "4var") == pytest.approx(0.4)
+    searcher = adaptive.make_searcher({**table, "objective": "constrained"}, STUDY, tmp_path,
+                                      "4var")
+    assert searcher._task == "4var"  # what it scores each finished trial on
+    assert pickle.loads(pickle.dumps(searcher))._task == "4var"  # as Tune saves it
+    legacy = pickle.loads(pickle.dumps(searcher))
+    del legacy.__dict__["_task"]  # a searcher pickled before datasets
+    assert legacy._task == "5var"
 
 
 @pytest.mark.parametrize("objective", ["pareto", "constrained"])
 def test_searcher_uses_sqlite_storage(tmp_path, objective):
-    searcher = adaptive.make_searcher({**ADAPTIVE, "objective": objective}, STUDY, tmp_path)
+    searcher = adaptive.make_searcher({**ADAPTIVE, "objective": objective}, STUDY, tmp_path,
+                                      "5var")
     pareto = ["validation_disentanglement_5var", "validation_recon"]
     assert searcher.metric == (pareto if objective == "pareto"
                                else adaptive.CONSTRAINED_METRIC)
@@ -87,7 +109,7 @@ def test_reconcile_leaves_one_complete_per_finished_trial_and_nothing_running(tm
         {"family": orphan_finished.params["family"], "value": orphan_finished.params["value"],
          "validation_disentanglement_5var": 0.7, "validation_recon": 70.0},
     ]
-    outcome = adaptive.reconcile(tmp_path, finished, ADAPTIVE)
+    outcome = adaptive.reconcile(tmp_path, finished, ADAPTIVE, "5var")
     assert outcome == {"completed": 1, "failed": 1}
     states = {t.number: t.state for t in optuna.load_study(
         study_name=adaptive.study_name(tmp_path), storage=url).trials}
@@ -103,7 +125,7 @@ def test_every_family_is_searched_within_its_own_parameters_bounds(tmp_path):
              "beta_min": 1.0, "beta_max": 2.0, "lambda1_min": 3.0, "lambda1_max": 4.0,
              "lambda_od_min": 5.0, "lambda_od_max": 6.0, "c_max_min": 7.0, "c_max_max": 8.0,
              "gamma_min": 9.0, "gamma_max": 10.0}
-    searcher = adaptive.make_searcher(table, STUDY, tmp_path)
+    searcher = adaptive.make_searcher(table, STUDY, tmp_path, "5var")
     searcher.set_search_properties(None, None, {})
     seen = set()
     for i in range(60):
@@ -128,4 +150,5 @@ def test_reconcile_matches_a_family_by_its_own_parameter(tmp_path):
                         "gamma": optuna.distributions.FloatDistribution(10.0, 100.0)})
     finished = [{"family": "factor_vae", "value": orphan.params["gamma"],
                  "validation_disentanglement_5var": 0.6, "validation_recon": 50.0}]
-    assert adaptive.reconcile(tmp_path, finished, ADAPTIVE) == {"completed": 1, "failed": 0}
+    assert adaptive.reconcile(tmp_path, finished, ADAPTIVE, "5var") == {"completed": 1,
+                                                                      "failed": 0}

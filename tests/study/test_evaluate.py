@@ -83,7 +83,7 @@ def extra_rows(exp: Path) -> dict[str, list[dict]]:
 
 
 def test_evaluate_scores_merges_and_reports(experiment, dataset, monkeypatch, capsys):
-    monkeypatch.setattr(dsdata, "load", lambda path=None: dataset)
+    monkeypatch.setattr(dsdata, "load", lambda path=None, **_: dataset)
     code = main(["evaluate", str(experiment), "--metrics", "mig", "--data", "x.h5"])
     out, err = capsys.readouterr()
     assert code == 0

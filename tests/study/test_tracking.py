@@ -16,12 +16,12 @@ import pytest
 from study.cli import main
 from study.tracking import metrics_of
 from tests.study.helpers import TINY, cli, finish, result_lines, trial_dirs
-from trainables.columns import SCORES
+from trainables.columns import scores as dataset_scores
 from trainables.result_line import ResultLine
 
 
 def test_a_tracker_gets_the_curve_and_only_real_evaluations_against_the_step():
-    scores = dict.fromkeys(SCORES, 0.5)
+    scores = dict.fromkeys(dataset_scores("dsprites"), 0.5)
     plain = metrics_of(ResultLine(step=20, loss=3.0, recon=2.0, value=1.0,
                                   scores=scores).to_report())
     assert plain == {"loss": 3.0, "recon": 2.0, "n_diverged": 0.0, "value": 1.0,

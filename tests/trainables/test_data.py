@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from trainables import data, factors
+from trainables.datasets import unpack_rows
 
 N = factors.N_IMAGES
 
@@ -138,7 +139,7 @@ def test_sampling_and_index_round_trip():
 def test_unpack_rows_matches_numpy():
     rows = np.random.default_rng(0).integers(0, 256, (7, 512), dtype=np.uint8)
     expected = np.unpackbits(rows, axis=-1).astype(np.float32)
-    assert np.array_equal(data.unpack_rows(torch.from_numpy(rows)).numpy(), expected)
+    assert np.array_equal(unpack_rows(torch.from_numpy(rows)).numpy(), expected)
 
 
 @pytest.mark.slow

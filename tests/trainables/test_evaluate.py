@@ -1,5 +1,6 @@
-"""What a pack's evaluation measures: the metrics' codes, sampled against posterior-mean
-reconstruction on models with closed-form answers, and the L1 penalty at the clip."""
+"""What a pack's evaluation measures: the columns of its dataset's Higgins tasks, the metrics'
+codes, sampled against posterior-mean reconstruction on models with closed-form answers, and
+the L1 penalty at the clip."""
 
 from __future__ import annotations
 
@@ -10,12 +11,41 @@ import pytest
 import torch
 
 import metrics
+from trainables.columns import ROW_KEYS, scores, validation_scores
 from trainables.config import TrainConfig
-from trainables.evaluate import logits_fn, pack_encoder
+from trainables.data import DSprites
+from trainables.datasets import DATASETS
+from trainables.evaluate import evaluate_pack, higgins_columns, logits_fn, pack_encoder, summarize
 from trainables.models import PackModel
 from trainables.pack import PackTrainer
 
 SLOPE = 3.0  # the known decoder: every pixel's logit is SLOPE * z_0
+TINY = {"family": "wae_gaussian", "value": 1.0, "replicates": 2, "batch_size": 8,
+        "latent_dim": 3, "encoder_width": 8, "decoder_width": 8, "recon_eval_images": 64,
+        "higgins_votes": 60, "higgins_classifier_steps": 30, "device": "cpu",
+        "validation_fraction": 0.5}
+
+
+def test_the_higgins_metrics_are_the_datasets_tasks():
+    assert higgins_columns("dsprites") == {"higgins_4var": "disentanglement_4var",
+                                           "higgins_5var": "disentanglement_5var"}
+    assert higgins_columns("dsprites_noshape") == {"higgins_4var": "disentanglement_4var"}
+
+
+@pytest.mark.parametrize("name", ["dsprites", "dsprites_noshape"])
+def test_a_pack_is_scored_on_its_datasets_tasks(random_packed, one_torch_thread, name):
+    """Each row holds the scores of the trial's dataset (dSprites: the interface's columns;
+    dsprites_noshape: its one task, no 5var), then its validation measures, in that order."""
+    cfg = TrainConfig.from_dict({**TINY, "dataset": name})
+    data = DSprites(random_packed, dataset=DATASETS[name])
+    split = data.split(cfg.split_seed, cfg.test_fraction, cfg.validation_fraction)
+    model = PackTrainer(cfg, data.packed, split.train).model
+    rows = evaluate_pack(model, data, split, cfg, 0, [-1, 5])
+    measured = [*scores(name), *validation_scores(name)]
+    assert [[c for c in row if c not in ROW_KEYS] for row in rows] == [measured] * len(rows)
+    healthy = [row for row in rows if not row["diverged"]]
+    assert all(math.isfinite(row[c]) for row in healthy for c in measured)
+    assert list(summarize(rows)) == measured
 
 
 class Blank:

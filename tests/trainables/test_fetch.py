@@ -117,7 +117,7 @@ def test_data_fetch_verifies_the_file_and_refuses_a_wrong_one(dsprites_path, tmp
                      "--out", str(out)]) == 2
         assert "is not the expected one" in capsys.readouterr().err
         assert list(tmp_path.iterdir()) == []
-        monkeypatch.setattr(fetch, "OFFICIAL", fetch.Source(
+        monkeypatch.setitem(fetch.SOURCES, "dsprites", fetch.Source(
             fetch.OFFICIAL.url, len(body), hashlib.sha256(body).hexdigest()))
         monkeypatch.setenv(fetch.URL_ENV, mirror.url + "/dsprites.hdf5")
         assert main(["data", "fetch", "--out", str(out)]) == 0

@@ -52,10 +52,13 @@ def member_state(trainer: PackTrainer, k: int) -> list[torch.Tensor]:
     return [t[k].clone() for t in tensors]
 
 
+@pytest.mark.parametrize("architecture", ["fc", "conv"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_member_of_a_pack_follows_its_solo_trajectory(packed, family):
-    pack = train(PackTrainer(tiny(family=family, replicates=3, seed=10), packed, TRAIN), 30)
-    solo = train(PackTrainer(tiny(family=family, replicates=1, seed=11), packed, TRAIN), 30)
+def test_a_member_of_a_pack_follows_its_solo_trajectory(packed, family, architecture):
+    pack = train(PackTrainer(tiny(family=family, replicates=3, seed=10,
+                                  architecture=architecture), packed, TRAIN), 30)
+    solo = train(PackTrainer(tiny(family=family, replicates=1, seed=11,
+                                  architecture=architecture), packed, TRAIN), 30)
     for in_pack, alone in zip(member_state(pack, 1), member_state(solo, 0), strict=True):
         torch.testing.assert_close(in_pack, alone, rtol=1e-5, atol=1e-7)
     assert pack.read_report()["member_loss"][1] == pytest.approx(

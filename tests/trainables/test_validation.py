@@ -14,7 +14,7 @@ from search_spaces import adaptive
 from study import spec as specs
 from trainables import data as dsdata
 from trainables import objectives
-from trainables.columns import VALIDATION_SCORES
+from trainables.columns import validation_scores
 from trainables.config import TrainConfig
 from trainables.evaluate import evaluate_pack
 from trainables.pack import PackTrainer
@@ -26,6 +26,7 @@ TINY = {"family": "wae_gaussian", "value": 1.0, "replicates": 2, "steps": 3, "ba
         "higgins_votes": 60, "higgins_classifier_steps": 30, "device": "cpu",
         "validation_fraction": 0.5}
 TEST_COLUMNS = ("disentanglement_4var", "disentanglement_5var", "recon_test")
+VALIDATION_SCORES = validation_scores("dsprites")
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +91,10 @@ def test_scores_follow_the_selected_measures(objective):
     table = {"objective": objective, "max_recon_test": 100.0, "recon_scale": 1000.0}
     a, b = result((0.9, 50.0), (0.3, 300.0)), result((0.1, 900.0), (0.3, 300.0))
     on_validation = {**table, "select_on": "validation"}
-    assert objectives.score_for(a, on_validation) == objectives.score_for(b, on_validation)
+    assert objectives.score_for(a, on_validation, "5var") == objectives.score_for(
+        b, on_validation, "5var")
     on_test = {**table, "select_on": "test"}
-    assert objectives.score_for(a, on_test) != objectives.score_for(b, on_test)
+    assert objectives.score_for(a, on_test, "5var") != objectives.score_for(b, on_test, "5var")
 
 
 def suggestions(tmp_path, name: str, results: list[dict], objective: str,
@@ -104,7 +106,7 @@ def suggestions(tmp_path, name: str, results: list[dict], objective: str,
     study = {"seed": 0, "replicates": 1, "seeds": "independent"}
     folder = tmp_path / name
     folder.mkdir()
-    searcher = adaptive.make_searcher(table, study, folder)
+    searcher = adaptive.make_searcher(table, study, folder, "5var")
     searcher.set_search_properties(None, None, {})
     values = []
     for i, told in enumerate(results):
