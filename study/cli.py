@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--force", action="store_true", help="overwrite an existing file")
     fetch = data_commands.add_parser(
         "fetch", help="download a dataset's published file (resumable, checked against a "
-                      "recorded size and checksum), then verify it")
+                      "recorded size and checksum; smallnorb's and cars3d's then converted), "
+                      "then verify it")
     fetch.add_argument("name", nargs="?", default="dsprites", choices=DATASETS,
                        metavar="NAME", help="the dataset (default dsprites: the official "
                                             "dSprites .hdf5, which its variants read too); one "
@@ -65,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output file (default: the user cache, where studies look: for "
                             "dsprites what --data official reads)")
     fetch.add_argument("--url", type=text, default=None,
-                       help="a mirror of the published file (default for dsprites: "
-                            "$WAE_STUDY_DSPRITES_URL, else DeepMind's repository)")
+                       help="a mirror of the published file (smallnorb: of the folder of its "
+                            "six files; default for dsprites: $WAE_STUDY_DSPRITES_URL, else "
+                            "DeepMind's repository)")
     verify = data_commands.add_parser(
         "verify", help="check a dataset's file: an official dSprites .npz/.hdf5, a generated "
                        "one, or another dataset's published file")
@@ -77,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = data_commands.add_parser("show", help="write a picture of sample images")
     show.add_argument("path", type=path)
     show.add_argument("--out", type=path, required=True, help="output .png")
+    show.add_argument("--dataset", default=None, choices=DATASETS, metavar="NAME",
+                      help="show the images as this dataset does (e.g. color_dsprites from "
+                           "the dSprites file; default as for verify)")
 
     presets = commands.add_parser("presets", help="list the built-in study presets")
     presets.add_argument("--show", type=text, metavar="NAME",
@@ -185,7 +190,7 @@ def dispatch(args: argparse.Namespace) -> int:
             return data_commands.fetch(args.name, args.out, args.url)
         if args.data_command == "verify":
             return data_commands.verify(args.path, args.dataset)
-        return data_commands.show(args.path, args.out)
+        return data_commands.show(args.path, args.out, args.dataset)
     if args.command == "presets":
         return list_presets(args.show)
     if args.command == "run":

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from study.errors import BadInput
+from trainables import converted
 from trainables import data as dsdata
 from trainables.datasets import DATASETS, DSPRITES, FileDataset
 
@@ -46,7 +47,8 @@ def generate(out: Path | None, force: bool) -> int:
 
 def fetch(name: str, out: Path | None, url: str | None) -> int:
     """Download the published file of dataset `name` (its variants': dSprites'), resuming a
-    partial one, check it against its recorded size and checksum, then `verify` it."""
+    partial one, check it against its recorded size and checksum (smallnorb's and cars3d's
+    files each, then converted into one), then `verify` it."""
     from trainables import fetch as fetching
 
     owner = name if isinstance(DATASETS[name], FileDataset) else DSPRITES.name
@@ -55,23 +57,57 @@ def fetch(name: str, out: Path | None, url: str | None) -> int:
     if path.suffix != default.suffix:
         raise BadInput(f"--out must end in {default.suffix} (the published {owner} file is "
                        f"{default.suffix}), got {path.name}")
-    source = fetching.source_for(owner, url)
-    start = time.perf_counter()
     try:
-        fetching.fetch(source, path)
+        if owner in converted.CONVERSIONS:
+            fetch_and_convert(owner, path, url)
+        else:
+            source, start = fetching.source_for(owner, url), time.perf_counter()
+            fetching.fetch(source, path)
+            _fetched("fetched", path, source, start)
     except fetching.FetchError as err:
         raise BadInput(str(err)) from None
-    print(f"fetched {path} ({path.stat().st_size / 1e6:.1f} MB, {source.algorithm} "
+    return verify(path, owner)
+
+
+def fetch_and_convert(name: str, path: Path, url: str | None) -> None:
+    """Fetch each published file of dataset `name` into `path`'s folder (one checked there
+    already is kept: a failed conversion reruns without downloading again), then convert
+    them into `path`."""
+    from trainables import fetch as fetching
+
+    downloads = []
+    for file_name, source in converted.sources_for(name, url):
+        download, start = path.parent / file_name, time.perf_counter()
+        if download.is_file() and fetching.mismatch(source, download) is None:
+            _fetched("kept", download, source, start)
+        else:
+            fetching.fetch(source, download)
+            _fetched("fetched", download, source, start)
+        downloads.append(download)
+    start = time.perf_counter()
+    n = converted.convert(name, downloads, path)
+    print(f"converted {n:,} images into {path} ({path.stat().st_size / 1e6:.1f} MB, "
+          f"{time.perf_counter() - start:.1f} s); the downloads stay in {path.parent}")
+
+
+def _fetched(what: str, path: Path, source: converted.Source, start: float) -> None:
+    print(f"{what} {path} ({path.stat().st_size / 1e6:.1f} MB, {source.algorithm} "
           f"{source.digest[:12]}... as recorded by {source.recorded_by}; "
           f"{time.perf_counter() - start:.1f} s)")
-    return verify(path, owner)
+
+
+def dataset_of_file(path: Path) -> str:
+    """The dataset whose published file has `path`'s name, else dSprites (whose files and
+    variants' have any name)."""
+    return next((spec.name for spec in DATASETS.values()
+                 if isinstance(spec, FileDataset) and spec.file_name == path.name),
+                DSPRITES.name)
 
 
 def verify(path: Path, name: str | None = None) -> int:
     """Check a dataset's file (`name`; default: the dataset whose published file has this
     name, else dSprites) and say what was checked."""
-    name = name or next((spec.name for spec in DATASETS.values()
-                         if getattr(spec, "file_name", None) == path.name), DSPRITES.name)
+    name = name or dataset_of_file(path)
     start = time.perf_counter()
     if isinstance(DATASETS[name], FileDataset):
         data = dsdata.load(path, dataset=name)
@@ -88,7 +124,9 @@ def verify(path: Path, name: str | None = None) -> int:
     return 0
 
 
-def show(path: Path, out: Path, n: int = 32, seed: int = 0) -> int:
+def show(path: Path, out: Path, name: str | None = None, n: int = 32, seed: int = 0) -> int:
+    """A picture of `n` images of dataset `name` (default as `verify` infers it) from the file
+    at `path`, each titled with its factor classes (the latent ones)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,16 +135,20 @@ def show(path: Path, out: Path, n: int = 32, seed: int = 0) -> int:
     out = writable_target(out)
     if out.suffix.lower() != ".png":
         raise BadInput(f"--out must end in .png, got {out.name}")
-    dataset = dsdata.load(path)
+    dataset = dsdata.load(path, dataset=name or dataset_of_file(path))
     classes = dataset.sample_classes(n, np.random.default_rng(seed))
     images = dataset.images_for(classes)
+    latent = list(dataset.latent_factors)
     cols = 8
     fig, axes = plt.subplots(-(-n // cols), cols, figsize=(cols * 1.2, -(-n // cols) * 1.35))
-    for ax, image, c in zip(axes.flat, images, classes, strict=False):
+    for ax, image, c in zip(axes.flat, images, classes[:, latent], strict=False):
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"{c[1]} {c[2]} {c[3]}\n{c[4]},{c[5]}", fontsize=6)
+        half = -(-len(c) // 2)
+        ax.set_title(f"{' '.join(map(str, c[:half]))}\n{' '.join(map(str, c[half:]))}",
+                     fontsize=6)
         ax.axis("off")
-    fig.suptitle(f"{n} samples (shape scale orient / posX,posY classes): {path.name}",
+    names = " ".join(dataset.factor_names[i] for i in latent)
+    fig.suptitle(f"{n} {dataset.dataset.name} samples (classes of {names}): {path.name}",
                  fontsize=8)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

@@ -15,7 +15,7 @@ offline) and differ only in `observe` and the latent factors:
   black background (3 channels).
 - `noisy_dsprites`: a white sprite over a background of uniform [0, 1] noise per pixel and
   channel (3 channels).
-The datasets with files of their own hold uint8 images (N, 64, 64, 3) in the row-major order
+The datasets with files of their own hold uint8 images (N, 64, 64, C) in the row-major order
 of their factor grid (the last factor fastest), shown as stored, scaled to [0, 1]:
 - `shapes3d` (DeepMind's `3dshapes.h5`: floor, wall and object hue, scale, shape,
   orientation; 480,000 images, its `labels` checked against the grid on load),
@@ -25,6 +25,13 @@ of their factor grid (the last factor fastest), shown as stored, scaled to [0, 1
   grid's). disentanglement_lib's code gives mpi3d_toy and mpi3d_realistic 4 colours and 4
   shapes: it read earlier 460,800-image files; the published ones have 6 and 6, as the
   dataset's README says and `mpi3d_real` has in disentanglement_lib too.
+Two are converted from their published files by `wae-study data fetch` into such a file
+(`trainables.converted`, following disentanglement_lib's `norb.py` and `cars3d.py`):
+- `smallnorb` (NYU's NORB matrices: the first image of each stereo pair, grey, resized from
+  96x96; category, instance, elevation, azimuth, lighting; 48,600 images, training and testing
+  sets together). The instance is a nuisance, as in disentanglement_lib: 4 factors scored.
+- `cars3d` (Reed et al.'s renderings, resized from 128x128: elevation, azimuth, object type;
+  17,568 images).
 
 The random colour or noise is fresh with every training draw (each member's own generator,
 as disentanglement_lib draws it with each observation). Evaluation images (metrics,
@@ -175,8 +182,20 @@ MPI3D = {kind: FileDataset(
     for kind, what in (("toy", "simplistic renderings"), ("realistic", "realistic renderings"),
                        ("real", "camera images"))}
 
+SMALLNORB = FileDataset(
+    name="smallnorb", summary="smallNORB, 64x64 grey, 4 factors, instance a nuisance (fetch it "
+                              "first)",
+    factor_names=("category", "instance", "elevation", "azimuth", "lighting"),
+    factor_sizes=(5, 10, 9, 18, 6), latent_factors=(0, 2, 3, 4), tasks={"4var": (0, 2, 3, 4)},
+    file_name="smallnorb.npz")
+CARS3D = FileDataset(
+    name="cars3d", summary="Cars3D, 64x64 colour, 3 factors (fetch it first)",
+    factor_names=("elevation", "azimuth", "object_type"), factor_sizes=(4, 24, 183),
+    latent_factors=(0, 1, 2), tasks={"3var": (0, 1, 2)}, channels=3, file_name="cars3d.npz")
+
 DATASETS: dict[str, Dataset] = {dataset.name: dataset for dataset in (
-    DSPRITES, DSPRITES_NOSHAPE, COLOR_DSPRITES, NOISY_DSPRITES, SHAPES3D, *MPI3D.values())}
+    DSPRITES, DSPRITES_NOSHAPE, COLOR_DSPRITES, NOISY_DSPRITES, SHAPES3D, *MPI3D.values(),
+    SMALLNORB, CARS3D)}
 
 
 def indexed_uniform(indices: torch.Tensor, count: int, stream: int = 0) -> torch.Tensor:

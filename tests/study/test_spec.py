@@ -55,7 +55,8 @@ def test_bad_specs_name_the_key(raw, message):
 
 @pytest.mark.parametrize("name, trials, models", [("quick", 6, 12), ("paper", 27, 270),
                                                   ("quick-adaptive", 6, 12),
-                                                  ("adaptive", 30, 300), ("laptop", 6, 48)])
+                                                  ("adaptive", 30, 300), ("laptop", 6, 48),
+                                                  ("color-laptop", 4, 24)])
 def test_presets_expand_to_the_documented_size(name, trials, models):
     resolved = spec.load(name)
     assert spec.n_models(resolved) == models

@@ -140,3 +140,16 @@ def test_a_pack_trains_on_a_file_dataset_as_its_members_would_alone(family):
         torch.testing.assert_close(in_pack[1], alone[0], rtol=1e-5, atol=1e-7)
     x = pack.draw_batch().x
     assert x.shape == (3, 8, 64 * 64 * 3) and 0 <= x.min() and x.max() <= 1
+
+
+def test_data_show_pictures_a_file_dataset_and_a_variant(tmp_path, monkeypatch, dsprites_path):
+    monkeypatch.setitem(DATASETS, "shapes3d", TINY_SHAPES)
+    shapes = write_shapes(tmp_path / "3dshapes.h5")  # the published name: shapes3d inferred
+    assert main(["data", "show", str(shapes), "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["data", "show", str(dsprites_path), "--dataset", "noisy_dsprites",
+                 "--out", str(tmp_path / "n.png")]) == 0
+    import matplotlib.image
+
+    noisy = matplotlib.image.imread(tmp_path / "n.png")
+    assert noisy.shape[-1] in (3, 4) and noisy[..., :3].std(axis=-1).mean() > 0.01  # colour
+    assert (tmp_path / "s.png").stat().st_size > 1000
