@@ -168,8 +168,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "color-laptop": Preset(
         "the seed's finding beyond dSprites: β-VAE against the Gaussian WAE on color_dsprites "
-        "(offline), 2 values × 6 replicates each, 256-unit nets, 2,500 steps: under 45 "
-        "minutes on 2 CPU cores",
+        "(offline), 2 values × 6 replicates each, 256-unit nets, 2,500 steps: 50 minutes on "
+        "2 CPU cores, measured once",
         {
             "study": {"name": "color-laptop", "search": "grid", "replicates": 6,
                       "families": ["beta_vae", "wae_gaussian"],
