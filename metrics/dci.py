@@ -25,8 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.stats
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from metrics.codes import (
     CodeTable,
@@ -79,6 +77,8 @@ def importance_matrix(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
                       y_test: np.ndarray, *, model: str = "hist",
                       seed: int = 0) -> tuple[np.ndarray, float, float]:
     """(importance (d, F), mean train accuracy, mean test accuracy) over the factors."""
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
     d, n_factors = x_train.shape[1], y_train.shape[1]
     importance = np.zeros((d, n_factors))
     train_acc, test_acc = [], []
@@ -97,7 +97,7 @@ def importance_matrix(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     return importance, float(np.mean(train_acc)), float(np.mean(test_acc))
 
 
-def _split_gains(clf: HistGradientBoostingClassifier, d: int) -> np.ndarray:
+def _split_gains(clf: Any, d: int) -> np.ndarray:
     """Each feature's share of the total split gain over all trees (zeros if no split)."""
     gains = np.zeros(d)
     for trees in clf._predictors:  # private, no public route (tests/test_dependency_contracts)
@@ -110,7 +110,9 @@ def _split_gains(clf: HistGradientBoostingClassifier, d: int) -> np.ndarray:
 
 def disentanglement(importance: np.ndarray) -> float:
     """Importance-weighted mean over code dims of 1 - entropy over factors (base F)."""
-    per_code = 1.0 - scipy.stats.entropy(importance.T + 1e-11, base=importance.shape[1])
+    from scipy.stats import entropy
+
+    per_code = 1.0 - entropy(importance.T + 1e-11, base=importance.shape[1])
     if importance.sum() == 0.0:
         importance = np.ones_like(importance)
     weight = importance.sum(axis=1) / importance.sum()
@@ -119,7 +121,9 @@ def disentanglement(importance: np.ndarray) -> float:
 
 def completeness(importance: np.ndarray) -> float:
     """Importance-weighted mean over factors of 1 - entropy over code dims (base d)."""
-    per_factor = 1.0 - scipy.stats.entropy(importance + 1e-11, base=importance.shape[0])
+    from scipy.stats import entropy
+
+    per_factor = 1.0 - entropy(importance + 1e-11, base=importance.shape[0])
     if importance.sum() == 0.0:
         importance = np.ones_like(importance)
     weight = importance.sum(axis=0) / importance.sum()

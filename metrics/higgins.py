@@ -33,8 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from metrics.codes import (
     CodeTable,
@@ -109,6 +107,9 @@ def plan_higgins(sampler: Sampler, *, task: str = "5var", protocol: str = "autho
     eval_key, eval_labels = draw_votes("eval", eval_votes or defaults["eval_votes"])
 
     def score_heldout(table: CodeTable) -> list[dict]:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
         out = []
         for m in range(table.members):
             train = vote_features(table.get(train_key, m))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import mutual_info_score
 
 from metrics.codes import CodeTable, Encode, Plan, Sampler, latent_factors, run_plan
 
@@ -37,6 +36,8 @@ def mig_score(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dic
     """MIG from codes (n, d) and discrete factors (n, F)."""
     if codes.shape[1] < 2:
         raise ValueError("MIG needs at least 2 code dimensions")
+    from sklearn.metrics import mutual_info_score
+
     discrete = histogram_discretize(codes, num_bins)
     mi = mutual_information(discrete, factors)
     entropy = np.array([mutual_info_score(f, f) for f in factors.T])
@@ -55,4 +56,6 @@ def histogram_discretize(codes: np.ndarray, num_bins: int) -> np.ndarray:
 
 def mutual_information(discrete: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Mutual information (nats), (d, F), between discrete codes (n, d) and factors (n, F)."""
+    from sklearn.metrics import mutual_info_score
+
     return np.array([[mutual_info_score(f, c) for f in factors.T] for c in discrete.T])

@@ -18,8 +18,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
 
 from metrics.codes import CodeTable, Encode, Plan, Sampler, latent_factors, run_plan
 
@@ -53,6 +51,9 @@ def plan_sap(sampler: Sampler, *, num_train: int = 10_000, num_test: int = 5_000
 def score_matrix(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                  y_test: np.ndarray) -> np.ndarray:
     """Test accuracy (d, F) of a linear SVM predicting factor j from code dim i alone."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
     d, n_factors = x_train.shape[1], y_train.shape[1]
     if d < 2:
         raise ValueError("SAP needs at least 2 code dimensions")

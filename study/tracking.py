@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.air.integrations.wandb import WandbLoggerCallback
-
 from study.errors import BadInput
 from study.storage import check_writable
 from trainables.result_line import ResultLine
@@ -109,44 +106,31 @@ def check_mlflow_uri(uri: str) -> None:
                            "start it or fix the URI") from None
 
 
-class MLflowRuns(MLflowLoggerCallback):
-    """Ray's MLflow callback, fed the report's curve and evaluation against the step. Ray's
-    own takes `timesteps_total or training_iteration` as the step, which cannot be 0 (the
-    untrained models' evaluation): the metrics go to the trial's run at the training step
-    here (Ray's `_trial_runs`: the run of each trial; tests/test_dependency_contracts.py)."""
-
-    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        metrics = metrics_of(result)
-        step = metrics.pop("timesteps_total", None)
-        if step is not None:
-            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial],
-                                         metrics_to_log=metrics, step=step)
-
-
-class WandbRuns(WandbLoggerCallback):
-    """Ray's W&B callback, fed the report's curve and evaluation against the step. Ray's
-    logging actor passes a result's `training_iteration` to `wandb.log` as the step: it is
-    given the training step here (tests/study/test_tracking.py reads the steps back)."""
-
-    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        metrics = metrics_of(result)
-        if "timesteps_total" in metrics:
-            metrics["training_iteration"] = metrics["timesteps_total"]
-        super().log_trial_result(iteration, trial, metrics)
-
-
 def callbacks(tracking: dict[str, Any], experiment_dir: Path) -> list[Any]:
     """The Tune callbacks for the spec's [tracking] table (none for backend = 'none')."""
     check_installed(tracking)
     backend, name = tracking["backend"], experiment_dir.name
+    if backend == "none":
+        return []
+    from study.callbacks.trackers import MLflowRuns, WandbRuns  # Ray's, importing its tracker
+
     if backend == "mlflow":
         uri = tracking["uri"] or f"sqlite:///{(experiment_dir / MLFLOW_DB).resolve()}"
         return [MLflowRuns(tracking_uri=uri, experiment_name=name)]
-    if backend == "wandb":
-        # Ray hands its logging actor WANDB_API_KEY from here but not WANDB_MODE: on a Ray the
-        # driver joined (`--address`, RAY_ADDRESS), the actor has that Ray's environment, and
-        # a study run offline logged online
-        mode = {"mode": os.environ["WANDB_MODE"]} if os.environ.get("WANDB_MODE") else {}
-        return [WandbRuns(project=tracking["project"] or name, group=name,
-                          dir=str(experiment_dir.resolve()), **mode)]
-    return []
+    # wandb. Ray hands its logging actor WANDB_API_KEY from here but not WANDB_MODE: on a Ray
+    # the driver joined (`--address`, RAY_ADDRESS), the actor has that Ray's environment, and
+    # a study run offline logged online
+    mode = {"mode": os.environ["WANDB_MODE"]} if os.environ.get("WANDB_MODE") else {}
+    return [WandbRuns(project=tracking["project"] or name, group=name,
+                      dir=str(experiment_dir.resolve()), **mode)]
+
+
+def __getattr__(name: str) -> Any:
+    """`study.tracking.MLflowRuns` / `WandbRuns`, where they lived before: Tune pickles the
+    callbacks into an experiment's tuner.pkl by module path, and a study written then names
+    this module when it resumes."""
+    if name in ("MLflowRuns", "WandbRuns"):
+        from study.callbacks import trackers
+
+        return getattr(trackers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -145,13 +145,13 @@ def test_ray_storage_contexts_keep_the_attributes_the_callbacks_read(name):
                                                   "study/callbacks", "ray[tune]")
 
 
-# ---- Ray's MLflow callback (study/tracking.py) ----------------------------------------------
+# ---- Ray's MLflow callback (study/callbacks/trackers.py) -------------------------------------
 def test_the_mlflow_callback_keeps_each_trials_run_where_we_read_it():
     """MLflowRuns logs to `_trial_runs[trial]` through `mlflow_util.log_metrics`."""
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     message = broken("MLflowLoggerCallback._trial_runs / mlflow_util.log_metrics",
-                     "study/tracking.py", "ray[tune]")
+                     "study/callbacks/trackers.py", "ray[tune]")
     source = inspect.getsource(MLflowLoggerCallback.log_trial_start)
     assert "self._trial_runs[trial] = " in source, message
     util = MLflowLoggerCallback().mlflow_util

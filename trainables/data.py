@@ -287,7 +287,9 @@ def _cached(path: Path) -> np.ndarray | None:
     try:
         if json.loads(record_path.read_text()) != _identity(path):
             return None
-        packed = np.load(array_path, allow_pickle=False)
+        # mapped, not read: a report or an evaluation touches a few hundred of its 737,280
+        # rows; the file is only ever replaced whole (`_keep`), never written in place
+        packed = np.asarray(np.load(array_path, mmap_mode="r", allow_pickle=False))
     except (OSError, ValueError):
         return None
     if packed.shape != (factors.N_IMAGES, PACKED_BYTES) or packed.dtype != np.uint8:

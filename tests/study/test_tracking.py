@@ -32,6 +32,19 @@ def test_a_tracker_gets_the_curve_and_only_real_evaluations_against_the_step():
     assert "recon" not in evaluated  # NaN: not measured, not logged
 
 
+def test_a_study_pickled_before_the_callbacks_moved_still_finds_them():
+    """tuner.pkl names a callback by module path: `study.tracking.MLflowRuns` until the
+    callbacks moved to `study.callbacks.trackers`; such a study must still resume."""
+    import pickle
+
+    from study.callbacks.trackers import MLflowRuns
+
+    old_path = pickle.dumps(MLflowRuns, protocol=0).replace(  # protocol 0: names as text
+        b"study.callbacks.trackers", b"study.tracking")
+    assert b"study.tracking" in old_path
+    assert pickle.loads(old_path) is MLflowRuns
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--tracking", "wandb"], "pip install -e '.[wandb]'"),
     (["--tracking", "tensorboard"], "--tracking must be mlflow[=URI] or wandb[=PROJECT]"),
