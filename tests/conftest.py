@@ -62,7 +62,9 @@ def random_packed():
     store: for tests where the image content does not matter."""
     import numpy as np
 
-    array = np.random.default_rng(0).integers(0, 256, (737_280, 512), dtype=np.uint8)
+    rows, row_bytes = 737_280, 512  # the generator's raw 64-bit words: `integers` is 2x slower
+    words = np.random.default_rng(0).bit_generator.random_raw(rows * row_bytes // 8)
+    array = words.view(np.uint8).reshape(rows, row_bytes)
     array.flags.writeable = False
     return array
 
