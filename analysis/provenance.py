@@ -86,8 +86,10 @@ def dataset_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     return {"path": str(path), "bytes": stat.st_size, "sha256": sha}
 
 
-def run_entry(command: str, dataset_path: str | os.PathLike | None) -> dict[str, Any]:
-    """What the driver knows about this run or resume."""
+def run_entry(command: str, dataset_path: str | os.PathLike | None,
+              painting_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What the driver knows about this run or resume (`painting_path`: scream_dsprites'
+    painting, whose digest no independent record pins: the report names it)."""
     return {
         "command": command,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -97,14 +99,15 @@ def run_entry(command: str, dataset_path: str | os.PathLike | None) -> dict[str,
         "driver_cpu": cpu_name(),
         "driver_cpu_native_bf16": native_bf16(cpu_flags()),  # what precision=auto looks for
         "dataset": dataset_fingerprint(dataset_path) if dataset_path else None,
+        **({"painting": dataset_fingerprint(painting_path)} if painting_path else {}),
     }
 
 
-def record_run(experiment_dir: Path, command: str,
-               dataset_path: str | os.PathLike | None) -> dict[str, Any]:
+def record_run(experiment_dir: Path, command: str, dataset_path: str | os.PathLike | None,
+               painting_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Append this run's entry to `<experiment>/provenance.json` (atomically)."""
     entries = read_runs(experiment_dir)
-    entry = run_entry(command, dataset_path)
+    entry = run_entry(command, dataset_path, painting_path)
     write_atomic(Path(experiment_dir) / FILE, json.dumps([*entries, entry], indent=1) + "\n")
     return entry
 
@@ -171,10 +174,11 @@ def footer_lines(provenance: dict[str, Any]) -> list[str]:
         lines.append(f"{run.get('command', 'run')} at {run.get('time')} on {run.get('host')}: "
                      + ", ".join(f"{k} {v[k]}" for k in ("python", *PACKAGES) if v.get(k))
                      + f"; {code}")
-        data = run.get("dataset")
-        if data:
-            lines.append(f"dataset {data['path']} ({data['bytes']:,} bytes, "
-                         f"sha256 {data['sha256']})")
+        for what in ("dataset", "painting"):
+            data = run.get(what)
+            if data:
+                lines.append(f"{what} {data['path']} ({data['bytes']:,} bytes, "
+                             f"sha256 {data['sha256']})")
     if not runs:
         now = provenance.get("versions_now") or {}
         lines.append("no provenance.json (an experiment from an older version): versions at "

@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--force", action="store_true", help="overwrite an existing file")
     fetch = data_commands.add_parser(
         "fetch", help="download a dataset's published file (resumable, checked against a "
-                      "recorded size and checksum; smallnorb's and cars3d's then converted), "
-                      "then verify it")
+                      "recorded size and checksum; smallnorb's and cars3d's then converted; "
+                      "scream_dsprites: its painting), then verify it")
     fetch.add_argument("name", nargs="?", default="dsprites", choices=DATASETS,
                        metavar="NAME", help="the dataset (default dsprites: the official "
                                             "dSprites .hdf5, which its variants read too); one "

@@ -12,7 +12,7 @@ import numpy as np
 from study.errors import BadInput
 from trainables import converted
 from trainables import data as dsdata
-from trainables.datasets import DATASETS, DSPRITES, FileDataset
+from trainables.datasets import DATASETS, DSPRITES, FileDataset, ScreamDSprites
 
 
 def writable_target(path: Path) -> Path:
@@ -51,6 +51,8 @@ def fetch(name: str, out: Path | None, url: str | None) -> int:
     files each, then converted into one), then `verify` it."""
     from trainables import fetch as fetching
 
+    if isinstance(DATASETS[name], ScreamDSprites):
+        return fetch_painting(DATASETS[name], out, url)
     owner = name if isinstance(DATASETS[name], FileDataset) else DSPRITES.name
     default = dsdata.official_path() if owner == DSPRITES.name else dsdata.fetched_path(owner)
     path = writable_target(out or default)
@@ -67,6 +69,36 @@ def fetch(name: str, out: Path | None, url: str | None) -> int:
     except fetching.FetchError as err:
         raise BadInput(str(err)) from None
     return verify(path, owner)
+
+
+def fetch_painting(dataset: ScreamDSprites, out: Path | None, url: str | None) -> int:
+    """Download scream_dsprites' painting (its images are dSprites', generated offline),
+    check it is an image its patches fit in, and print its SHA-256: no record from elsewhere
+    pins the file, so the studies on it record the digest instead."""
+    from analysis.provenance import dataset_fingerprint
+    from trainables import fetch as fetching
+    from trainables.image_files import DataError, read_painting
+
+    path = dsdata.painting_path(dataset)
+    if out is not None and out.expanduser().resolve() != path.resolve():
+        raise BadInput(f"{dataset.name} reads its painting from {path} (under "
+                       "$XDG_CACHE_HOME): drop --out")
+    writable_target(path)
+    try:
+        start = time.perf_counter()
+        fetching.fetch(fetching.source_for(dataset.name, url), path)
+        painting = read_painting(path, dataset)
+    except fetching.FetchError as err:
+        raise BadInput(str(err)) from None
+    except DataError as err:
+        path.unlink()
+        raise BadInput(f"{err} (deleted it)") from None
+    found = dataset_fingerprint(path)
+    print(f"fetched {path} ({found['bytes']:,} bytes, sha256 {found['sha256']}; "
+          f"{time.perf_counter() - start:.1f} s): thumbnail {painting.shape[1]}x"
+          f"{painting.shape[0]}. No record from elsewhere pins this file: each study on "
+          f"{dataset.name} records its digest")
+    return 0
 
 
 def fetch_and_convert(name: str, path: Path, url: str | None) -> None:

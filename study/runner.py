@@ -28,6 +28,7 @@ from study.storage import Remote, check_writable, is_uri, open_remote
 from trainables import experiment
 from trainables.columns import study_primary_task
 from trainables.config import trial_settings
+from trainables.data import painting_source
 
 DEFAULT_STORAGE = "experiments"
 
@@ -189,22 +190,24 @@ def check_resources(resources: dict[str, Any]) -> None:
                        f"on any node ({most_cpus:g}); lower it")
 
 
-def trainable(resources: dict[str, Any], packed: Any, experiment_dir: Path | None):
-    """train_trial with the data in the object store once and the per-trial resources;
-    `experiment_dir`: the experiment's folder as every node sees it (None on object
-    storage), where a restored trial looks for checkpoints Tune's saved state lacks."""
+def trainable(resources: dict[str, Any], dataset: Any, experiment_dir: Path | None):
+    """train_trial with the data (the loaded dataset's stored array, and scream_dsprites'
+    painting) in the object store once and the per-trial resources; `experiment_dir`: the
+    experiment's folder as every node sees it (None on object storage), where a restored
+    trial looks for checkpoints Tune's saved state lacks."""
     from ray import tune
 
+    from trainables.data import painting_of
     from trainables.trainable import train_trial
 
     with_data = tune.with_parameters(
-        train_trial, packed=packed,
+        train_trial, packed=dataset.stored, painting=painting_of(dataset),
         experiment_dir=None if experiment_dir is None else str(experiment_dir.resolve()))
     return tune.with_resources(with_data, {"cpu": resources["cpus_per_trial"],
                                            "gpu": resources["gpus_per_trial"]})
 
 
-def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: Any,
+def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, dataset: Any,
                 remote: Remote | None = None):
     """The Tuner of a new study in `experiment_dir`, or on `remote` (whose mirror that is)."""
     from ray import tune
@@ -262,7 +265,7 @@ def build_tuner(spec: dict[str, dict[str, Any]], experiment_dir: Path, packed: A
                    *tracking.callbacks(spec["tracking"], experiment_dir)],
         verbose=0,
     )
-    return tune.Tuner(trainable(resources, packed, None if remote else experiment_dir),
+    return tune.Tuner(trainable(resources, dataset, None if remote else experiment_dir),
                       param_space=param_space,
                       tune_config=tune_config, run_config=run_config)
 
@@ -313,13 +316,14 @@ def start_study(spec: dict[str, dict[str, Any]], experiment_dir: Path, dataset: 
     experiment_dir.mkdir(parents=True)
     with exclusive(experiment_dir):
         experiment.write_atomic(experiment.study_file(experiment_dir), specs.dumps(spec))
-        provenance.record_run(experiment_dir, "run", dataset.source)
+        provenance.record_run(experiment_dir, "run", dataset.source,
+                              painting_source(dataset))
         if remote:
             remote.push(experiment.STUDY_FILE, provenance.FILE)
         print(f"study {experiment_dir.name}: {specs.n_models(spec)} models in "
               f"{specs.n_trials(spec)} trials -> {where}",
               flush=True)
-        tuner = build_tuner(spec, experiment_dir, dataset.stored, remote)
+        tuner = build_tuner(spec, experiment_dir, dataset, remote)
         return finish(tuner.fit(), spec, experiment_dir, dataset, remote)
 
 
@@ -350,13 +354,14 @@ def continue_study(spec: dict[str, dict[str, Any]], experiment_dir: Path, datase
     mark_deleted(str(path), filesystem)
     if not tune.Tuner.can_restore(str(path), storage_filesystem=filesystem):
         # killed before Ray saved
-        tuner = build_tuner(spec, experiment_dir, dataset.stored, remote)
+        tuner = build_tuner(spec, experiment_dir, dataset, remote)
     else:
         tuner = tune.Tuner.restore(
-            str(path), trainable(spec["resources"], dataset.stored,
+            str(path), trainable(spec["resources"], dataset,
                                  None if remote else experiment_dir),
             resume_unfinished=True, resume_errored=True, storage_filesystem=filesystem)
-    provenance.record_run(experiment_dir, "resume", dataset.source)
+    provenance.record_run(experiment_dir, "resume", dataset.source,
+                          painting_source(dataset))
     if remote:
         remote.push(provenance.FILE)
     print(f"resuming {remote.uri if remote else experiment_dir}", flush=True)

@@ -16,6 +16,7 @@ has not changed since loads in a fraction of a second.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,7 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from trainables import factors, fetch, image_files, render
-from trainables.datasets import DATASETS, DSPRITES, Dataset, FileDataset, indexed_uniform
+from trainables.datasets import (
+    DATASETS,
+    DSPRITES,
+    Dataset,
+    FileDataset,
+    ScreamDSprites,
+    indexed_uniform,
+)
 from trainables.experiment import replacing, write_atomic
 from trainables.image_files import DataError
 
@@ -171,12 +179,35 @@ class ImageGrid(GroundTruthImages):
         return self.stored[np.asarray(indices, dtype=np.int64)].astype(np.float32) / 255.0
 
 
-def wrap(stored: np.ndarray, dataset: str) -> GroundTruthImages:
-    """The data object over a stored array (a trial's, from the object store)."""
+def wrap(stored: np.ndarray, dataset: str, painting: np.ndarray | None = None
+         ) -> GroundTruthImages:
+    """The data object over a stored array (a trial's, from the object store), and for
+    scream_dsprites its painting (`painting_of` the loaded data)."""
     spec = DATASETS[dataset]
     if isinstance(spec, FileDataset):
         return ImageGrid(stored, "", spec)
+    if isinstance(spec, ScreamDSprites):
+        if painting is None:
+            raise DataError(f"{dataset} needs its painting beside the stored images")
+        spec = dataclasses.replace(spec, painting=painting)
     return DSprites(stored, dataset=spec)
+
+
+def painting_of(data: GroundTruthImages) -> np.ndarray | None:
+    """The painting a dataset shows its images on (scream_dsprites'), else None: what a trial
+    needs beside the stored array."""
+    return getattr(data.dataset, "painting", None)
+
+
+def painting_path(dataset: ScreamDSprites) -> Path:
+    """Where `wae-study data fetch scream_dsprites` puts the painting (`<cache>/scream.jpg`)."""
+    return cache_dir() / dataset.painting_file
+
+
+def painting_source(data: GroundTruthImages) -> Path | None:
+    """The painting file the loaded data shows its images on (scream_dsprites'), else None:
+    what provenance fingerprints beside the dataset's file."""
+    return painting_path(data.dataset) if isinstance(data.dataset, ScreamDSprites) else None
 
 
 def cache_dir() -> Path:
@@ -213,12 +244,15 @@ def load(path: str | os.PathLike | None = None, cached: bool = True,
     if isinstance(spec, FileDataset):
         path = Path(path) if path is not None else fetched_path(dataset)
         return ImageGrid(image_files.read(path, spec), str(path), spec)
+    if isinstance(spec, ScreamDSprites):
+        spec = dataclasses.replace(spec, painting=image_files.read_painting(
+            painting_path(spec), spec))
     if path is None:
         path = default_path()
         if not path.exists():
             render.write_hdf5(path)
     path = Path(path)
-    return DSprites(read_packed(path, cached), source=str(path), dataset=DATASETS[dataset])
+    return DSprites(read_packed(path, cached), source=str(path), dataset=spec)
 
 
 def check_path(path: Path) -> None:
@@ -239,11 +273,15 @@ def check_path(path: Path) -> None:
 def check_source(path: str | os.PathLike | None, dataset: str) -> None:
     """DataError unless the file `dataset` would be loaded from (`path`, else its default)
     is there, without reading it: what `wae-study run` checks before Ray starts. The default
-    dSprites file is rendered when missing, so only a given path is checked for dSprites."""
+    dSprites file is rendered when missing, so only a given path is checked for dSprites;
+    scream_dsprites' painting is read (milliseconds), so a bad one stops the run here too."""
     spec = DATASETS[dataset]
     if isinstance(spec, FileDataset):
         image_files.check_exists(Path(path) if path is not None else fetched_path(dataset), spec)
-    elif path is not None:
+        return
+    if isinstance(spec, ScreamDSprites):
+        image_files.read_painting(painting_path(spec), spec)  # a few milliseconds
+    if path is not None:
         check_path(Path(path))
 
 

@@ -15,6 +15,10 @@ offline) and differ only in `observe` and the latent factors:
   black background (3 channels).
 - `noisy_dsprites`: a white sprite over a background of uniform [0, 1] noise per pixel and
   channel (3 channels).
+- `scream_dsprites`: a random 64x64 patch of Munch's The Scream (the painting's thumbnail
+  within 350x274), averaged with one uniform colour per image, the sprite's pixels inverted
+  (3 channels). The painting comes from `wae-study data fetch scream_dsprites` and travels
+  with the data (`ScreamDSprites.painting`, set by `trainables.data`).
 The datasets with files of their own hold uint8 images (N, 64, 64, C) in the row-major order
 of their factor grid (the last factor fastest), shown as stored, scaled to [0, 1]:
 - `shapes3d` (DeepMind's `3dshapes.h5`: floor, wall and object hue, scale, shape,
@@ -44,8 +48,8 @@ Nothing here imports torch at module level: the command line reads the registry.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -128,6 +132,37 @@ class NoisyDSprites(Dataset):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScreamDSprites(Dataset):
+    """The sprite inverted over a patch of The Scream (disentanglement_lib's `ScreamDSprites`):
+    per image a 64x64 crop at a uniform offset (the painting's last offset excluded, as
+    `randint(0, H - 64)` there), background = (crop + one uniform colour) / 2, and
+    1 - background at the sprite's pixels. Five uniforms per image: the two offsets, then the
+    colour."""
+
+    painting_file: str  # its name in the data folder (`wae-study data fetch` puts it there)
+    # the thumbnail, float32 (H, W, 3) in [0, 1]: none in the registry, the loaded data's own
+    painting: Any = field(default=None, compare=False, repr=False)
+
+    def observe(self, stored: torch.Tensor, uniform: Uniform) -> torch.Tensor:
+        import torch
+
+        if self.painting is None:
+            raise RuntimeError(f"{self.name} has no painting: take the dataset from "
+                               "trainables.data.load or wrap, which attach it")
+        painting = torch.as_tensor(self.painting, device=stored.device)
+        height, width, _ = painting.shape
+        draws = uniform(5)
+        size = self.image_size
+        offsets = torch.arange(size, device=stored.device)
+        rows = (draws[:, 0] * (height - size)).long()[:, None] + offsets  # (n, 64)
+        cols = (draws[:, 1] * (width - size)).long()[:, None] + offsets
+        patch = painting[rows[:, :, None], cols[:, None, :]]  # (n, 64, 64, 3)
+        background = (patch + draws[:, None, None, 2:]) / 2.0
+        sprite = stored.view(len(stored), size, size, 1) == 1
+        return torch.where(sprite, 1.0 - background, background).reshape(len(stored), -1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileDataset(Dataset):
     """A dataset with a file of its own: uint8 images (N, H, W, C) under `images_key`, in the
     row-major order of the factor grid, shown as stored in [0, 1] (disentanglement_lib: / 255)."""
@@ -166,6 +201,12 @@ NOISY_DSPRITES = NoisyDSprites(
     name="noisy_dsprites", summary="dSprites, a white sprite on uniform noise, 3 channels",
     factor_names=DSPRITES_FACTORS, factor_sizes=DSPRITES_SIZES,
     latent_factors=(1, 2, 3, 4, 5), tasks=_DSPRITES_TASKS, channels=3, sparse=False)
+SCREAM_DSPRITES = ScreamDSprites(
+    name="scream_dsprites", summary="dSprites, the sprite inverted over a patch of The Scream, "
+                                    "3 channels (fetch the painting first)",
+    factor_names=DSPRITES_FACTORS, factor_sizes=DSPRITES_SIZES,
+    latent_factors=(1, 2, 3, 4, 5), tasks=_DSPRITES_TASKS, channels=3, sparse=False,
+    painting_file="scream.jpg")
 
 SHAPES3D = FileDataset(
     name="shapes3d", summary="3D Shapes, 64x64 colour, 6 factors (fetch it first)",
@@ -194,7 +235,8 @@ CARS3D = FileDataset(
     latent_factors=(0, 1, 2), tasks={"3var": (0, 1, 2)}, channels=3, file_name="cars3d.npz")
 
 DATASETS: dict[str, Dataset] = {dataset.name: dataset for dataset in (
-    DSPRITES, DSPRITES_NOSHAPE, COLOR_DSPRITES, NOISY_DSPRITES, SHAPES3D, *MPI3D.values(),
+    DSPRITES, DSPRITES_NOSHAPE, COLOR_DSPRITES, NOISY_DSPRITES, SCREAM_DSPRITES, SHAPES3D,
+    *MPI3D.values(),
     SMALLNORB, CARS3D)}
 
 

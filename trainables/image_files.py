@@ -1,7 +1,8 @@
 """Reading the files of the datasets that have their own (`datasets.FileDataset`): shapes3d's
 HDF5, MPI3D's `.npz`. A file is checked before its pixels are read (its images' shape and
 type against the dataset's factor grid), its factor labels (where it has them) against the
-grid's row-major order, and read in chunks into one uint8 array (N, H, W, C)."""
+grid's row-major order, and read in chunks into one uint8 array (N, H, W, C). Also
+scream_dsprites' painting (`read_painting`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import IO
 
 import numpy as np
 
-from trainables.datasets import FileDataset
+from trainables.datasets import FileDataset, ScreamDSprites
 
 CHUNK = 20_480  # images per read: 250 MB of 64x64x3 uint8
 
@@ -46,6 +47,29 @@ def check_exists(path: Path, dataset: FileDataset) -> None:
     if path.suffix not in ({".h5", ".hdf5"} if suffix in (".h5", ".hdf5") else {suffix}):
         raise DataError(f"unknown extension '{path.suffix}' of {path}: {dataset.name} is read "
                         f"from its published {dataset.file_name}")
+
+
+def read_painting(path: Path, dataset: ScreamDSprites) -> np.ndarray:
+    """The painting's thumbnail within 350x274 (Pillow's `thumbnail`, as disentanglement_lib
+    makes it), RGB, float32 (H, W, 3) in [0, 1]; DataError naming the fix if missing, not an
+    image, or too small for a 64x64 patch."""
+    from PIL import Image, UnidentifiedImageError
+
+    fetch = f"run `wae-study data fetch {dataset.name}`"
+    if not path.is_file():
+        raise DataError(f"{dataset.name} needs its painting: {path} not found; {fetch}")
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((350, 274))
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"cannot read the painting {path} ({err}); {fetch} again") from None
+    painting = np.asarray(image, dtype=np.float32) / 255.0
+    if min(painting.shape[:2]) <= dataset.image_size:
+        raise DataError(f"the painting {path} is {painting.shape[1]}x{painting.shape[0]} after "
+                        f"its thumbnail, too small for {dataset.image_size}x"
+                        f"{dataset.image_size} patches; {fetch} again")
+    return painting
 
 
 def check_images(path: Path, dataset: FileDataset, shape: tuple, dtype: np.dtype) -> None:

@@ -31,7 +31,7 @@ import torch
 from torch.optim.adam import adam  # the functional Adam (torch.optim.adam.__all__)
 
 from trainables.config import DISCRIMINATOR_BETAS, TrainConfig
-from trainables.datasets import DATASETS
+from trainables.datasets import DATASETS, Dataset
 from trainables.families import FAMILIES, Forward, Losses
 from trainables.losses import bernoulli_reconstruction, imq_scales
 from trainables.models import (
@@ -117,13 +117,20 @@ class PackTrainer:
         stored: np.ndarray | torch.Tensor,
         train_indices: np.ndarray | torch.Tensor,
         device: torch.device | str = "cpu",
+        dataset: Dataset | None = None,
     ) -> None:
+        """`dataset`: how the images are shown, the loaded data's own (`GroundTruthImages.
+        dataset`, which carries scream_dsprites' painting); default the registry's for
+        `cfg.dataset`."""
         if cfg.precision == "auto":
             raise ValueError("PackTrainer needs a concrete precision: resolve 'auto' with "
                              "trainables.precision.choose_precision first")
         self.cfg = cfg
         self.family = FAMILIES[cfg.family]
-        self.dataset = DATASETS[cfg.dataset]
+        self.dataset = dataset or DATASETS[cfg.dataset]
+        if self.dataset.name != cfg.dataset:
+            raise ValueError(f"the data shows {self.dataset.name}, the config trains on "
+                             f"{cfg.dataset}")
         self.device = torch.device(device)
         k = cfg.replicates
         self.model = build_model(cfg, self.device)

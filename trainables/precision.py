@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from trainables.config import TrainConfig
+from trainables.datasets import Dataset
 from trainables.experiment import write_atomic
 from trainables.families import FAMILIES
 from trainables.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_name, native_bf16
@@ -48,7 +49,8 @@ Probe = Callable[[TrainConfig], dict[str, float]]
 
 
 def probe_rates(packed: np.ndarray | torch.Tensor, train_indices: np.ndarray,
-                device: torch.device, rounds: int = PROBE_ROUNDS) -> Probe:
+                device: torch.device, rounds: int = PROBE_ROUNDS,
+                dataset: Dataset | None = None) -> Probe:
     """A probe of the trial's own step: model-steps/s in fp32 and in bf16, from two throwaway
     packs of the trial's configuration (its layer sizes and batch; at most `PROBE_MEMBERS`
     members, which bounds the probe's memory and time: the ratio hardly depends on K). The two
@@ -60,7 +62,7 @@ def probe_rates(packed: np.ndarray | torch.Tensor, train_indices: np.ndarray,
         members = min(cfg.replicates, PROBE_MEMBERS)
         small = dataclasses.replace(cfg, replicates=members, seeds=cfg.member_seeds[:members])
         trainers = {precision: PackTrainer(dataclasses.replace(small, precision=precision),
-                                           packed, train_indices, device)
+                                           packed, train_indices, device, dataset)
                     for precision in ("fp32", "bf16")}
         times: dict[str, list[float]] = {precision: [] for precision in trainers}
         for round_ in range(rounds + 1):

@@ -42,20 +42,21 @@ from trainables.result_line import ResultLine
 
 
 def train_trial(config: dict, packed: np.ndarray | None = None,
-                experiment_dir: str | None = None) -> None:
+                experiment_dir: str | None = None, painting: np.ndarray | None = None) -> None:
     """Train, evaluate, report and checkpoint one pack inside a Tune trial.
 
     `config` holds TrainConfig fields under "trial" (`trainables.config.trial_settings`);
     `packed` is the dataset's stored array from the object store (dSprites' packed bits;
     None: load `data_path`);
     `experiment_dir` is the experiment's folder (None on object storage), which holds this
-    trial's folder under the name of its working directory (Tune names both alike).
+    trial's folder under the name of its working directory (Tune names both alike);
+    `painting` is scream_dsprites' painting from the object store (`data.painting_of`).
     """
     cfg = trial_config(config)
     device = pick_device(cfg.device)
     if device.type == "cpu":
         reuse_freed_memory()  # this process is the trial's own: no page faults per step
-    dataset = (data.wrap(packed, cfg.dataset) if packed is not None
+    dataset = (data.wrap(packed, cfg.dataset, painting) if packed is not None
                else data.load(cfg.data_path, dataset=cfg.dataset))
     split = dataset.split(cfg.split_seed, cfg.test_fraction, cfg.validation_fraction or 0.0)
     context = tune.get_context()
@@ -67,10 +68,10 @@ def train_trial(config: dict, packed: np.ndarray | None = None,
     if payload is not None and not cloned and cfg.perturbable:
         # its own checkpoint: the value it trained with, though Tune's saved state may lag
         cfg = dataclasses.replace(cfg, value=payload["config"]["value"])
-    choice = trial_precision(cfg, payload, device, probe_rates(dataset.stored, split.train,
-                                                               device))
+    choice = trial_precision(cfg, payload, device, probe_rates(
+        dataset.stored, split.train, device, dataset=dataset.dataset))
     trainer = PackTrainer(dataclasses.replace(cfg, precision=choice.precision), dataset.stored,
-                          split.train, device)
+                          split.train, device, dataset.dataset)
     measured = (*scores(cfg.dataset), *(validation_scores(cfg.dataset) if cfg.validates else ()))
     last_eval: dict[str, Any] = {**dict.fromkeys(measured, math.nan), "eval_step": -1}
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
