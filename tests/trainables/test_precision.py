@@ -113,7 +113,8 @@ def test_a_pack_refuses_an_unresolved_auto(random_packed):
 def test_a_trial_reports_its_choice_and_a_resume_keeps_it(monkeypatch, random_packed, tmp_path):
     """The trial's reports and checkpoints carry the precision chosen; resumed from its
     checkpoint the trial trains on in that precision without probing again."""
-    monkeypatch.setattr(trainable, "probe_rates", lambda *args, **kwargs: rates(bf16=99.0, fp32=1.0))
+    monkeypatch.setattr(trainable, "probe_rates",
+                        lambda *args, **kwargs: rates(bf16=99.0, fp32=1.0))
     monkeypatch.setattr(trainable, "choose_precision", lambda cfg, device, probe: (
         choose_precision(cfg, device, probe, stand_in(tmp_path, "avx512_bf16"), tmp_path)))
     config = {**TINY, "precision": "auto", "eval_at_start": False}
@@ -123,7 +124,8 @@ def test_a_trial_reports_its_choice_and_a_resume_keeps_it(monkeypatch, random_pa
     saved = torch.load(first.saved[0] / checkpoint.FILE, weights_only=True)
     assert saved["precision"] == "bf16" and saved["config"]["precision"] == "auto"
 
-    monkeypatch.setattr(trainable, "probe_rates", lambda *args, **kwargs: never)  # now fp32 would win
+    monkeypatch.setattr(trainable, "probe_rates",
+                        lambda *args, **kwargs: never)  # now fp32 would win
     resumed = run_fake(monkeypatch, config, random_packed, tmp_path / "b",
                        resume_from=first.saved[0])
     assert {r["precision"] for r in resumed.reports} == {"bf16"}
