@@ -62,13 +62,13 @@ def test_the_sprite_is_inverted_over_the_painting_patch_its_draws_pick():
 
 
 def test_patches_cover_every_offset_but_the_last_and_colours_are_uniform():
-    draws = torch.rand(20_000, 5, generator=torch.Generator().manual_seed(0))
-    seen = SHOWN.observe(torch.zeros(20_000, 4096), lambda count: draws[:, :count])
+    draws = torch.rand(4000, 5, generator=torch.Generator().manual_seed(0))
+    seen = SHOWN.observe(torch.zeros(4000, 4096), lambda count: draws[:, :count])
     corner = seen.view(-1, 64, 64, 3)[:, 0, 0]  # (row / 100 + colour) / 2 at the patch's corner
     tops = torch.round((2 * corner[:, 0] - draws[:, 2]) * 100).long()
     assert set(tops.tolist()) == set(range(HEIGHT - 64))
     blue = 2 * corner[:, 2] - 0.25  # the colour's third draw
-    assert abs(blue.mean().item() - 0.5) < 0.01
+    assert abs(blue.mean().item() - 0.5) < 0.02  # 4 standard errors of 4,000 draws
 
 
 def test_a_member_sees_the_same_patches_alone_as_in_a_pack():
