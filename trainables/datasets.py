@@ -47,6 +47,7 @@ Nothing here imports torch at module level: the command line reads the registry.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,11 @@ class Dataset:
         `uniform(count)` gives (n, count) fresh uniforms in [0, 1) where it needs them."""
         return stored
 
+    def to(self, device: torch.device) -> Dataset:
+        """This dataset with what `observe` reads kept on `device` (the trainer's): no copy
+        to the device with every batch, which would make each step wait for it."""
+        return self
+
 
 @dataclass(frozen=True, kw_only=True)
 class ColorDSprites(Dataset):
@@ -141,7 +147,15 @@ class ScreamDSprites(Dataset):
 
     painting_file: str  # its name in the data folder (`wae-study data fetch` puts it there)
     # the thumbnail, float32 (H, W, 3) in [0, 1]: none in the registry, the loaded data's own
+    # (a numpy array; a trainer's copy holds it as a tensor on its device, `to`)
     painting: Any = field(default=None, compare=False, repr=False)
+
+    def to(self, device: torch.device) -> Dataset:
+        import torch
+
+        if self.painting is None:
+            return self
+        return dataclasses.replace(self, painting=torch.as_tensor(self.painting, device=device))
 
     def observe(self, stored: torch.Tensor, uniform: Uniform) -> torch.Tensor:
         import torch

@@ -127,11 +127,11 @@ class PackTrainer:
                              "trainables.precision.choose_precision first")
         self.cfg = cfg
         self.family = FAMILIES[cfg.family]
-        self.dataset = dataset or DATASETS[cfg.dataset]
+        self.device = torch.device(device)
+        self.dataset = (dataset or DATASETS[cfg.dataset]).to(self.device)
         if self.dataset.name != cfg.dataset:
             raise ValueError(f"the data shows {self.dataset.name}, the config trains on "
                              f"{cfg.dataset}")
-        self.device = torch.device(device)
         k = cfg.replicates
         self.model = build_model(cfg, self.device)
         self.params = list(self.model.parameters())

@@ -165,3 +165,16 @@ def test_provenance_and_the_footer_name_the_painting(tmp_path):
     lines = provenance.footer_lines({"runs": provenance.read_runs(tmp_path), "devices": [],
                                      "protocols": {}, "member_seeds": {}})
     assert [line for line in lines if line.startswith(f"painting {painting} (")]
+
+
+def test_a_trainer_keeps_the_painting_on_its_device():
+    """As a tensor on the trainer's device, once: a copy from the host with every batch would
+    make each GPU step wait for it."""
+    packed = np.zeros((100, 512), dtype=np.uint8)
+    cfg = TrainConfig(family="beta_vae", value=1.0, latent_dim=4, encoder_width=32,
+                      decoder_width=32, dataset="scream_dsprites")
+    trainer = PackTrainer(cfg, packed, np.arange(100), dataset=SHOWN)
+    assert isinstance(trainer.dataset.painting, torch.Tensor)
+    assert trainer.dataset.painting.device == trainer.device
+    assert isinstance(SHOWN.painting, np.ndarray)  # the data's own copy is left as it was
+    assert DATASETS["scream_dsprites"].to(torch.device("cpu")) is DATASETS["scream_dsprites"]
