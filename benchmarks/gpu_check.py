@@ -15,7 +15,11 @@ Every line has `check`:
   shared       (d) several packs sharing the device at once, separate processes as fractional
                `--gpus-per-trial` places them, and their total model-steps/s;
   paper_slice  (e) one pack per family at the paper protocol's size for a few thousand steps,
-               evaluation included, its wall time and the projected Figure 1 time.
+               evaluation included, its wall time and the projected Figure 1 time;
+  conv         (f) disentanglement_lib's conv networks (`architecture = "conv"`; on a GPU every
+               convolution one call grouped by member): a pack member against the same member
+               alone for every family, then the naive conv loop and the pack at each K and
+               precision, model-steps/s.
   imports      whether Ray or Optuna got imported (they must not: the GPU machine has neither).
 `--dry-run` runs every check on the CPU at tiny sizes (the suite runs it), so that on the GPU
 the script only has to run.
@@ -67,18 +71,19 @@ class Sizes:
     higgins_votes: int | None
     classifier_steps: int | None
     recon_images: int
+    conv_batch: int  # the conv checks' batch (the conv networks' sizes are fixed)
 
 
 GPU = Sizes(width=1200, discriminator_width=1000, latent=16, ks=(1, 10, 30, 90, 270),
             precisions=("fp32", "tf32", "bf16"),
             seconds=3.0, correctness_steps=30, tolerance=1e-4, shared_processes=4, shared_k=10,
             slice_replicates=10, slice_steps=2000, higgins_votes=None, classifier_steps=None,
-            recon_images=10_000)
+            recon_images=10_000, conv_batch=BATCH)
 DRY = Sizes(width=32, discriminator_width=32, latent=4, ks=(1, 2), precisions=("fp32",),
             seconds=0.3,
             correctness_steps=5, tolerance=1e-6, shared_processes=2, shared_k=2,
             slice_replicates=2, slice_steps=20, higgins_votes=100, classifier_steps=50,
-            recon_images=100)
+            recon_images=100, conv_batch=8)
 
 
 def emit(**fields) -> None:
@@ -98,20 +103,28 @@ def stacked(trainer: PackTrainer) -> list[torch.Tensor]:
     return [p.detach() for p in trainer.params]
 
 
-def check_correctness(sizes: Sizes, packed: torch.Tensor, device: torch.device) -> None:
-    """(a): pack member = solo member; a diverged member skipped; device -> CPU -> device."""
+def members_equal_solo(sizes: Sizes, packed: torch.Tensor, device: torch.device, check: str,
+                       **overrides) -> None:
+    """Member 1 of a pack of 3 against the same member trained alone, every family."""
     rows, steps = torch.arange(len(packed)), sizes.correctness_steps
     for family in FAMILIES:
-        pack = PackTrainer(config(sizes, family=family, replicates=3, seeds=[10, 11, 12]),
-                           packed, rows, device)
-        solo = PackTrainer(config(sizes, family=family, seeds=[11]), packed, rows, device)
+        pack = PackTrainer(config(sizes, family=family, replicates=3, seeds=[10, 11, 12],
+                                  **overrides), packed, rows, device)
+        solo = PackTrainer(config(sizes, family=family, seeds=[11], **overrides), packed, rows,
+                           device)
         for _ in range(steps):
             pack.train_step()
             solo.train_step()
         diff = max(float((a[1] - b[0]).abs().max())
                    for a, b in zip(stacked(pack), stacked(solo), strict=True))
-        emit(check="correctness", test="member_equals_solo", family=family, steps=steps,
+        emit(check=check, test="member_equals_solo", family=family, steps=steps,
              max_abs_diff=diff, tolerance=sizes.tolerance, ok=diff <= sizes.tolerance)
+
+
+def check_correctness(sizes: Sizes, packed: torch.Tensor, device: torch.device) -> None:
+    """(a): pack member = solo member; a diverged member skipped; device -> CPU -> device."""
+    rows = torch.arange(len(packed))
+    members_equal_solo(sizes, packed, device, "correctness")
 
     trainer = PackTrainer(config(sizes, family="wae_gaussian", replicates=3), packed, rows,
                           device)
@@ -148,30 +161,40 @@ def check_correctness(sizes: Sizes, packed: torch.Tensor, device: torch.device) 
          losses=losses, ok=moved.step == 9 and all(np.isfinite(losses)))
 
 
-def check_throughput(sizes: Sizes, packed: torch.Tensor, device: torch.device) -> dict:
-    """(b): the naive loop and the pack at each K and precision; returns the rates."""
+def check_throughput(sizes: Sizes, packed: torch.Tensor, device: torch.device,
+                     check: str = "throughput", architecture: str = "fc",
+                     **overrides) -> dict:
+    """(b): the naive loop (the paper's networks, or the conv ones, whatever the sizes: the
+    dry run runs it too) and the pack at each K and precision; returns the pack's rates."""
     rates = {}
     for precision in sizes.precisions:
-        if sizes.width == GPU.width:  # the naive loop is the paper architecture only
-            steps, elapsed = timed(naive_step_fn(packed, device, precision), sizes.seconds,
-                                   device)
-            emit(check="throughput", impl="naive", K=1, dtype=precision, device=device.type,
-                 model_steps_per_s=round(steps / elapsed, 2))
+        steps, elapsed = timed(naive_step_fn(packed, device, precision, architecture, 1),
+                               sizes.seconds, device)
+        emit(check=check, impl="naive", K=1, dtype=precision, device=device.type,
+             model_steps_per_s=round(steps / elapsed, 2))
         for k in sizes.ks:
             try:
-                trainer = PackTrainer(config(sizes, replicates=k, precision=precision), packed,
+                trainer = PackTrainer(config(sizes, replicates=k, precision=precision,
+                                             architecture=architecture, **overrides), packed,
                                       torch.arange(len(packed)), device)
                 steps, elapsed = timed(trainer.train_step, sizes.seconds, device)
             except torch.OutOfMemoryError as err:
-                emit(check="throughput", impl="pack", K=k, dtype=precision, error=str(err)[:200])
+                emit(check=check, impl="pack", K=k, dtype=precision, error=str(err)[:200])
                 break
             rates[k, precision] = k * steps / elapsed
-            emit(check="throughput", impl="pack", K=k, dtype=precision, device=device.type,
+            emit(check=check, impl="pack", K=k, dtype=precision, device=device.type,
                  model_steps_per_s=round(rates[k, precision], 2))
             del trainer
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return rates
+
+
+def check_conv(sizes: Sizes, packed: torch.Tensor, device: torch.device) -> None:
+    """(f): the conv packs as (a)'s first check and (b), at the conv networks' own sizes."""
+    conv = {"architecture": "conv", "batch_size": sizes.conv_batch}
+    members_equal_solo(sizes, packed, device, "conv", **conv)
+    check_throughput(sizes, packed, device, "conv", **conv)
 
 
 def check_metrics(sizes: Sizes, data: DSprites, device: torch.device) -> None:
@@ -275,7 +298,8 @@ def main() -> None:
              "throughput": lambda: check_throughput(sizes, packed, device),
              "metrics": lambda: check_metrics(sizes, data, device),
              "shared": lambda: check_shared(sizes, device, args.dry_run),
-             "paper_slice": lambda: check_paper_slice(sizes, data, device)}
+             "paper_slice": lambda: check_paper_slice(sizes, data, device),
+             "conv": lambda: check_conv(sizes, packed, device)}
     for name, run in steps.items():
         if name in skip:
             continue

@@ -26,15 +26,20 @@ def test_dry_run_runs_every_check_without_ray_or_optuna():
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     checks = {line["check"] for line in lines}
-    assert {"correctness", "throughput", "metrics", "shared", "paper_slice",
+    assert {"correctness", "throughput", "metrics", "shared", "paper_slice", "conv",
             "imports"} <= checks
     correctness = [line for line in lines if line["check"] == "correctness"]
     # member = solo for every family, then the two checks of the whole pack
     assert len(correctness) == len(FAMILIES) + 2 and all(line["ok"] for line in correctness), \
         correctness
-    packs = [line for line in lines if line.get("impl") == "pack"]
-    assert [line["K"] for line in packs] == [1, 2] and all(
-        line["model_steps_per_s"] > 0 for line in packs)
+    for check in ("throughput", "conv"):  # the naive loop, then the pack at each K
+        timed = [(line["impl"], line["K"]) for line in lines if line["check"] == check
+                 and "impl" in line and line["model_steps_per_s"] > 0]
+        assert timed == [("naive", 1), ("pack", 1), ("pack", 2)], check
+    conv = [line for line in lines if line.get("test") == "member_equals_solo"
+            and line["check"] == "conv"]
+    assert [line["family"] for line in conv] == list(FAMILIES) and all(
+        line["ok"] for line in conv), conv
     shared = next(line for line in lines if line["check"] == "shared")
     assert shared["processes"] == len(shared["per_process"]) == 2
     assert shared["total_model_steps_per_s"] == pytest.approx(sum(shared["per_process"]),
