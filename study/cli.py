@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "scream_dsprites: its painting), then verify it")
     fetch.add_argument("name", nargs="?", default="dsprites", choices=DATASETS,
                        metavar="NAME", help="the dataset (default dsprites: the official "
-                                            "dSprites .hdf5, which its variants read too); one "
-                                            f"of {', '.join(DATASETS)}")
+                                            "dSprites .hdf5, which its variants read too; "
+                                            "scream_dsprites: its painting); one of "
+                                            f"{', '.join(DATASETS)}")
     fetch.add_argument("--out", type=path, default=None,
                        help="output file (default: the user cache, where studies look: for "
                             "dsprites what --data official reads)")
