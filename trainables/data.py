@@ -196,7 +196,7 @@ def wrap(stored: np.ndarray, dataset: str, painting: np.ndarray | None = None
 def painting_of(data: GroundTruthImages) -> np.ndarray | None:
     """The painting a dataset shows its images on (scream_dsprites'), else None: what a trial
     needs beside the stored array."""
-    return getattr(data.dataset, "painting", None)
+    return data.dataset.painting if isinstance(data.dataset, ScreamDSprites) else None
 
 
 def painting_path(dataset: ScreamDSprites) -> Path:

@@ -50,21 +50,16 @@ def test_a_study_on_dsprites_noshape_reports_its_one_task(dsprites_path, tmp_pat
 
 
 def test_a_study_on_scream_dsprites_carries_the_painting_to_its_trials(
-        dsprites_path, tmp_path, ray_head):
+        dsprites_path, own_cache, tmp_path, ray_head):
     """The painting travels with the data through the object store (the head's workers have
     none in their cache) and its digest is in the provenance and the report's footer."""
     from PIL import Image
 
-    from trainables import data
-
-    cache = tmp_path / "cache" / "wae-study"
-    cache.mkdir(parents=True)
-    data.load(dsprites_path)  # its validated bits kept, shared below: no 8-second re-read
-    (cache / "packed").symlink_to(data.packed_cache(dsprites_path)[0].parent)
+    cache = own_cache / "wae-study"
     rows, cols = np.meshgrid(np.arange(300), np.arange(240), indexing="ij")
     Image.fromarray(((rows + cols) % 256).astype(np.uint8)).convert("RGB").save(
         cache / "scream.jpg")
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "XDG_CACHE_HOME": str(own_cache)}
     code, out, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--name", "s",
                                 "--data", str(dsprites_path),
                                 "--set", "train.dataset=scream_dsprites",

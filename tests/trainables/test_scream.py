@@ -105,14 +105,9 @@ def test_the_painting_is_a_thumbnail_within_350_by_274(tmp_path):
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch, dsprites_path):
-    """A user cache of its own (the painting goes there), sharing the generated file's
-    validated bits (no 8-second re-read)."""
-    packed = data.packed_cache(dsprites_path)[0].parent
-    data.load(dsprites_path)  # keeps them, if this machine had not
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    data.cache_dir().mkdir(parents=True)
-    (data.cache_dir() / "packed").symlink_to(packed)
+def cache(own_cache, monkeypatch):
+    """The user cache of this test's own (the painting goes there)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(own_cache))
     return data.cache_dir()
 
 
