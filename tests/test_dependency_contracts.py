@@ -175,6 +175,35 @@ def test_mlflows_store_registry_tells_a_known_scheme_without_opening_the_store(t
         _tracking_store_registry.get_store_builder("foo://x/y")
 
 
+# ---- Ray's callback telemetry (study/runner.py) ---------------------------------------------
+SKIP_TELEMETRY = """
+import sys
+from ray.air._internal import usage
+from ray.tune import Callback
+from study.runner import skip_callback_telemetry
+skip_callback_telemetry()
+usage.tag_callbacks([Callback()])
+print(sorted({"mlflow", "wandb"} & set(sys.modules)))
+"""
+
+
+def test_tune_tags_its_callbacks_through_the_hook_the_runner_replaces():
+    """`skip_callback_telemetry` replaces `ray.air._internal.usage.tag_callbacks`, which Tune's
+    `run` calls by that module attribute; replaced, naming callbacks imports neither mlflow nor
+    wandb (a fresh process: this one may have imported them for other tests)."""
+    import subprocess
+    import sys
+
+    from ray.tune import tune
+
+    message = broken("ray.air._internal.usage.tag_callbacks", "study/runner.py", "ray[tune]")
+    assert "air_usage.tag_callbacks(callbacks)" in inspect.getsource(tune.run), message
+    shown = subprocess.run([sys.executable, "-c", SKIP_TELEMETRY], capture_output=True,
+                           text=True, timeout=120, cwd=PYPROJECT.parent)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split("\n")[-2] == "[]", message
+
+
 # ---- scikit-learn's fitted histogram trees (metrics/dci.py) ------------------------
 def test_hist_gradient_boosting_trees_expose_their_split_gains():
     """DCI's default importances sum each feature's split gains over the fitted trees:
