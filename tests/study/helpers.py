@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from tensorboardX.proto import event_pb2
@@ -210,3 +211,39 @@ def tensorboard_scalars(trial_dir: Path) -> dict[str, list[tuple[int, float]]]:
             for value in event.summary.value:
                 found.setdefault(value.tag, []).append((event.step, value.simple_value))
     return found
+
+
+def wandb_run(path: Path) -> tuple[SimpleNamespace, list[tuple[int, dict]]]:
+    """The run record (its config as {key: JSON}) and the history (step, {key: value}) of a
+    W&B run file: W&B's transaction log, LevelDB's log format (32 KiB blocks of records with a
+    7-byte header: CRC, length, kind FULL/FIRST/MIDDLE/LAST) after a 7-byte file header, each
+    record a `wandb_internal_pb2.Record`."""
+    from wandb.proto import wandb_internal_pb2
+
+    block, header = 32768, 7
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, pending, run, history = header, b"", None, []
+    while pos + header <= len(data):
+        left = block - pos % block
+        _crc, length, kind = struct.unpack_from("<IHB", data, pos)
+        if left < header or (kind, length) == (0, 0):  # a block's padding
+            pos += left
+            continue
+        pending += data[pos + header:pos + header + length]
+        pos += header + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            record = wandb_internal_pb2.Record.FromString(pending)
+            pending = b""
+            if record.HasField("run"):
+                run = record.run
+            elif record.HasField("history"):
+                history.append((record.history.step.num,
+                                {item.key or "/".join(item.nested_key):
+                                 json.loads(item.value_json) for item in record.history.item}))
+    assert run is not None, "no run record"
+    config = {item.key or "/".join(item.nested_key): item.value_json
+              for item in run.config.update}
+    return SimpleNamespace(run_id=run.run_id, display_name=run.display_name,
+                           project=run.project, run_group=run.run_group,
+                           config=config), history
