@@ -10,19 +10,27 @@ from pathlib import Path
 
 import pytest
 
-# The longest test files (end-to-end studies), longest first, as measured on 2 cores (`make
-# test`, --durations): pytest-xdist hands the files out in collection order, so a long file
-# taken last would leave one worker training alone at the end while the other sits idle.
+# The test files of more than ~10 s, longest first, as measured on 2 cores (`make test`,
+# --durations): pytest-xdist hands the files out in collection order, so a long file taken
+# last would leave one worker busy alone at the end while the other sits idle.
 LONGEST_FIRST = ("study/test_run.py", "study/test_pbt.py", "study/test_faults.py",
                  "study/test_cluster.py", "study/test_compare.py", "study/test_s3.py",
-                 "study/test_datasets_study.py", "benchmarks/test_gpu_check.py",
-                 "study/test_upgrade.py")
+                 "study/test_datasets_study.py", "trainables/test_pack.py",
+                 "metrics/test_metrics.py", "trainables/test_data.py",
+                 "benchmarks/test_gpu_check.py", "trainables/test_trainable.py",
+                 "study/test_upgrade.py", "trainables/test_render.py",
+                 "trainables/test_validation.py", "study/test_evaluate.py",
+                 "analysis/test_report.py", "test_import_direction.py",
+                 "study/test_bad_input.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The files of LONGEST_FIRST first, in that order; every other file after them, in the
     order collected (a stable sort: the same order in every worker, as xdist requires)."""
     tests = Path(__file__).parent
+    missing = [name for name in LONGEST_FIRST if not (tests / name).is_file()]
+    if missing:  # a renamed file would silently lose its place
+        raise pytest.UsageError(f"tests/conftest.py: LONGEST_FIRST names no file {missing}")
     rank = {tests / name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path, len(rank)))
 
