@@ -21,6 +21,8 @@ from types import SimpleNamespace
 import pytest
 from tensorboardX.proto import event_pb2
 
+from trainables import checkpoint
+
 TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
         "--set", "train.latent_dim=4", "--set", "train.batch_size=16",
         "--set", "train.recon_eval_images=100", "--set", "train.higgins_votes=100",
@@ -92,6 +94,21 @@ def finished(trial_dir: Path, steps: int) -> bool:
 def checkpoints(trial_dir: Path) -> list[Path]:
     """The trial's checkpoint folders whose pack.pt is written."""
     return sorted(p for p in trial_dir.glob("checkpoint_*") if (p / "pack.pt").is_file())
+
+
+def checkpoint_taken_in(trial_dir: Path) -> bool:
+    """The trial's newest checkpoint is one the driver has taken in (its report is in
+    result.json, which the driver writes): Tune restores only checkpoints it has recorded, so
+    a trial whose worker or node is lost any earlier restarts from scratch (races seen in CI
+    and in a fresh clone's run)."""
+    saved = checkpoints(trial_dir)
+    if not saved:
+        return False
+    try:
+        step = checkpoint.load(saved[-1])["step"]
+    except checkpoint.CheckpointError:  # still being written or copied to storage
+        return False
+    return step in {r["step"] for r in result_lines(trial_dir)}
 
 
 def checkpointed_unfinished(trial_dir: Path, steps: int) -> bool:

@@ -21,6 +21,7 @@ from tests.study.helpers import (
     assert_each_trial_trained_once,
     assert_no_report_lost,
     assert_no_trial_errored,
+    checkpoint_taken_in,
     checkpointed_unfinished,
     checkpoints,
     cli,
@@ -58,7 +59,7 @@ def test_killed_trial_worker_retries_from_its_checkpoint(dsprites_path, tmp_path
     def running_with_checkpoint():
         for trial in trial_dirs(experiment) if experiment.exists() else []:
             lines = result_lines(trial)
-            if lines and checkpointed_unfinished(trial, STEPS):
+            if lines and checkpointed_unfinished(trial, STEPS) and checkpoint_taken_in(trial):
                 return lines[-1]["pid"]
         return None
 
@@ -96,18 +97,10 @@ def test_removed_node_trial_finishes_on_the_other_node(dsprites_path, tmp_path):
         by_id = {node.node_id: node for node in workers}
 
         def node_of_checkpointed_trial():
-            """A running trial whose newest checkpoint the driver has already taken in (its
-            report is in result.json): Tune restores only checkpoints it has recorded, so a
-            node removed any earlier restarts the trial from scratch (a race seen in CI)."""
             for trial in trial_dirs(experiment) if experiment.exists() else []:
                 lines = result_lines(trial)
-                if lines and checkpointed_unfinished(trial, STEPS):
-                    try:
-                        step = checkpoint.load(checkpoints(trial)[-1])["step"]
-                    except checkpoint.CheckpointError:  # still being copied to storage
-                        continue
-                    if step in {r["step"] for r in lines}:
-                        return trial, lines[-1]["node_id"]
+                if lines and checkpointed_unfinished(trial, STEPS) and checkpoint_taken_in(trial):
+                    return trial, lines[-1]["node_id"]
             return None
 
         victim_trial, victim_id = wait_for(proc, node_of_checkpointed_trial)
