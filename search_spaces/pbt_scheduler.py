@@ -14,7 +14,8 @@ the perturbations; which top trial a bottom one clones is Ray's random choice, a
 Ray offers no public hook for ranking within families, keeping a clone's seeds or restoring
 the scheduler's bookkeeping: `_quantiles`, `_checkpoint_or_exploit`, `_get_new_config` and
 `_save_trial_state` are overridden (and the public `choose_trial_to_run`, which keeps a
-resumed synchronous population moving) and `_trial_state` / `_next_perturbation_sync` read
+resumed synchronous population moving and gives the waiting trial that reported longest ago its
+turn) and `_trial_state` / `_next_perturbation_sync` read
 and written, under the pinned Ray minor; tests/test_dependency_contracts.py fails naming the pin
 when one of them changes.
 """
@@ -59,6 +60,8 @@ class PBTScheduler(PopulationBasedTraining):
         # (`_save_trial_state`)
         self._measures: dict[Any, tuple[float, float]] = {}
         self._ranks: dict[Any, dict[str, int]] = {}  # where each trial stood when last ranked
+        self._reports = 0  # results seen, counted: the order in which trials last reported
+        self._last_report: dict[Any, int] = {}
         super().__init__(
             time_attr="step", metric=OBJECTIVE_KEY, mode="max",
             perturbation_interval=int(pbt["perturbation_interval"]),
@@ -108,6 +111,8 @@ class PBTScheduler(PopulationBasedTraining):
                 self._ranks[trial] = kept["rank"]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._reports += 1
+        self._last_report[trial] = self._reports
         step = int(result.get("step", 0))
         interval = int(self._pbt["perturbation_interval"])
         self._note_progress(self._trial_state[trial], step, interval)
@@ -125,13 +130,13 @@ class PBTScheduler(PopulationBasedTraining):
         return decision
 
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
-        """Ray's choice; in synchronous mode, when no trial runs and every waiting one stands
-        at or past the step where the population meets, the meeting moves to the perturbation
-        step after the earliest of them. After a resume, a trial restored from its own
-        checkpoint at a meeting step trains on past it (it never reports that step); the trial
-        that clones it there takes its step too, Ray's next meeting is where both stand, and
-        no trial was left to run (the study hung)."""
-        chosen = super().choose_trial_to_run(tune_controller)
+        """Ray's rule (`_least_trained`), with one change in synchronous mode: when no trial
+        runs and every waiting one stands at or past the step where the population meets, the
+        meeting moves to the perturbation step after the earliest of them. After a resume, a
+        trial restored from its own checkpoint at a meeting step trains on past it (it never
+        reports that step); the trial that clones it there takes its step too, Ray's next
+        meeting is where both stand, and no trial was left to run (the study hung)."""
+        chosen = self._least_trained(tune_controller)
         if chosen is not None or not self._synch:
             return chosen
         trials = tune_controller.get_trials()
@@ -141,7 +146,22 @@ class PBTScheduler(PopulationBasedTraining):
         earliest = min(self._trial_state[t].last_train_time for t in waiting)
         interval = int(self._pbt["perturbation_interval"])
         self._next_perturbation_sync = earliest - earliest % interval + interval
-        return super().choose_trial_to_run(tune_controller)
+        return self._least_trained(tune_controller)
+
+    def _least_trained(self, tune_controller: Any) -> Any:
+        """Ray's candidates (every waiting trial; in synchronous mode those short of the
+        meeting) and its choice, the one that has trained least, with ties going to the trial
+        that last reported longest ago, not (as Ray) to the one added first. A bottom trial
+        that clones takes its donor's step, where the others wait: with fewer trial slots than
+        trials, Ray chose the first-added trial again and again when it was the one cloning,
+        each time ranked last again a segment on, while the others never ran on (seen with one
+        slot: quick-pbt, --cpus-per-trial 2 on 2 cores)."""
+        waiting = [t for t in tune_controller.get_trials()
+                   if t.status in (Trial.PENDING, Trial.PAUSED)
+                   and (not self._synch or self._trial_state[t].last_train_time
+                        < self._next_perturbation_sync)]
+        return min(waiting, default=None, key=lambda t: (self._trial_state[t].last_train_time,
+                                                          self._last_report.get(t, 0)))
 
     def _note_progress(self, state: Any, step: int, interval: int) -> None:
         """Record the last perturbation step the trial has reached, reported or not. A trial
@@ -221,5 +241,6 @@ class PBTScheduler(PopulationBasedTraining):
         before `exploit` and `select_on` existed ranked by score on the test measures, and
         kept no measures or ranks; one saved before datasets scored dSprites' primary task."""
         self.__dict__.update({"_measures": {}, "_ranks": {}, "_scale": None,
-                              "_task": primary_task(DSPRITES.name)}, **state)
+                              "_task": primary_task(DSPRITES.name), "_reports": 0,
+                              "_last_report": {}}, **state)
         self._pbt = {"exploit": "scalar", "select_on": "test", **self._pbt}

@@ -275,6 +275,28 @@ def test_a_synchronous_population_goes_on_when_every_waiting_trial_stands_past_t
     assert scheduler._next_perturbation_sync == 40
 
 
+@pytest.mark.parametrize("synch", [False, True])
+def test_the_trial_that_waited_longest_runs_first_among_the_least_trained(tmp_path, synch):
+    """One trial slot, four trials: the first-added trial reached step 50, ranked last and
+    cloned a trial waiting at 40, taking its step. Ray's tie-break (the order trials were
+    added) ran it again, and again after each clone, while the others waited forever (a
+    livelock seen with quick-pbt on one slot); the trial that reported longest ago goes next,
+    and a trial that has trained less still goes before any."""
+    trials = [FakeTrial(f"t{i}", "wae_gaussian", float(i), [i], tmp_path) for i in range(4)]
+    scheduler = scheduler_with(trials, synch=synch)
+    scheduler._next_perturbation_sync = 50
+    controller = SimpleNamespace(search_alg=None, get_trials=lambda: trials,
+                                 _schedule_trial_save=lambda trial, result: None)
+    for trial in (trials[2], trials[1], trials[3], trials[0]):  # t0 reported last
+        scheduler.on_trial_result(controller, trial, {"step": 45})
+        trial.status = "PAUSED"
+    for trial in trials:
+        scheduler._trial_state[trial].last_train_time = 40  # t0: its donor's step
+    assert scheduler.choose_trial_to_run(controller) is trials[2]
+    scheduler._trial_state[trials[3]].last_train_time = 30
+    assert scheduler.choose_trial_to_run(controller) is trials[3]
+
+
 # ---- exploit = "pareto": non-dominated fronts in MO-PBT's spread order ---------------------
 # (disentanglement ↑, recon ↓), already normalised; the expected fronts are worked by hand
 PARETO_CASES = {
