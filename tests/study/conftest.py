@@ -27,15 +27,19 @@ JOIN = ("import ray\nray.init(address={address!r}, logging_level='ERROR')\n"
 
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[RayHead]:
-    """`ray start --head` on loopback with this machine's CPUs (as a study's own Ray has) and
-    a token of its own."""
+    """`ray start --head` on loopback with a token of its own and one CPU: a study that joins
+    it runs its trials one at a time, in one trial worker reused by each (Tune's
+    `reuse_actors`), where two CPUs would start a second worker. Each worker costs ~5 s of
+    CPU in imports (torch, Ray Tune), and on the 2-core machine the parallel test workers
+    already keep both cores busy. The grid study's test asks for half a CPU per trial, so its
+    trials still share the head two at a time."""
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths
     address = f"127.0.0.1:{free_port()}"
     env = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     head = subprocess.Popen(
         [RAY, "start", "--head", f"--port={address.split(':')[1]}",
-         "--node-ip-address=127.0.0.1", f"--num-cpus={os.cpu_count()}", "--num-gpus=0",
+         "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0",
          "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
          "--block"],
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

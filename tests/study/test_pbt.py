@@ -8,7 +8,6 @@ its scalar objective)."""
 from __future__ import annotations
 
 import json
-import os
 
 import pandas as pd
 import pytest
@@ -136,16 +135,16 @@ def test_quick_pbt_ranked_by_pareto_fronts_clones_and_changes_values(dsprites_pa
 
 
 def test_quick_pbt_goes_on_cloning_after_a_kill_and_resume(dsprites_path, tmp_path, ray_head):
-    """`quick-pbt` as it is (scalar ranking) on one trial slot, which its population of four
-    takes in turns (all the CPUs per trial here; one GPU per trial on a one-GPU machine):
-    killed at its first clone, resumed, it clones again; no trial errored, restarted from
+    """`quick-pbt` as it is (scalar ranking): killed at its first clone, resumed on one trial
+    slot (the shared head's one CPU; one GPU per trial on a one-GPU machine), which its
+    population of four takes in turns, it clones again; no trial errored, restarted from
     step 0 or lost a report line. On one slot, a trial that kept cloning once ran forever
     while the others waited (search_spaces/pbt_scheduler.py, `_least_trained`)."""
     experiment = tmp_path / "k"
     # 12 segments: a tiny trial runs a segment in well under a second, and seconds can pass
     # between the first clone's line and the kill; enough must be left to clone after it
     steps = 600
-    proc = cli(*quick_pbt(tmp_path, "k", steps), "--cpus-per-trial", str(os.cpu_count()))
+    proc = cli(*quick_pbt(tmp_path, "k", steps))
     # killed at its first clone, once every started trial has a checkpoint: one killed before
     # its first would rightly train again from step 0
     kill_when(proc, experiment, lambda dirs: clones(dirs) and all(checkpoints(d) for d in dirs))

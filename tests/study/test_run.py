@@ -53,6 +53,7 @@ def test_grid_study_end_to_end_with_status_and_report(dsprites_path, tmp_path, r
                                 *(arg for family, value in NEW_FAMILIES.items()
                                   for arg in ("--set", f"grid.{family}=[{value}]")),
                                 "--set", "train.discriminator_width=16",
+                                "--cpus-per-trial", "0.5",  # two trials at a time on the head
                                 "--tracking", "mlflow", *TINY, joining=ray_head))
     assert code == 0, err
     experiment = tmp_path / "g"
