@@ -216,6 +216,8 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
                        "or pass another --name")
     check_writable(root)
     studies = expand(comparison)
+    for study in studies:
+        specs.refuse_unshared_pbt(study.spec)
     from study.tracking import check_tracking
     from trainables.data import check_source
 

@@ -293,6 +293,7 @@ def run(source: str, overrides: list[str], name: str | None, storage: str | None
     if data_path is not None:
         spec["train"]["data_path"] = str(Path(data_path).expanduser().resolve())
     spec = specs.resolve(spec)
+    specs.refuse_unshared_pbt(spec)
     from study.tracking import check_tracking
 
     check_tracking(spec["tracking"])

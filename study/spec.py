@@ -362,6 +362,19 @@ def expand(spec: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def refuse_unshared_pbt(spec: dict[str, dict[str, Any]]) -> None:
+    """A new PBT study whose `max_concurrent` is below its population: Tune would create the
+    other trials only as these finish, so the population never takes turns and no trial is
+    ever cloned (measured: `quick-pbt --max-concurrent 1` trained each trial to its end).
+    Checked where a study starts, not on `resume`: a study written before still resumes."""
+    res = spec["resources"]
+    if spec["study"]["search"] == "pbt" and 0 < res["max_concurrent"] < n_trials(spec):
+        raise BadInput(f"resources.max_concurrent = {res['max_concurrent']} with PBT: Tune would "
+                       "start the population's other trials only as these finish, so none "
+                       "would ever be cloned; limit the trials at once with --cpus-per-trial "
+                       "or --gpus-per-trial (the population then takes turns), or set 0")
+
+
 def n_trials(spec: dict[str, dict[str, Any]]) -> int:
     """Tune trials the study runs in all: the grid's points, or the adaptive budget."""
     if spec["study"]["search"] == "adaptive":
