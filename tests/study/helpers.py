@@ -1,5 +1,5 @@
-"""Helpers of the end-to-end study tests: the real command line in a subprocess, the trial
-folders it writes, and kill points for the fault and resume tests."""
+"""Helpers of the end-to-end study tests: the real command line in a process of its own, the
+trial folders it writes, and kill points for the fault and resume tests."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import pytest
 from tensorboardX.proto import event_pb2
 
+from tests.study.forked_cli import ForkedCommand
 from trainables import checkpoint
 
 TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
@@ -29,6 +30,7 @@ TINY = ["--set", "train.encoder_width=32", "--set", "train.decoder_width=32",
         "--set", "train.higgins_classifier_steps=100", "--set", "study.replicates=2"]
 
 
+Command = ForkedCommand | subprocess.Popen  # what `cli` returns
 RAY = str(Path(sys.executable).with_name("ray"))  # the `ray` command of this environment
 
 
@@ -48,17 +50,21 @@ class RayHead:
 
 
 def cli(*args: str, prefix: list[str] | tuple = (), joining: RayHead | None = None,
-        **kwargs) -> subprocess.Popen:
-    """`wae-study ARGS` in a subprocess (`prefix`: e.g. `ip netns exec NS` to run it there;
-    `joining`: a running Ray head to join instead of starting one, the `ray_head` fixture)."""
-    if joining:
-        kwargs["env"] = {**kwargs.get("env", os.environ), **joining.env}
+        env: dict[str, str] | None = None, cwd: Path | str | None = None
+        ) -> Command:
+    """`wae-study ARGS` in a process of its own, forked with the study's libraries imported
+    (tests/study/forked_cli.py); with `prefix` (e.g. `ip netns exec NS`, to run it there) a
+    fresh subprocess. `joining`: a running Ray head to join instead of starting one, the
+    `ray_head` fixture."""
+    env = {**(os.environ if env is None else env), **(joining.env if joining else {})}
+    if not prefix:
+        return ForkedCommand(list(args), env, str(cwd or os.getcwd()))
     return subprocess.Popen([*prefix, sys.executable, "-m", "study.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **kwargs)
+                            start_new_session=True, env=env, cwd=cwd)
 
 
-def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
+def finish(proc: Command, timeout: float = 400) -> tuple[int, str, str]:
     """The command's exit code and output; past `timeout` its whole process group is killed
     (a hung study must not outlive the test, eating the CPU of the ones after it)."""
     try:
@@ -121,7 +127,7 @@ def one_finished_one_checkpointed(steps: int) -> Callable[[list[Path]], bool]:
                          and any(checkpointed_unfinished(d, steps) for d in dirs))
 
 
-def wait_for(proc: subprocess.Popen, ready: Callable[[], object], timeout: float = 300):
+def wait_for(proc: Command, ready: Callable[[], object], timeout: float = 300):
     """Poll `ready()` until it returns something truthy (returned); fail if the study ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -135,7 +141,7 @@ def wait_for(proc: subprocess.Popen, ready: Callable[[], object], timeout: float
     pytest.fail("the study never reached the awaited point")
 
 
-def kill_when(proc: subprocess.Popen, experiment: Path, ready, timeout: float = 300) -> None:
+def kill_when(proc: Command, experiment: Path, ready, timeout: float = 300) -> None:
     """SIGKILL the whole job once `ready(trial_dirs)` holds, as a scheduler's hard kill (its
     cgroup) does: the driver's process group and the local Ray it started, which runs in a
     group of its own (`study.runner.own_process_group`)."""

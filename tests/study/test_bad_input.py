@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from study.cli import main
+from tests.study.helpers import cli, finish
 
 
 def bad_spec(tmp_path: Path, text: str) -> str:
@@ -190,9 +189,8 @@ def test_existing_experiment_name_is_refused(tmp_path, capsys):
 @pytest.mark.integration
 def test_gpus_no_node_has_are_refused_at_once(tmp_path):
     """Ray starts locally, sees no GPU, and the run is refused before anything is written."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "study.cli", "run", "quick", "--storage", str(tmp_path),
-         "--gpus-per-trial", "2"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert "exceeds the most GPUs on any node" in proc.stderr
+    code, out, err = finish(cli("run", "quick", "--storage", str(tmp_path), "--gpus-per-trial",
+                                "2"), timeout=120)
+    assert code == 2, err
+    assert "exceeds the most GPUs on any node" in err
     assert list(tmp_path.iterdir()) == []
