@@ -111,3 +111,12 @@ def test_fewest_replicates_for_a_verdict_under_holm():
     assert inference.fewest_replicates(1, paired=False) == 4  # 2/70 < 0.05 <= 2/20
     assert inference.fewest_replicates(42, paired=False) == 7  # 2/3432 < 0.05/42 <= 2/924
     assert inference.fewest_replicates(2, paired=True) == 7  # 2/128 < 0.025 <= 2/64
+
+
+@pytest.mark.parametrize(("q", "df", "expected"), [
+    (0.975, 1, 12.706204736174705), (0.975, 4, 2.7764451051977987),
+    (0.995, 9, 3.2498355415921263), (0.975, math.inf, 1.959963984540054)])
+def test_t_quantiles_are_students(q, df, expected):
+    """Closed-form table values (and the normal's at infinite df); a Welch df is not whole."""
+    assert inference.t_quantile(q, df) == pytest.approx(expected, rel=1e-12)
+    assert inference.t_quantile(0.975, 7.5) == pytest.approx(2.333039626864974, rel=1e-9)

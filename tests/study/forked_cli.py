@@ -1,7 +1,7 @@
 """`wae-study ARGS` as a process forked from one that has already imported what a study command
 imports (multiprocessing's fork server, which each test worker starts once), instead of a
 fresh interpreter that imports it all again: seconds of CPU per command (torch, pandas,
-matplotlib, SciPy, scikit-learn), over ~45 commands in the suite.
+matplotlib, Optuna), over ~45 commands in the suite.
 
 The forked process is still a command of its own: its own pid and session, the environment,
 working folder, argv and `__main__` that `python -m study.cli ARGS` has, its output in files of
@@ -28,9 +28,8 @@ from pathlib import Path
 # authentication among them) when imported, and commands differ in them (joining the shared
 # head or starting a Ray of their own); nor the project's modules, which import Ray (and take
 # ~0.1 s).
-PRELOAD = ["torch", "pandas", "scipy.stats", "matplotlib.pyplot", "PIL.Image", "h5py", "optuna",
-           "tensorboardX", "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics",
-           "sklearn.svm", __name__]
+PRELOAD = ["torch", "pandas", "matplotlib.pyplot", "PIL.Image", "scipy.special", "optuna",
+           "tensorboardX", __name__]
 
 SERVER = multiprocessing.get_context("forkserver")
 SERVER.set_forkserver_preload(PRELOAD)
