@@ -55,11 +55,20 @@ def write_npz(path: Path, *, marks: dict[int, int] | None = None) -> Path:
     return path
 
 
+MARKS = {0: 1, 12_345: 1, N - 1: 1}
+
+
+@pytest.fixture(scope="module")
+def official_npz(tmp_path_factory) -> Path:
+    """A full-size official .npz with MARKS, written once (seconds): loaded, and cut."""
+    return write_npz(tmp_path_factory.mktemp("npz") / "dsprites.npz", marks=MARKS)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", [write_hdf5, write_npz], ids=["hdf5", "npz"])
-def test_official_layouts_load_and_pack(tmp_path, writer):
-    suffix = ".hdf5" if writer is write_hdf5 else ".npz"
-    path = writer(tmp_path / f"dsprites{suffix}", marks={0: 1, 12_345: 1, N - 1: 1})
+@pytest.mark.parametrize("kind", ["hdf5", "npz"])
+def test_official_layouts_load_and_pack(tmp_path, kind, request):
+    path = (request.getfixturevalue("official_npz") if kind == "npz"
+            else write_hdf5(tmp_path / "dsprites.hdf5", marks=MARKS))
     dataset = data.load(path)
     assert dataset.packed.shape == (N, 512)
     on = np.flatnonzero(np.unpackbits(dataset.packed[:, :1], axis=-1)[:, 0])
@@ -110,10 +119,9 @@ def test_pixel_values_outside_zero_one_are_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_truncated_npz_is_refused(tmp_path):
-    path = write_npz(tmp_path / "full.npz")
+def test_truncated_npz_is_refused(tmp_path, official_npz):
     cut = tmp_path / "cut.npz"
-    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    cut.write_bytes(official_npz.read_bytes()[: official_npz.stat().st_size // 2])
     with pytest.raises(data.DataError, match="truncated or corrupt"):
         data.load(cut)
 
