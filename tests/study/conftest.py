@@ -19,10 +19,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.study.forked_cli import start_server
 from tests.study.helpers import RAY, RayHead, free_port
 
 JOIN = ("import ray\nray.init(address={address!r}, logging_level='ERROR')\n"
         "print(ray.get_runtime_context().get_node_id())")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fork_server() -> None:
+    """The fork server of the study tests' commands (tests/study/forked_cli.py), started
+    before any test sets environment variables of its own, which the server would keep."""
+    start_server()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import runpy
 import shutil
@@ -33,6 +34,14 @@ PRELOAD = ["torch", "pandas", "matplotlib.pyplot", "PIL.Image", "scipy.special",
 
 SERVER = multiprocessing.get_context("forkserver")
 SERVER.set_forkserver_preload(PRELOAD)
+
+
+def start_server() -> None:
+    """Start the fork server now, in the environment as it is: the server keeps it, and what
+    its libraries read from it when imported (torch's OMP_NUM_THREADS, matplotlib's folders)
+    holds for every command forked from it (tests/study/conftest.py starts it before any test
+    changes the environment)."""
+    multiprocessing.forkserver.ensure_running()
 
 
 def run_as_main(args: list[str], env: dict[str, str], cwd: str, out: str, err: str) -> None:
