@@ -14,6 +14,8 @@ import pytest
 
 from tests.study.helpers import cli, finish
 
+pytestmark = pytest.mark.integration  # the real command line
+
 CASES = {  # and whether the command names the working folder (or the storage under it)
     "help": (["--help"], False),
     "a usage error": (["data", "verify"], False),
