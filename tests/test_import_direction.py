@@ -49,6 +49,7 @@ def imported_project_modules(modules: list[str]) -> list[str]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow  # a fresh interpreter per package
 @pytest.mark.parametrize("package", list(ALLOWED))
 def test_imports_point_downward(package):
     own = {".".join(m.split(".")[:n]) for m in MODULES[package]

@@ -399,6 +399,7 @@ SIX = FakeGrid((4, 4, 4, 3, 2, 5), tuple(range(6)), {"6var": tuple(range(6))})  
 NOSHAPE = FakeGrid(SMALL_SIZES, (2, 3, 4, 5), {"4var": (2, 3, 4, 5)})  # dsprites_noshape's
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("data", "task"), [(SIX, "6var"), (NOSHAPE, "4var")])
 def test_metrics_score_a_second_dataset_on_its_own_factors(data, task):
     """Perfect codes of the latent factors score ~1 on every metric, though a nuisance factor

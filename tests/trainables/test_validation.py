@@ -115,6 +115,7 @@ def suggestions(tmp_path, name: str, results: list[dict], objective: str,
     return values
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["pareto", "constrained"])
 def test_optuna_suggests_alike_whatever_the_test_measures_and_not_whatever_validation(
         tmp_path, objective):
